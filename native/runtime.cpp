@@ -1,0 +1,138 @@
+// Process-wide runtime: native-memory accounting, thread counts, BLAS identification, build facts.
+#include <c10/core/CPUAllocator.h>
+#include <c10/core/impl/alloc_cpu.h>
+#include <dlfcn.h>
+#include <link.h>
+#include <torch/version.h>
+
+#include <atomic>
+#include <climits>
+#include <cstdlib>
+
+#include "common.h"
+
+namespace rlhf {
+
+// ---- native memory accounting ----------------------------------------------------------------------
+// A CPU allocator that counts bytes: every CPU tensor libtorch allocates (ours, autograd's saved
+// tensors, optimiser state) goes through it, so a leak anywhere shows in nativeBytes(). Each block
+// carries its size in a 64-byte header (keeping libtorch's 64-byte alignment); data == context, so
+// raw_allocate/raw_deleter keep working.
+static std::atomic<int64_t> g_bytes{0};
+static std::atomic<int64_t> g_peak{0};
+constexpr size_t kHeader = 64;
+
+static void countingDelete(void* data) {
+  if (!data) return;
+  char* base = static_cast<char*>(data) - kHeader;
+  g_bytes -= static_cast<int64_t>(*reinterpret_cast<size_t*>(base));
+  c10::free_cpu(base);
+}
+
+struct CountingAllocator final : at::Allocator {
+  at::DataPtr allocate(size_t n) const override {
+    if (n == 0) return {nullptr, nullptr, &countingDelete, at::Device(at::kCPU)};
+    char* base = static_cast<char*>(c10::alloc_cpu(n + kHeader));
+    *reinterpret_cast<size_t*>(base) = n;
+    int64_t now = (g_bytes += static_cast<int64_t>(n));
+    int64_t peak = g_peak.load();
+    while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {
+    }
+    void* data = base + kHeader;
+    return {data, data, &countingDelete, at::Device(at::kCPU)};
+  }
+  at::DeleterFnPtr raw_deleter() const override { return &countingDelete; }
+};
+
+static CountingAllocator g_allocator;
+
+static Napi::Value nativeBytes(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("cpu", Napi::Number::New(info.Env(), static_cast<double>(g_bytes.load())));
+  o.Set("cpuPeak", Napi::Number::New(info.Env(), static_cast<double>(g_peak.load())));
+  return o;
+}
+
+// ---- threads ---------------------------------------------------------------------------------------
+// torch::set_num_threads does not bound OpenBLAS's own pool, so we set both (found with dlsym: the BLAS
+// is whatever libtorch loaded, and may not be OpenBLAS at all).
+using SetThreadsFn = void (*)(int);
+using GetThreadsFn = int (*)();
+
+static Napi::Value setNumThreads(const Napi::CallbackInfo& info) {
+  return guard(info, "setNumThreads", [&] {
+    int n = argInt(info, 0);
+    if (n < 1) throw std::invalid_argument("thread count must be >= 1, got " + std::to_string(n));
+    at::set_num_threads(n);
+    if (auto f = reinterpret_cast<SetThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) f(n);
+    return info.Env().Undefined();
+  });
+}
+
+static Napi::Value getNumThreads(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("torch", Napi::Number::New(info.Env(), at::get_num_threads()));
+  o.Set("interop", Napi::Number::New(info.Env(), at::get_num_interop_threads()));
+  auto f = reinterpret_cast<GetThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  o.Set("blas", f ? Napi::Value(Napi::Number::New(info.Env(), f())) : info.Env().Null());
+  return o;
+}
+
+// ---- BLAS identification -------------------------------------------------------------------------
+static int collectLib(struct dl_phdr_info* phdr, size_t, void* out) {
+  std::string name = phdr->dlpi_name ? phdr->dlpi_name : "";
+  if (name.find("blas") != std::string::npos || name.find("mkl") != std::string::npos) {
+    char resolved[PATH_MAX];
+    std::string real = realpath(name.c_str(), resolved) ? resolved : name;
+    static_cast<std::vector<std::string>*>(out)->push_back(real);
+  }
+  return 0;
+}
+
+// blasInfo() -> {kind: 'openblas'|'reference'|'mkl'|'unknown', libraries: [...], config}
+static Napi::Value blasInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<std::string> libs;
+  dl_iterate_phdr(collectLib, &libs);
+  std::string kind = "unknown";
+  using ConfigFn = char* (*)();
+  auto cfg = reinterpret_cast<ConfigFn>(dlsym(RTLD_DEFAULT, "openblas_get_config"));
+  if (cfg) kind = "openblas";
+  else if (at::globalContext().hasMKL()) kind = "mkl";
+  else
+    for (auto& l : libs)
+      if (l.find("/blas/") != std::string::npos || l.find("libblas.so") != std::string::npos) kind = "reference";
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("kind", kind);
+  o.Set("config", cfg ? Napi::Value(Napi::String::New(env, cfg())) : env.Null());
+  Napi::Array a = Napi::Array::New(env, libs.size());
+  for (uint32_t k = 0; k < libs.size(); ++k) a.Set(k, libs[k]);
+  o.Set("libraries", a);
+  return o;
+}
+
+static Napi::Value buildInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("torchVersion", TORCH_VERSION);
+#ifdef RLHF_WITH_CUDA
+  o.Set("cudaBuild", true);
+#else
+  o.Set("cudaBuild", false);
+#endif
+  o.Set("cudaAvailable", torch::cuda::is_available());
+  o.Set("cudaDevices", static_cast<double>(torch::cuda::device_count()));
+  o.Set("parallel", at::get_parallel_info());
+  return o;
+}
+
+void registerRuntime(Napi::Env env, Exports exports) {
+  c10::SetCPUAllocator(&g_allocator, /*priority=*/UINT8_MAX);
+  RLHF_EXPORT("nativeBytes", nativeBytes);
+  RLHF_EXPORT("setNumThreads", setNumThreads);
+  RLHF_EXPORT("getNumThreads", getNumThreads);
+  RLHF_EXPORT("blasInfo", blasInfo);
+  RLHF_EXPORT("buildInfo", buildInfo);
+}
+
+}  // namespace rlhf

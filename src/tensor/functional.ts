@@ -1,0 +1,118 @@
+/** Free functions over several tensors, the neural-network ops, autograd mode and the runtime. */
+import { native } from './native.js';
+import { Tensor } from './tensor.js';
+
+const handles = (ts: readonly Tensor[]) => ts.map((t) => t.handle);
+const opt = (t: Tensor | null | undefined) => (t ? t.handle : -1);
+
+export function cat(ts: readonly Tensor[], dim = 0): Tensor {
+  return new Tensor(native.cat(handles(ts), dim));
+}
+export function stack(ts: readonly Tensor[], dim = 0): Tensor {
+  return new Tensor(native.stack(handles(ts), dim));
+}
+/** Elementwise `cond ? a : b`, broadcasting all three. */
+export function where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
+  return new Tensor(native.where(cond.handle, a.handle, b.handle));
+}
+/** Einstein summation, e.g. `einsum('bij,bjk->bik', a, b)`. */
+export function einsum(equation: string, ...operands: Tensor[]): Tensor {
+  return new Tensor(native.einsum(equation, handles(operands)));
+}
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  return a.matmul(b);
+}
+
+// ---- neural-network functional ops ------------------------------------------------------------------
+/** Rows of `weight` (V, D) at integer `ids` (any shape) → (…ids, D). */
+export function embedding(weight: Tensor, ids: Tensor): Tensor {
+  return new Tensor(native.embedding(weight.handle, ids.handle));
+}
+/** x · Wᵀ + b, with W (out, in) as torch.nn.Linear stores it. */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  return new Tensor(native.linear(x.handle, weight.handle, opt(bias)));
+}
+export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+  return new Tensor(native.layerNorm(x.handle, [...normalizedShape], opt(weight), opt(bias), eps));
+}
+/** RMSNorm over the last dim (Zhang & Sennrich 2019), in float32 for 16-bit inputs as HF Llama does. */
+export function rmsNorm(x: Tensor, weight?: Tensor | null, eps = 1e-6): Tensor {
+  return new Tensor(native.rmsNorm(x.handle, opt(weight), eps));
+}
+export function dropout(x: Tensor, p: number, training: boolean): Tensor {
+  return new Tensor(native.dropout(x.handle, p, training));
+}
+
+export type Reduction = 'none' | 'mean' | 'sum';
+const REDUCTION: Record<Reduction, number> = { none: 0, mean: 1, sum: 2 };
+
+/**
+ * Cross-entropy of `logits` (N, C) or (N, C, d…) against class indices `target` (N) / (N, d…).
+ * Targets equal to `ignoreIndex` contribute nothing, and 'mean' averages over the others only.
+ */
+export function crossEntropy(logits: Tensor, target: Tensor, opts: { ignoreIndex?: number; reduction?: Reduction; labelSmoothing?: number } = {}): Tensor {
+  const red = REDUCTION[opts.reduction ?? 'mean'];
+  if (red === undefined) throw new Error(`crossEntropy: unknown reduction '${String(opts.reduction)}'`);
+  return new Tensor(native.crossEntropy(logits.handle, target.handle, opts.ignoreIndex ?? -100, red, opts.labelSmoothing ?? 0));
+}
+
+/**
+ * softmax(q kᵀ · scale + mask) v, q/k/v (B, nh, T, hs). `mask` is boolean (true = attend) or additive
+ * float; `isCausal` masks the future. `scale` defaults to 1/√hs. libtorch 1.13 reaches the private op
+ * (native/compat.h).
+ */
+export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: { mask?: Tensor | null; dropoutP?: number; isCausal?: boolean; scale?: number } = {}): Tensor {
+  return new Tensor(native.sdpa(q.handle, k.handle, v.handle, opt(opts.mask), opts.dropoutP ?? 0, opts.isCausal ?? false, opts.scale ?? null));
+}
+
+// ---- autograd mode ---------------------------------------------------------------------------------
+/** Runs `fn` with gradient tracking off (torch.no_grad). Synchronous: grad mode is per thread. */
+export function noGrad<T>(fn: () => T): T {
+  const prev = native.setGradEnabled(false);
+  try {
+    return fn();
+  } finally {
+    native.setGradEnabled(prev);
+  }
+}
+export function isGradEnabled(): boolean {
+  return native.isGradEnabled();
+}
+
+/**
+ * Rescales gradients in place so their joint `normType` norm is at most `maxNorm`; returns the norm
+ * before clipping (torch.nn.utils.clip_grad_norm_).
+ */
+export function clipGradNorm(params: readonly Tensor[], maxNorm: number, normType = 2): number {
+  return native.clipGradNorm(handles(params), maxNorm, normType);
+}
+
+// ---- runtime ---------------------------------------------------------------------------------------
+/** Sets libtorch's intra-op threads and OpenBLAS's pool (torch.set_num_threads alone does not). */
+export function setNumThreads(n: number): void {
+  native.setNumThreads(n);
+}
+export function getNumThreads(): { torch: number; interop: number; blas: number | null } {
+  return native.getNumThreads();
+}
+export type BlasInfo = ReturnType<typeof native.blasInfo>;
+export function blasInfo(): BlasInfo {
+  return native.blasInfo();
+}
+export function buildInfo(): ReturnType<typeof native.buildInfo> {
+  return native.buildInfo();
+}
+
+let warned = false;
+/**
+ * Warns once on stderr when the loaded BLAS is the slow reference one (~6 GFLOP/s against ~100 for
+ * OpenBLAS on this class of machine). Returns the BLAS description.
+ */
+export function checkBlas(): BlasInfo {
+  const info = native.blasInfo();
+  if (info.kind === 'reference' && !warned) {
+    warned = true;
+    process.stderr.write('rlhf-ts: warning: libtorch is using the reference BLAS (slow matmuls); install libopenblas0-pthread\n');
+  }
+  return info;
+}

@@ -1,0 +1,7 @@
+/** rlhf-ts tensors: libtorch's tensors, autograd and optimisers from TypeScript. */
+export { type Device, type DType, DTYPES, isFloating } from './dtype.js';
+export { dispose, keep, memory, scope } from './lifetime.js';
+export { type NestedArray, type Dims, Tensor, type TensorOrScalar, type ValuesIndices } from './tensor.js';
+export * from './create.js';
+export * from './functional.js';
+export * from './optim.js';
