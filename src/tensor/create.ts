@@ -87,6 +87,8 @@ function typedFor(dtype: DType, values: readonly (number | boolean | bigint)[]):
  * `shape` reshapes a flat typed array.
  */
 export function tensor(data: NestedArray<number | boolean | bigint> | AnyTypedArray, opts: CreateOptions & { shape?: readonly number[] } = {}): Tensor {
+  // Validate first: an unknown dtype would otherwise surface as "NaN elements do not fill shape".
+  if (opts.dtype !== undefined) dtypeCode(opts.dtype);
   let flat: AnyTypedArray;
   let shape: number[];
   let natural: DType;

@@ -30,7 +30,8 @@ export function track(t: Tracked): void {
   else register(t);
 }
 
-function register(t: Tracked): void {
+/** Hands a tensor to the FinalizationRegistry backstop. */
+export function register(t: Tracked): void {
   registry.register(t, t._h, t);
   t._reg = true;
 }

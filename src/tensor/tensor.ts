@@ -4,7 +4,7 @@
  * scope (see lifetime.ts); in-place methods end in `_` and return `this`.
  */
 import { type AnyTypedArray, type Device, type DType, DTYPES, dtypeCode, isDType, ITEM_SIZE, viewAs } from './dtype.js';
-import { track, untrack, type Tracked } from './lifetime.js';
+import { register, track, untrack, type Tracked } from './lifetime.js';
 import { native } from './native.js';
 
 function codes(names: string[]): Record<string, number> {
@@ -106,6 +106,25 @@ export class Tensor implements Tracked {
     this.dispose();
   }
 
+  /**
+   * Replaces this tensor's contents with `source`'s (PyTorch's `param.data = …`): the object keeps its
+   * identity, so modules holding it see the new data, dtype or device. `source` is consumed.
+   * @internal used by Module.to() and checkpoint loading.
+   */
+  _setData(source: Tensor): void {
+    const h = source.handle;
+    untrack(source);
+    source._h = -1;
+    native.free(this.handle);
+    this._h = h;
+    this._meta = undefined;
+    // The registry holds the old handle number: register again with the new one.
+    if (this._reg) {
+      untrack(this);
+      register(this);
+    }
+  }
+
   // ---- read-back -----------------------------------------------------------------------------
   /** A fresh typed array with the elements in row-major order (bfloat16/float16: raw 16-bit patterns). */
   data(): AnyTypedArray {
@@ -150,7 +169,9 @@ export class Tensor implements Tracked {
     let device: string = '';
     if (typeof target === 'string') {
       if (isDType(target)) dtype = target;
-      else device = target;
+      else if (/^(cpu|cuda(:\d+)?)$/.test(target)) device = target;
+      // Without this, an unknown dtype string reached libtorch as a device ("Invalid device string").
+      else throw new Error(`to(): '${String(target)}' is neither a dtype (${DTYPES.join(', ')}) nor a device (cpu, cuda, cuda:N)`);
     } else {
       dtype = target.dtype;
       device = target.device ?? '';

@@ -1,0 +1,96 @@
+/**
+ * Command-line parsing for `rlhf` (conventions in shared/STYLE.md): every option has a type, a default
+ * shown in --help and a description; an unknown option is an error naming the nearest valid one.
+ */
+export type OptionType = 'string' | 'number' | 'boolean' | 'strings';
+
+export interface OptionSpec {
+  name: string;
+  type: OptionType;
+  /** Shown in --help; undefined means "none". */
+  default?: string | number | boolean | string[];
+  help: string;
+}
+
+export type ParsedOptions = Record<string, string | number | boolean | string[] | undefined>;
+
+/** Levenshtein distance, for "did you mean" suggestions. */
+export function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** The candidate nearest to `word`, for error messages. */
+export function nearest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const dist = editDistance(word, c);
+    if (dist < bestD) [best, bestD] = [c, dist];
+  }
+  return best;
+}
+
+export class UsageError extends Error {}
+
+/** Parses `argv` against `specs`; returns the options (defaults filled) and the positional words. */
+export function parseOptions(argv: readonly string[], specs: readonly OptionSpec[]): { options: ParsedOptions; positional: string[] } {
+  const byName = new Map(specs.map((s) => [s.name, s]));
+  const options: ParsedOptions = {};
+  for (const s of specs) options[s.name] = Array.isArray(s.default) ? [...s.default] : s.default;
+  const seen = new Set<string>();
+  const positional: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) {
+      positional.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq < 0 ? undefined : eq);
+    const spec = byName.get(name);
+    if (!spec) {
+      const near = nearest(name, [...byName.keys()]);
+      throw new UsageError(`unknown option --${name}${near ? ` (did you mean --${near}?)` : ''}`);
+    }
+    let value: string | undefined = eq < 0 ? undefined : arg.slice(eq + 1);
+    if (spec.type === 'boolean') {
+      if (value !== undefined && value !== 'true' && value !== 'false') throw new UsageError(`--${name} takes no value (or =true/=false), got '${value}'`);
+      options[name] = value !== 'false';
+      continue;
+    }
+    if (value === undefined) {
+      value = argv[++i];
+      if (value === undefined) throw new UsageError(`--${name} needs a value`);
+    }
+    if (spec.type === 'number') {
+      const n = Number(value);
+      if (value.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${name} needs a number, got '${value}'`);
+      options[name] = n;
+    } else if (spec.type === 'strings') {
+      // A repeatable option: the first use replaces the default list.
+      const list = seen.has(name) ? (options[name] as string[]) : [];
+      list.push(value);
+      options[name] = list;
+    } else options[name] = value;
+    seen.add(name);
+  }
+  return { options, positional };
+}
+
+/** The option table for --help. */
+export function formatOptions(specs: readonly OptionSpec[]): string {
+  const rows = specs.map((s) => {
+    const flag = `--${s.name}${s.type === 'boolean' ? '' : s.type === 'number' ? ' N' : ' VALUE'}`;
+    const dflt = s.default === undefined ? '' : ` (default: ${Array.isArray(s.default) ? JSON.stringify(s.default) : String(s.default)})`;
+    return [flag, `${s.help}${dflt}`] as const;
+  });
+  const w = Math.max(...rows.map(([f]) => f.length), 10);
+  return rows.map(([f, h]) => `  ${f.padEnd(w)}  ${h}`).join('\n');
+}

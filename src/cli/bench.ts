@@ -1,0 +1,26 @@
+/** `rlhf bench …`: benchmarks against the Python PyTorch baseline, JSON out (bench/). */
+import type { Command } from './main.js';
+import type { OptionSpec } from './args.js';
+
+const benchOptions: OptionSpec[] = [
+  { name: 'reps', type: 'number', default: 7, help: 'interleaved repetitions per case (ours, theirs, ours, …)' },
+  { name: 'threads', type: 'number', help: "threads for libtorch and OpenBLAS on both sides (default: libtorch's default)" },
+  { name: 'python', type: 'string', default: '/usr/bin/python3', help: 'Python interpreter with torch, for the baseline (or $PYTHON)' },
+  { name: 'quick', type: 'boolean', default: false, help: 'tiny sizes and 2 repetitions: checks the machinery, not speed' },
+];
+
+export const benchCommands: Record<string, Command> = {
+  'bench engine': {
+    summary: 'tensor-engine overhead, matmul GFLOP/s and a transformer-block training step vs PyTorch',
+    options: benchOptions,
+    async run(o) {
+      const { runEngineBench } = await import('../../bench/engine.js');
+      return runEngineBench({
+        reps: o.reps as number,
+        threads: o.threads as number | undefined,
+        python: (process.env.PYTHON ?? o.python) as string,
+        quick: o.quick as boolean,
+      });
+    },
+  },
+};

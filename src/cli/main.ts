@@ -1,0 +1,85 @@
+/**
+ * The `rlhf` command. Each subcommand declares its options (with defaults shown in --help) and a `run`
+ * that returns a JSON-able result: with --json that result is printed as one line of compact JSON on
+ * stdout and nothing else; without it, the command's `human` formatter prints it for people. Logs and
+ * progress go to stderr. Exit code 0 on success; on failure a one-line reason on stderr (the stack with
+ * --verbose) and exit code 1 (2 for usage errors).
+ */
+import { formatOptions, nearest, type OptionSpec, type ParsedOptions, parseOptions, UsageError } from './args.js';
+import { benchCommands } from './bench.js';
+import { infoCommand } from './info.js';
+
+export interface Command {
+  summary: string;
+  options: OptionSpec[];
+  run(opts: ParsedOptions): Promise<unknown>;
+  /** Human-readable rendering of the result (defaults to pretty JSON). */
+  human?(result: unknown): string;
+}
+
+const COMMON: OptionSpec[] = [
+  { name: 'json', type: 'boolean', default: false, help: 'print the result as one line of JSON on stdout' },
+  { name: 'verbose', type: 'boolean', default: false, help: 'print error details (stack) on failure' },
+  { name: 'help', type: 'boolean', default: false, help: 'show this help' },
+];
+
+export const COMMANDS: Record<string, Command> = {
+  info: infoCommand,
+  ...benchCommands,
+};
+
+function usage(): string {
+  const names = Object.keys(COMMANDS);
+  const w = Math.max(...names.map((n) => n.length));
+  return `usage: rlhf <command> [options]\n\ncommands:\n${names.map((n) => `  ${n.padEnd(w)}  ${COMMANDS[n]!.summary}`).join('\n')}\n\nrun \`rlhf <command> --help\` for a command's options`;
+}
+
+/** Finds the longest command name made of the leading positional words. */
+function resolve(argv: readonly string[]): { name: string; rest: string[] } {
+  const words: string[] = [];
+  for (const a of argv) {
+    if (a.startsWith('--')) break;
+    words.push(a);
+  }
+  for (let n = words.length; n > 0; n--) {
+    const name = words.slice(0, n).join(' ');
+    if (COMMANDS[name]) return { name, rest: argv.slice(n) };
+  }
+  const attempted = words.join(' ');
+  const group = Object.keys(COMMANDS).filter((n) => n.startsWith(`${words[0]} `));
+  if (words.length === 1 && group.length > 0) {
+    throw new UsageError(`'rlhf ${words[0]}' needs a subcommand: ${group.map((n) => n.split(' ').slice(1).join(' ')).join(', ')}`);
+  }
+  // Compare against whole names and their first words, so `rlhf bnch` suggests 'bench'.
+  const names = Object.keys(COMMANDS);
+  const near = nearest(words.length > 1 ? attempted : words[0] ?? '', [...names, ...names.map((n) => n.split(' ')[0]!)]);
+  throw new UsageError(words.length === 0 ? usage() : `unknown command '${attempted}'${near ? ` (did you mean '${near}'?)` : ''}`);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const verbose = argv.includes('--verbose');
+  try {
+    if (argv.length === 0 || argv[0] === '--help' || argv[0] === 'help') {
+      process.stdout.write(usage() + '\n');
+      return;
+    }
+    const { name, rest } = resolve(argv);
+    const cmd = COMMANDS[name]!;
+    const specs = [...cmd.options, ...COMMON];
+    const { options, positional } = parseOptions(rest, specs);
+    if (options.help) {
+      process.stdout.write(`rlhf ${name}: ${cmd.summary}\n\noptions:\n${formatOptions(specs)}\n`);
+      return;
+    }
+    if (positional.length > 0) throw new UsageError(`unexpected argument '${positional[0]}' for 'rlhf ${name}'`);
+    const result = await cmd.run(options);
+    if (options.json) process.stdout.write(JSON.stringify(result) + '\n');
+    else process.stdout.write((cmd.human ? cmd.human(result) : JSON.stringify(result, null, 2)) + '\n');
+  } catch (e) {
+    const err = e instanceof Error ? e : new Error(String(e));
+    process.stderr.write(`rlhf: ${err.message.split('\n')[0]}\n`);
+    if (err instanceof UsageError && err.message.includes('\n')) process.stderr.write(err.message.split('\n').slice(1).join('\n') + '\n');
+    if (verbose && err.stack) process.stderr.write(err.stack + '\n');
+    process.exitCode = err instanceof UsageError ? 2 : 1;
+  }
+}

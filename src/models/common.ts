@@ -1,0 +1,83 @@
+/**
+ * What every causal LM family shares: the forward options, the attention mask, grouped-query attention
+ * over a cache, and the CausalLM interface the generation and RL layers program against.
+ */
+import { arange, full, scaledDotProductAttention, type Tensor } from '../tensor/index.js';
+import type { Module } from '../nn/module.js';
+import type { KVCache } from './cache.js';
+
+export interface ForwardOptions {
+  /**
+   * (B, L) with 1 for real tokens and 0 for padding, L = cached length + T (left padding). Omit when
+   * there is no padding.
+   */
+  attentionMask?: Tensor | null;
+  /** (B, T) positions; defaults to cached length + 0..T-1 (correct without padding). */
+  positionIds?: Tensor | null;
+  /** Incremental decoding: new keys/values are written into it and the result attends over it. */
+  cache?: KVCache | null;
+  /** Compute logits for the last position only ((B, 1, V)): what sampling needs. */
+  lastOnly?: boolean;
+}
+
+/** The interface generation, scoring, reward heads and trainers use. */
+export interface CausalLM extends Module {
+  readonly config: ModelConfigCommon;
+  /** Final (normed) hidden states (B, T, C). */
+  hidden(ids: Tensor, opts?: ForwardOptions): Tensor;
+  /** Next-token logits (B, T, V), or (B, 1, V) with lastOnly. */
+  forward(ids: Tensor, opts?: ForwardOptions): Tensor;
+  /** A KV cache sized for this model. */
+  newCache(batch: number, maxLen: number): KVCache;
+}
+
+/** The facts about any architecture that the layers above need. */
+export interface ModelConfigCommon {
+  architecture: string;
+  vocabSize: number;
+  hiddenSize: number;
+  numLayers: number;
+  maxPositions: number;
+  bosTokenId: number | null;
+  /** Every id that ends a sequence (stories260K: both BOS 1 and EOS 2). */
+  eosTokenIds: number[];
+  padTokenId: number | null;
+}
+
+/**
+ * The additive attention mask (B, 1, T, L): 0 where query t may attend key j (j ≤ past + t and key j
+ * is not padding), −∞ elsewhere. A query whose keys are all padding (a pad position in a left-padded
+ * row) may attend itself, so softmax never sees an all −∞ row: its NaN would leak through 0·NaN in the
+ * next matmul even though real tokens never attend pads.
+ */
+export function attentionBias(padMask: Tensor | null, batch: number, t: number, past: number, dtype: Tensor['dtype']): Tensor {
+  const l = past + t;
+  const q = arange(past, l).unsqueeze(1); // (T, 1)
+  const k = arange(0, l).unsqueeze(0); // (1, L)
+  let allowed = k.le(q).reshape(1, 1, t, l); // causal (1, 1, T, L)
+  if (padMask) {
+    const real = padMask.bool().reshape(batch, 1, 1, l); // (B, 1, 1, L)
+    allowed = allowed.logicalAnd(real).logicalOr(k.eq(q).reshape(1, 1, t, l)); // (B, 1, T, L)
+  }
+  return full(allowed.shape, 0, { dtype }).maskedFill(allowed.logicalNot(), -Infinity);
+}
+
+/**
+ * softmax(q kᵀ/√hs + bias) v with grouped-query attention: q (B, nh, T, hs), k/v (B, nkv, L, hs),
+ * nh = nkv · g, query head h reading kv head ⌊h/g⌋ (HF's repeat_kv). Instead of repeating k and v g
+ * times (a copy per step), the g query heads of a kv head are folded into its rows: (B, nkv, g·T, hs).
+ */
+export function groupedAttention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | null, causalNoBias: boolean): Tensor {
+  const [b, nh, t, hs] = q.shape as [number, number, number, number];
+  const nkv = k.size(1);
+  if (nh === nkv) return scaledDotProductAttention(q, k, v, { mask: bias, isCausal: causalNoBias && bias === null });
+  const g = nh / nkv;
+  if (causalNoBias && t > 1) {
+    // Folding rows breaks the is_causal shortcut (row index ≠ position), so give it an explicit bias.
+    bias = attentionBias(null, b, t, k.size(2) - t, q.dtype);
+  }
+  const qg = q.reshape(b, nkv, g * t, hs); // (B, nkv, g·T, hs): row gi·T + t
+  const bg = bias ? bias.repeat(1, 1, g, 1) : null; // rows tiled to match
+  const out = scaledDotProductAttention(qg, k, v, { mask: bg });
+  return out.reshape(b, nh, t, hs);
+}

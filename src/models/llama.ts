@@ -1,0 +1,199 @@
+/**
+ * The Llama family as Hugging Face configures it (`LlamaForCausalLM`): Llama 2/3, Mistral, SmolLM, and
+ * Qwen2/2.5 (q/k/v biases). Pre-norm decoder blocks: RMSNorm → self-attention with rotary positions
+ * and grouped-query attention → residual → RMSNorm → SwiGLU MLP → residual. Parameter names are HF's,
+ * so `model.safetensors` loads by key copy.
+ */
+import { type Generator, noGrad, type Tensor, type DType, arange } from '../tensor/index.js';
+import { Linear, Embedding, RMSNorm } from '../nn/layers.js';
+import { Module, ModuleList } from '../nn/module.js';
+import { Rotary, type RopeScaling } from '../nn/rotary.js';
+import { KVCache } from './cache.js';
+import { attentionBias, type CausalLM, type ForwardOptions, groupedAttention, type ModelConfigCommon } from './common.js';
+import { ConfigReader } from './config.js';
+
+export interface LlamaConfig extends ModelConfigCommon {
+  architecture: 'llama';
+  modelType: string;
+  intermediateSize: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  ropeScaling: RopeScaling | null;
+  tieWordEmbeddings: boolean;
+  /** q/k/v (and o for attention_bias) carry biases: Qwen2 has q/k/v biases only. */
+  qkvBias: boolean;
+  oBias: boolean;
+  mlpBias: boolean;
+  initializerRange: number;
+}
+
+/** Reads a Hugging Face config.json object for the Llama family; errors name the missing/bad field. */
+export function parseLlamaConfig(raw: Record<string, unknown>, source = 'config.json'): LlamaConfig {
+  const r = new ConfigReader(raw, source);
+  const modelType = r.str('model_type', 'llama');
+  const hidden = r.int('hidden_size');
+  const heads = r.int('num_attention_heads');
+  const kvHeads = r.int('num_key_value_heads', heads);
+  if (heads % kvHeads !== 0) r.fail('num_key_value_heads', `${kvHeads} does not divide num_attention_heads ${heads}`);
+  const headDim = r.int('head_dim', hidden / heads);
+  const act = r.str('hidden_act', 'silu');
+  if (act !== 'silu') r.fail('hidden_act', `'${act}' is not supported for Llama-family models (only silu)`);
+  const attnBias = r.bool('attention_bias', false);
+  const isQwen2 = modelType === 'qwen2';
+  return {
+    architecture: 'llama',
+    modelType,
+    vocabSize: r.int('vocab_size'),
+    hiddenSize: hidden,
+    intermediateSize: r.int('intermediate_size'),
+    numLayers: r.int('num_hidden_layers'),
+    numHeads: heads,
+    numKvHeads: kvHeads,
+    headDim,
+    maxPositions: r.int('max_position_embeddings', 2048),
+    rmsNormEps: r.num('rms_norm_eps', 1e-6),
+    ropeTheta: r.num('rope_theta', 10000),
+    ropeScaling: (raw.rope_scaling as RopeScaling | null | undefined) ?? null,
+    tieWordEmbeddings: r.bool('tie_word_embeddings', false),
+    qkvBias: attnBias || isQwen2,
+    oBias: attnBias,
+    mlpBias: r.bool('mlp_bias', false),
+    initializerRange: r.num('initializer_range', 0.02),
+    bosTokenId: r.optInt('bos_token_id'),
+    eosTokenIds: r.intList('eos_token_id'),
+    padTokenId: r.optInt('pad_token_id'),
+  };
+}
+
+interface Init {
+  dtype?: DType;
+  generator?: Generator;
+  std: number;
+}
+
+class LlamaAttention extends Module {
+  readonly q_proj: Linear;
+  readonly k_proj: Linear;
+  readonly v_proj: Linear;
+  readonly o_proj: Linear;
+  constructor(private readonly c: LlamaConfig, init: Init) {
+    super();
+    const { hiddenSize: d, numHeads: nh, numKvHeads: nkv, headDim: hs } = c;
+    this.q_proj = this.child('q_proj', new Linear(d, nh * hs, { ...init, bias: c.qkvBias }));
+    this.k_proj = this.child('k_proj', new Linear(d, nkv * hs, { ...init, bias: c.qkvBias }));
+    this.v_proj = this.child('v_proj', new Linear(d, nkv * hs, { ...init, bias: c.qkvBias }));
+    this.o_proj = this.child('o_proj', new Linear(nh * hs, d, { ...init, bias: c.oBias }));
+  }
+  forward(x: Tensor, rope: { cos: Tensor; sin: Tensor }, bias: Tensor | null, layer: number, cache: KVCache | null): Tensor {
+    const [b, t] = x.shape as [number, number];
+    const { numHeads: nh, numKvHeads: nkv, headDim: hs } = this.c;
+    const q = Rotary.rotate(this.q_proj.forward(x).view(b, t, nh, hs).transpose(1, 2), rope); // (B, nh, T, hs)
+    let k = Rotary.rotate(this.k_proj.forward(x).view(b, t, nkv, hs).transpose(1, 2), rope); // (B, nkv, T, hs)
+    let v = this.v_proj.forward(x).view(b, t, nkv, hs).transpose(1, 2); // (B, nkv, T, hs)
+    if (cache) ({ k, v } = cache.append(layer, k, v)); // (B, nkv, L, hs)
+    const y = groupedAttention(q, k, v, bias, true); // (B, nh, T, hs)
+    return this.o_proj.forward(y.transpose(1, 2).reshape(b, t, nh * hs));
+  }
+}
+
+/** SwiGLU: down(silu(gate(x)) · up(x)). */
+class LlamaMLP extends Module {
+  readonly gate_proj: Linear;
+  readonly up_proj: Linear;
+  readonly down_proj: Linear;
+  constructor(c: LlamaConfig, init: Init) {
+    super();
+    this.gate_proj = this.child('gate_proj', new Linear(c.hiddenSize, c.intermediateSize, { ...init, bias: c.mlpBias }));
+    this.up_proj = this.child('up_proj', new Linear(c.hiddenSize, c.intermediateSize, { ...init, bias: c.mlpBias }));
+    this.down_proj = this.child('down_proj', new Linear(c.intermediateSize, c.hiddenSize, { ...init, bias: c.mlpBias }));
+  }
+  forward(x: Tensor): Tensor {
+    return this.down_proj.forward(this.gate_proj.forward(x).silu().mul(this.up_proj.forward(x)));
+  }
+}
+
+class LlamaDecoderLayer extends Module {
+  readonly self_attn: LlamaAttention;
+  readonly mlp: LlamaMLP;
+  readonly input_layernorm: RMSNorm;
+  readonly post_attention_layernorm: RMSNorm;
+  constructor(c: LlamaConfig, init: Init) {
+    super();
+    this.self_attn = this.child('self_attn', new LlamaAttention(c, init));
+    this.mlp = this.child('mlp', new LlamaMLP(c, init));
+    this.input_layernorm = this.child('input_layernorm', new RMSNorm(c.hiddenSize, c.rmsNormEps, init));
+    this.post_attention_layernorm = this.child('post_attention_layernorm', new RMSNorm(c.hiddenSize, c.rmsNormEps, init));
+  }
+  forward(x: Tensor, rope: { cos: Tensor; sin: Tensor }, bias: Tensor | null, layer: number, cache: KVCache | null): Tensor {
+    const h = x.add(this.self_attn.forward(this.input_layernorm.forward(x), rope, bias, layer, cache));
+    return h.add(this.mlp.forward(this.post_attention_layernorm.forward(h)));
+  }
+}
+
+class LlamaModel extends Module {
+  readonly embed_tokens: Embedding;
+  readonly layers: ModuleList<LlamaDecoderLayer>;
+  readonly norm: RMSNorm;
+  readonly rotary: Rotary;
+  constructor(c: LlamaConfig, init: Init) {
+    super();
+    this.embed_tokens = this.child('embed_tokens', new Embedding(c.vocabSize, c.hiddenSize, init));
+    this.layers = this.child('layers', new ModuleList(Array.from({ length: c.numLayers }, () => new LlamaDecoderLayer(c, init))));
+    this.norm = this.child('norm', new RMSNorm(c.hiddenSize, c.rmsNormEps, init));
+    this.rotary = this.child('rotary_emb', new Rotary(c.headDim, c.maxPositions, c.ropeTheta, c.ropeScaling));
+  }
+}
+
+export class LlamaForCausalLM extends Module implements CausalLM {
+  readonly model: LlamaModel;
+  readonly lm_head: Linear | null;
+  constructor(readonly config: LlamaConfig, opts: { dtype?: DType; generator?: Generator } = {}) {
+    super();
+    const init = { ...opts, std: config.initializerRange };
+    this.model = this.child('model', new LlamaModel(config, init));
+    this.lm_head = config.tieWordEmbeddings ? null : this.child('lm_head', new Linear(config.hiddenSize, config.vocabSize, { ...init, bias: false }));
+  }
+
+  hidden(ids: Tensor, opts: ForwardOptions = {}): Tensor {
+    const [b, t] = ids.shape as [number, number];
+    const cache = opts.cache ?? null;
+    const past = cache ? cache.length : 0;
+    checkInput(ids, this.config, past);
+    const positions = opts.positionIds ?? arange(past, past + t).unsqueeze(0).expand(b, t);
+    const rope = this.model.rotary.tables(positions);
+    let x = this.model.embed_tokens.forward(ids); // (B, T, C)
+    // Without padding or a cache, the causal flag alone masks (no bias tensor to build).
+    const bias = opts.attentionMask || past > 0 ? attentionBias(opts.attentionMask ?? null, b, t, past, x.dtype) : null;
+    this.model.layers.items.forEach((layer, i) => {
+      x = layer.forward(x, rope, bias, i, cache);
+    });
+    cache?.advance(t);
+    return this.model.norm.forward(x);
+  }
+
+  forward(ids: Tensor, opts: ForwardOptions = {}): Tensor {
+    let h = this.hidden(ids, opts);
+    if (opts.lastOnly) h = h.narrow(1, h.size(1) - 1, 1);
+    return this.lm_head ? this.lm_head.forward(h) : h.matmul(this.model.embed_tokens.weight.T);
+  }
+
+  newCache(batch: number, maxLen: number): KVCache {
+    const c = this.config;
+    const w = this.model.embed_tokens.weight;
+    return new KVCache(c.numLayers, batch, c.numKvHeads, maxLen, c.headDim, { dtype: w.dtype, device: w.device });
+  }
+}
+
+/** Token ids must be integers inside the vocabulary, and positions inside the model's range. */
+export function checkInput(ids: Tensor, c: ModelConfigCommon, past: number): void {
+  if (ids.ndim !== 2) throw new Error(`input ids must be (batch, time), got shape [${ids.shape.join(', ')}]`);
+  if (ids.dtype !== 'int64' && ids.dtype !== 'int32') throw new Error(`input ids must be int64 or int32, got ${ids.dtype}`);
+  const t = ids.size(1);
+  if (past + t > c.maxPositions) throw new Error(`sequence of ${past + t} positions exceeds the model's maximum of ${c.maxPositions}`);
+  if (ids.numel === 0) return;
+  const [lo, hi] = noGrad(() => [ids.amin().item(), ids.amax().item()]);
+  if (lo < 0 || hi >= c.vocabSize) throw new Error(`token id ${lo < 0 ? lo : hi} is outside the vocabulary (size ${c.vocabSize})`);
+}
