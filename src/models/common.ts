@@ -72,7 +72,7 @@ export function groupedAttention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor |
   const nkv = k.size(1);
   if (nh === nkv) return scaledDotProductAttention(q, k, v, { mask: bias, isCausal: causalNoBias && bias === null });
   const g = nh / nkv;
-  if (causalNoBias && t > 1) {
+  if (causalNoBias && bias === null && t > 1) {
     // Folding rows breaks the is_causal shortcut (row index ≠ position), so give it an explicit bias.
     bias = attentionBias(null, b, t, k.size(2) - t, q.dtype);
   }
