@@ -8,12 +8,13 @@
 import { formatOptions, nearest, type OptionSpec, type ParsedOptions, parseOptions, UsageError } from './args.js';
 import { benchCommands } from './bench.js';
 import { infoCommand } from './info.js';
+import { modelCommands } from './model.js';
 
 export interface Command {
   summary: string;
   options: OptionSpec[];
   run(opts: ParsedOptions): Promise<unknown>;
-  /** Human-readable rendering of the result (defaults to pretty JSON). */
+  /** Human-readable rendering of the result, written as is (defaults to pretty JSON and a newline). */
   human?(result: unknown): string;
 }
 
@@ -25,6 +26,7 @@ const COMMON: OptionSpec[] = [
 
 export const COMMANDS: Record<string, Command> = {
   info: infoCommand,
+  ...modelCommands,
   ...benchCommands,
 };
 
@@ -74,7 +76,7 @@ export async function main(argv: string[]): Promise<void> {
     if (positional.length > 0) throw new UsageError(`unexpected argument '${positional[0]}' for 'rlhf ${name}'`);
     const result = await cmd.run(options);
     if (options.json) process.stdout.write(JSON.stringify(result) + '\n');
-    else process.stdout.write((cmd.human ? cmd.human(result) : JSON.stringify(result, null, 2)) + '\n');
+    else process.stdout.write(cmd.human ? cmd.human(result) : JSON.stringify(result, null, 2) + '\n');
   } catch (e) {
     const err = e instanceof Error ? e : new Error(String(e));
     process.stderr.write(`rlhf: ${err.message.split('\n')[0]}\n`);

@@ -2,7 +2,7 @@
  * What every causal LM family shares: the forward options, the attention mask, grouped-query attention
  * over a cache, and the CausalLM interface the generation and RL layers program against.
  */
-import { arange, full, scaledDotProductAttention, type Tensor } from '../tensor/index.js';
+import { arange, full, noGrad, scaledDotProductAttention, type Tensor } from '../tensor/index.js';
 import type { Module } from '../nn/module.js';
 import type { KVCache } from './cache.js';
 
@@ -14,7 +14,11 @@ export interface ForwardOptions {
   attentionMask?: Tensor | null;
   /** (B, T) positions; defaults to cached length + 0..T-1 (correct without padding). */
   positionIds?: Tensor | null;
-  /** Incremental decoding: new keys/values are written into it and the result attends over it. */
+  /**
+   * Incremental decoding: new keys/values are written into it and the result attends over it. The
+   * cache is written outside autograd, so a cached forward does not backpropagate into past keys and
+   * values: use it for generation, never for training.
+   */
   cache?: KVCache | null;
   /** Compute logits for the last position only ((B, 1, V)): what sampling needs. */
   lastOnly?: boolean;
@@ -50,16 +54,20 @@ export interface ModelConfigCommon {
  * row) may attend itself, so softmax never sees an all −∞ row: its NaN would leak through 0·NaN in the
  * next matmul even though real tokens never attend pads.
  */
-export function attentionBias(padMask: Tensor | null, batch: number, t: number, past: number, dtype: Tensor['dtype']): Tensor {
+export function attentionBias(padMask: Tensor | null, batch: number, t: number, past: number, like: Tensor): Tensor {
   const l = past + t;
-  const q = arange(past, l).unsqueeze(1); // (T, 1)
-  const k = arange(0, l).unsqueeze(0); // (1, L)
+  if (padMask && (padMask.ndim !== 2 || padMask.size(0) !== batch || padMask.size(1) !== l)) {
+    throw new Error(`attentionMask must be (batch ${batch}, cached + new positions ${l}), got [${padMask.shape.join(', ')}]`);
+  }
+  const device = like.device;
+  const q = arange(past, l, 1, { device }).unsqueeze(1); // (T, 1)
+  const k = arange(0, l, 1, { device }).unsqueeze(0); // (1, L)
   let allowed = k.le(q).reshape(1, 1, t, l); // causal (1, 1, T, L)
   if (padMask) {
     const real = padMask.bool().reshape(batch, 1, 1, l); // (B, 1, 1, L)
     allowed = allowed.logicalAnd(real).logicalOr(k.eq(q).reshape(1, 1, t, l)); // (B, 1, T, L)
   }
-  return full(allowed.shape, 0, { dtype }).maskedFill(allowed.logicalNot(), -Infinity);
+  return full(allowed.shape, 0, { dtype: like.dtype, device }).maskedFill(allowed.logicalNot(), -Infinity);
 }
 
 /**
@@ -70,14 +78,32 @@ export function attentionBias(padMask: Tensor | null, batch: number, t: number, 
 export function groupedAttention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | null, causalNoBias: boolean): Tensor {
   const [b, nh, t, hs] = q.shape as [number, number, number, number];
   const nkv = k.size(1);
+  // libtorch's is_causal mask is top-left aligned: right only when there is no cached past (T == L),
+  // which holds because callers pass a bias whenever past > 0.
   if (nh === nkv) return scaledDotProductAttention(q, k, v, { mask: bias, isCausal: causalNoBias && bias === null });
   const g = nh / nkv;
   if (causalNoBias && bias === null && t > 1) {
     // Folding rows breaks the is_causal shortcut (row index ≠ position), so give it an explicit bias.
-    bias = attentionBias(null, b, t, k.size(2) - t, q.dtype);
+    bias = attentionBias(null, b, t, k.size(2) - t, q);
   }
   const qg = q.reshape(b, nkv, g * t, hs); // (B, nkv, g·T, hs): row gi·T + t
   const bg = bias ? bias.repeat(1, 1, g, 1) : null; // rows tiled to match
   const out = scaledDotProductAttention(qg, k, v, { mask: bg });
   return out.reshape(b, nh, t, hs);
+}
+
+/** Token ids must be integers inside the vocabulary, and positions inside the model's range. */
+export function checkInput(ids: Tensor, c: ModelConfigCommon, past: number, positionIds?: Tensor | null): void {
+  if (ids.ndim !== 2) throw new Error(`input ids must be (batch, time), got shape [${ids.shape.join(', ')}]`);
+  if (ids.dtype !== 'int64' && ids.dtype !== 'int32') throw new Error(`input ids must be int64 or int32, got ${ids.dtype}`);
+  const t = ids.size(1);
+  if (past + t > c.maxPositions) throw new Error(`sequence of ${past + t} positions exceeds the model's maximum of ${c.maxPositions}`);
+  if (ids.numel === 0) return;
+  const [lo, hi] = noGrad(() => [ids.amin().item(), ids.amax().item()]);
+  if (lo < 0 || hi >= c.vocabSize) throw new Error(`token id ${lo < 0 ? lo : hi} is outside the vocabulary (size ${c.vocabSize})`);
+  if (positionIds) {
+    if (positionIds.shape.join() !== ids.shape.join()) throw new Error(`positionIds [${positionIds.shape.join(', ')}] must match input ids [${ids.shape.join(', ')}]`);
+    const [plo, phi] = noGrad(() => [positionIds.amin().item(), positionIds.amax().item()]);
+    if (plo < 0 || phi >= c.maxPositions) throw new Error(`position ${plo < 0 ? plo : phi} is outside the model's range [0, ${c.maxPositions})`);
+  }
 }

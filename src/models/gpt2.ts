@@ -6,15 +6,15 @@
  * (in, out), so a checkpoint loads by key copy once `gpt2StateFromHf` has normalised its keys.
  *
  * Dropout (resid/embd/attn_pdrop) is not applied: RLHF runs with it off, since it makes the policy's
- * log-probabilities differ between rollout and update for the same weights.
+ * log-probabilities differ between rollout and update for the same weights. reorder_and_upcast_attn is
+ * ignored too: it only changes the precision of 16-bit attention scores, not what is computed.
  */
 import { arange, type DType, type Generator, linear, normal_, scope, type Tensor, zeros } from '../tensor/index.js';
 import { Embedding, LayerNorm, Linear } from '../nn/layers.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { KVCache } from './cache.js';
-import { attentionBias, type CausalLM, type ForwardOptions, groupedAttention, type ModelConfigCommon } from './common.js';
+import { attentionBias, type CausalLM, type ForwardOptions, groupedAttention, type ModelConfigCommon, checkInput } from './common.js';
 import { ConfigReader } from './config.js';
-import { checkInput } from './llama.js';
 
 export interface Gpt2Config extends ModelConfigCommon {
   architecture: 'gpt2';
@@ -34,7 +34,7 @@ export interface Gpt2Config extends ModelConfigCommon {
   tieWordEmbeddings: boolean;
   /** scale_attn_weights (default true): divide attention scores by √headDim. */
   scaleAttnWeights: boolean;
-  /** scale_attn_by_inverse_layer_idx (default false): also divide layer i's scores by i + 1 (Mistral-GPT2 runs). */
+  /** scale_attn_by_inverse_layer_idx (default false): also divide layer i's scores by i + 1 (Stanford CRFM's Mistral GPT-2 runs). */
   scaleAttnByInverseLayerIdx: boolean;
 }
 
@@ -192,12 +192,12 @@ export class Gpt2LMHeadModel extends Module implements CausalLM {
     const [b, t] = ids.shape as [number, number];
     const cache = opts.cache ?? null;
     const past = cache ? cache.length : 0;
-    checkInput(ids, this.config, past);
+    checkInput(ids, this.config, past, opts.positionIds);
     const positions = opts.positionIds ?? arange(past, past + t, 1, { device: ids.device }).unsqueeze(0).expand(b, t); // (B, T)
     const { wte, wpe, h, ln_f } = this.transformer;
     let x = wte.forward(ids).add(wpe.forward(positions)); // (B, T, C)
     // Without padding or a cache, the causal flag alone masks (no bias tensor to build).
-    const bias = opts.attentionMask || past > 0 ? attentionBias(opts.attentionMask ?? null, b, t, past, x.dtype) : null;
+    const bias = opts.attentionMask || past > 0 ? attentionBias(opts.attentionMask ?? null, b, t, past, x) : null;
     for (const block of h.items) x = block.forward(x, bias, cache);
     cache?.advance(t);
     return ln_f.forward(x);

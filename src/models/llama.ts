@@ -9,7 +9,7 @@ import { Linear, Embedding, RMSNorm } from '../nn/layers.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { Rotary, type RopeScaling } from '../nn/rotary.js';
 import { KVCache } from './cache.js';
-import { attentionBias, type CausalLM, type ForwardOptions, groupedAttention, type ModelConfigCommon } from './common.js';
+import { attentionBias, type CausalLM, checkInput, type ForwardOptions, groupedAttention, type ModelConfigCommon } from './common.js';
 import { ConfigReader } from './config.js';
 
 export interface LlamaConfig extends ModelConfigCommon {
@@ -161,12 +161,12 @@ export class LlamaForCausalLM extends Module implements CausalLM {
     const [b, t] = ids.shape as [number, number];
     const cache = opts.cache ?? null;
     const past = cache ? cache.length : 0;
-    checkInput(ids, this.config, past);
-    const positions = opts.positionIds ?? arange(past, past + t).unsqueeze(0).expand(b, t);
+    checkInput(ids, this.config, past, opts.positionIds);
+    const positions = opts.positionIds ?? arange(past, past + t, 1, { device: ids.device }).unsqueeze(0).expand(b, t);
     const rope = this.model.rotary.tables(positions);
     let x = this.model.embed_tokens.forward(ids); // (B, T, C)
     // Without padding or a cache, the causal flag alone masks (no bias tensor to build).
-    const bias = opts.attentionMask || past > 0 ? attentionBias(opts.attentionMask ?? null, b, t, past, x.dtype) : null;
+    const bias = opts.attentionMask || past > 0 ? attentionBias(opts.attentionMask ?? null, b, t, past, x) : null;
     this.model.layers.items.forEach((layer, i) => {
       x = layer.forward(x, rope, bias, i, cache);
     });
@@ -185,15 +185,4 @@ export class LlamaForCausalLM extends Module implements CausalLM {
     const w = this.model.embed_tokens.weight;
     return new KVCache(c.numLayers, batch, c.numKvHeads, maxLen, c.headDim, { dtype: w.dtype, device: w.device });
   }
-}
-
-/** Token ids must be integers inside the vocabulary, and positions inside the model's range. */
-export function checkInput(ids: Tensor, c: ModelConfigCommon, past: number): void {
-  if (ids.ndim !== 2) throw new Error(`input ids must be (batch, time), got shape [${ids.shape.join(', ')}]`);
-  if (ids.dtype !== 'int64' && ids.dtype !== 'int32') throw new Error(`input ids must be int64 or int32, got ${ids.dtype}`);
-  const t = ids.size(1);
-  if (past + t > c.maxPositions) throw new Error(`sequence of ${past + t} positions exceeds the model's maximum of ${c.maxPositions}`);
-  if (ids.numel === 0) return;
-  const [lo, hi] = noGrad(() => [ids.amin().item(), ids.amax().item()]);
-  if (lo < 0 || hi >= c.vocabSize) throw new Error(`token id ${lo < 0 ? lo : hi} is outside the vocabulary (size ${c.vocabSize})`);
 }

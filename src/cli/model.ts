@@ -1,0 +1,125 @@
+/** `rlhf convert llama2c`, `rlhf generate`, `rlhf score`: the model layer from the command line. */
+import { existsSync } from 'node:fs';
+import { generate } from '../generate/generate.js';
+import { tokenLogprobs } from '../generate/score.js';
+import { loadModel, resolveModelDir, saveModel } from '../models/hub.js';
+import { readLlama2c } from '../models/llama2c.js';
+import { LlamaForCausalLM } from '../models/llama.js';
+import { dispose, noGrad, scope, tensor } from '../tensor/index.js';
+import { loadTokenizer, type Tokenizer } from '../text/index.js';
+import type { Command } from './main.js';
+import { UsageError } from './args.js';
+
+function modelAndTokenizer(name: string) {
+  const dir = resolveModelDir(name);
+  const model = loadModel(dir);
+  const tokenizer = loadTokenizer(dir, { eosIds: model.config.eosTokenIds });
+  return { model, tokenizer };
+}
+
+function encodePrompt(tok: Tokenizer, text: string): number[] {
+  const ids = tok.encode(text, { addBos: true });
+  if (ids.length === 0) {
+    if (tok.bosId === null) throw new UsageError('an empty prompt needs a tokenizer with a BOS token');
+    return [tok.bosId];
+  }
+  return ids;
+}
+
+interface GenerateOutput {
+  completions: { prompt: string; text: string; tokens: number[]; logprobs: number[]; finish_reason: string }[];
+}
+
+export const modelCommands: Record<string, Command> = {
+  'convert llama2c': {
+    summary: "convert a llama2.c checkpoint (legacy or v1) and its tokenizer.bin to a Hugging Face-layout directory",
+    options: [
+      { name: 'checkpoint', type: 'string', help: 'the llama2.c .bin checkpoint (required)' },
+      { name: 'tokenizer', type: 'string', help: "llama2.c tokenizer.bin to copy into the directory (required)" },
+      { name: 'out', type: 'string', help: 'output directory (required; replaced atomically)' },
+    ],
+    async run(o) {
+      for (const k of ['checkpoint', 'tokenizer', 'out']) if (!o[k]) throw new UsageError(`--${k} is required`);
+      for (const k of ['checkpoint', 'tokenizer']) if (!existsSync(o[k] as string)) throw new Error(`--${k}: ${String(o[k])} does not exist`);
+      return scope(() => {
+        const { config, state } = readLlama2c(o.checkpoint as string);
+        const model = new LlamaForCausalLM(config);
+        let parameters = 0;
+        try {
+          model.loadStateDict(state, { source: o.checkpoint as string });
+          saveModel(model, o.out as string, { extraFiles: [o.tokenizer as string], metadata: { source: 'llama2.c' } });
+          parameters = model.numParameters();
+        } finally {
+          model.dispose();
+          dispose([...state.values()]);
+        }
+        return { out: o.out, parameters, layers: config.numLayers, dim: config.hiddenSize, vocab: config.vocabSize };
+      });
+    },
+  },
+
+  generate: {
+    summary: 'sample completions for one or more prompts (one left-padded batch, KV cache)',
+    options: [
+      { name: 'model', type: 'string', default: 'stories260k', help: "a model directory, or 'stories260k' (embedded)" },
+      { name: 'prompt', type: 'strings', default: [''], help: 'a prompt (repeatable); empty means BOS only' },
+      { name: 'max-new-tokens', type: 'number', default: 128, help: 'tokens to generate at most' },
+      { name: 'temperature', type: 'number', default: 1, help: '0 is greedy' },
+      { name: 'top-k', type: 'number', default: 0, help: 'keep the k most likely tokens (0 = off)' },
+      { name: 'top-p', type: 'number', default: 1, help: 'nucleus sampling mass (1 = off)' },
+      { name: 'seed', type: 'number', default: 0, help: 'seed of the per-prompt sampling streams' },
+      { name: 'batch-size', type: 'number', default: 64, help: 'prompts per batch' },
+    ],
+    async run(o): Promise<GenerateOutput> {
+      const bs = o['batch-size'] as number;
+      if (!(Number.isInteger(bs) && bs > 0)) throw new UsageError(`--batch-size must be a positive integer, got ${bs}`);
+      const { model, tokenizer } = modelAndTokenizer(o.model as string);
+      try {
+        const prompts = o.prompt as string[];
+        const ids = prompts.map((p) => encodePrompt(tokenizer, p));
+        const out: GenerateOutput['completions'] = [];
+        for (let s = 0; s < ids.length; s += bs) {
+          const chunk = ids.slice(s, s + bs);
+          // Stream = the prompt's global index, so results do not depend on --batch-size.
+          const cs = generate(model, chunk, {
+            maxNewTokens: o['max-new-tokens'] as number, temperature: o.temperature as number, topK: o['top-k'] as number,
+            topP: o['top-p'] as number, seed: o.seed as number, streams: chunk.map((_, i) => s + i),
+          });
+          cs.forEach((c, i) => {
+            const p = chunk[i]!;
+            const text = tokenizer.decode([...p, ...c.tokens]).slice(tokenizer.decode(p).length);
+            out.push({ prompt: prompts[s + i]!, text, tokens: c.tokens, logprobs: c.logprobs, finish_reason: c.finishReason });
+          });
+        }
+        return { completions: out };
+      } finally {
+        model.dispose();
+      }
+    },
+    human(r) {
+      // As llama2.c prints it: prompt then completion, nothing added.
+      return (r as GenerateOutput).completions.map((c) => c.prompt + c.text).join('\n\n');
+    },
+  },
+
+  score: {
+    summary: 'teacher-forced log-probabilities of a text under a model',
+    options: [
+      { name: 'model', type: 'string', default: 'stories260k', help: "a model directory, or 'stories260k' (embedded)" },
+      { name: 'text', type: 'string', help: 'the text to score (required)' },
+    ],
+    async run(o) {
+      if (o.text === undefined) throw new UsageError('--text is required');
+      const { model, tokenizer } = modelAndTokenizer(o.model as string);
+      try {
+        const tokens = tokenizer.encode(o.text as string, { addBos: true });
+        if (tokens.length < 2) throw new UsageError('--text must encode to at least 2 tokens (BOS included) to score anything');
+        const logprobs = noGrad(() => scope(() => Array.from(tokenLogprobs(model, tensor([tokens.map(BigInt)]), null).data() as Float32Array)));
+        return { tokens, logprobs, sum_logprob: logprobs.reduce((a, b) => a + b, 0) };
+      } finally {
+        model.dispose();
+      }
+    },
+  },
+};
+

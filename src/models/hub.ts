@@ -1,0 +1,156 @@
+/**
+ * Model directories in the layout Hugging Face `transformers` loads: config.json, model.safetensors (or
+ * a sharded model.safetensors.index.json), generation_config.json, plus the tokenizer files. `stories260k`
+ * names the embedded default (assets/stories260k, converted from llama2.c).
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, copyFileSync, readdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { dispose, type Tensor } from '../tensor/index.js';
+import { fromRaw, toRaw } from '../nn/serialize.js';
+import { readSafetensorsFile, readSafetensorsIndex, SAFETENSORS_INDEX_FILE, writeSafetensorsFile, type RawTensor } from '../nn/safetensors.js';
+import type { CausalLM } from './common.js';
+import { LlamaForCausalLM, type LlamaConfig, parseLlamaConfig } from './llama.js';
+import { Gpt2LMHeadModel, type Gpt2Config, gpt2StateFromHf, parseGpt2Config } from './gpt2.js';
+
+export type AnyModelConfig = LlamaConfig | Gpt2Config;
+
+/** The repository root (where package.json is), found from this compiled file. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('rlhf-ts package root not found');
+    dir = up;
+  }
+  return dir;
+}
+
+/** Resolves a model argument: 'stories260k' is the embedded default; anything else is a directory. */
+export function resolveModelDir(name: string): string {
+  if (name === 'stories260k') return join(packageRoot(), 'assets', 'stories260k');
+  const dir = resolve(name);
+  if (!existsSync(dir)) throw new Error(`model directory '${name}' does not exist (use 'stories260k' for the embedded default)`);
+  return dir;
+}
+
+const LLAMA_TYPES = new Set(['llama', 'mistral', 'qwen2', 'smollm']);
+
+/** Parses config.json into a typed config, dispatching on model_type / architectures. */
+export function parseConfig(raw: Record<string, unknown>, source: string): AnyModelConfig {
+  const type = typeof raw.model_type === 'string' ? raw.model_type : undefined;
+  const arch = Array.isArray(raw.architectures) ? String(raw.architectures[0]) : undefined;
+  if ((type && LLAMA_TYPES.has(type)) || arch === 'LlamaForCausalLM' || arch === 'Qwen2ForCausalLM' || arch === 'MistralForCausalLM') return parseLlamaConfig(raw, source);
+  if (type === 'gpt2' || arch === 'GPT2LMHeadModel') return parseGpt2Config(raw, source);
+  throw new Error(`${source}: unknown architecture (model_type ${JSON.stringify(raw.model_type)}, architectures ${JSON.stringify(raw.architectures)}); supported: llama, mistral, qwen2, gpt2`);
+}
+
+export function buildModel(config: AnyModelConfig): CausalLM {
+  return config.architecture === 'llama' ? new LlamaForCausalLM(config) : new Gpt2LMHeadModel(config);
+}
+
+function readJson(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    throw new Error(`${path}: cannot be read`);
+  }
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not a JSON object');
+    return v as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`${path}: invalid JSON (${(e as Error).message})`);
+  }
+}
+
+/** Reads a directory's weights (single file or sharded) as raw tensors. */
+function readWeights(dir: string): Map<string, RawTensor> {
+  if (existsSync(join(dir, 'model.safetensors'))) return readSafetensorsFile(join(dir, 'model.safetensors')).tensors;
+  if (existsSync(join(dir, SAFETENSORS_INDEX_FILE))) return readSafetensorsIndex(dir).tensors;
+  throw new Error(`${dir}: no model.safetensors or ${SAFETENSORS_INDEX_FILE}`);
+}
+
+/** Loads a model directory (strict: every parameter must be present with its shape), in eval mode. */
+export function loadModel(nameOrDir: string): CausalLM {
+  const dir = resolveModelDir(nameOrDir);
+  const config = parseConfig(readJson(join(dir, 'config.json')), join(dir, 'config.json'));
+  const raw = readWeights(dir);
+  let state = new Map<string, Tensor>();
+  for (const [k, r] of raw) state.set(k, fromRaw(r));
+  if (config.architecture === 'gpt2') state = gpt2StateFromHf(state);
+  const model = buildModel(config);
+  try {
+    if (config.architecture === 'llama' && config.tieWordEmbeddings) state.delete('lm_head.weight');
+    model.loadStateDict(state, { source: dir });
+  } catch (e) {
+    model.dispose();
+    throw e;
+  } finally {
+    dispose([...state.values()]);
+  }
+  return model.eval();
+}
+
+/** config.json in HF's field names. */
+export function configToHf(c: AnyModelConfig): Record<string, unknown> {
+  const eos = c.eosTokenIds.length === 1 ? c.eosTokenIds[0] : c.eosTokenIds;
+  if (c.architecture === 'llama') {
+    return {
+      architectures: [c.modelType === 'qwen2' ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM'], model_type: c.modelType,
+      vocab_size: c.vocabSize, hidden_size: c.hiddenSize, intermediate_size: c.intermediateSize,
+      num_hidden_layers: c.numLayers, num_attention_heads: c.numHeads, num_key_value_heads: c.numKvHeads,
+      head_dim: c.headDim, max_position_embeddings: c.maxPositions, rms_norm_eps: c.rmsNormEps, rope_theta: c.ropeTheta,
+      rope_scaling: c.ropeScaling, tie_word_embeddings: c.tieWordEmbeddings,
+      attention_bias: c.oBias, mlp_bias: c.mlpBias, hidden_act: 'silu', initializer_range: c.initializerRange,
+      bos_token_id: c.bosTokenId, eos_token_id: eos, pad_token_id: c.padTokenId, torch_dtype: 'float32',
+    };
+  }
+  return {
+    architectures: ['GPT2LMHeadModel'], model_type: 'gpt2', vocab_size: c.vocabSize, n_embd: c.hiddenSize,
+    n_layer: c.numLayers, n_head: c.numHeads, n_positions: c.maxPositions, n_inner: c.innerSize,
+    layer_norm_epsilon: c.layerNormEps, activation_function: c.geluApproximate === 'tanh' ? 'gelu_new' : 'gelu',
+    scale_attn_weights: c.scaleAttnWeights, scale_attn_by_inverse_layer_idx: c.scaleAttnByInverseLayerIdx, initializer_range: c.initializerRange,
+    tie_word_embeddings: c.tieWordEmbeddings, bos_token_id: c.bosTokenId, eos_token_id: eos, pad_token_id: c.padTokenId,
+    torch_dtype: 'float32',
+  };
+}
+
+/**
+ * Writes a model directory atomically: everything goes to a sibling temp directory, which then replaces
+ * `dir` by rename, so a crash leaves either the old directory or the complete new one. `extraFiles`
+ * (tokenizer files) are copied in.
+ */
+export function saveModel(model: CausalLM, dir: string, opts: { extraFiles?: string[]; metadata?: Record<string, string> } = {}): void {
+  const target = resolve(dir);
+  const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  mkdirSync(tmp, { recursive: true });
+  try {
+    const c = model.config as AnyModelConfig;
+    writeFileSync(join(tmp, 'config.json'), JSON.stringify(configToHf(c), null, 2) + '\n');
+    const gen = { bos_token_id: c.bosTokenId, eos_token_id: c.eosTokenIds.length === 1 ? c.eosTokenIds[0] : c.eosTokenIds, pad_token_id: c.padTokenId };
+    writeFileSync(join(tmp, 'generation_config.json'), JSON.stringify(gen, null, 2) + '\n');
+    const entries = [...model.stateDict()].map(([k, t]) => [k, toRaw(t)] as [string, RawTensor]);
+    writeSafetensorsFile(join(tmp, 'model.safetensors'), entries, { format: 'pt', ...opts.metadata });
+    for (const f of opts.extraFiles ?? []) {
+      const dst = join(tmp, f.split('/').pop()!);
+      copyFileSync(f, dst);
+      chmodSync(dst, 0o644); // a read-only source must not make the saved directory read-only
+    }
+    const old = `${target}.old-${process.pid}`;
+    if (existsSync(target)) renameSync(target, old);
+    renameSync(tmp, target);
+    rmSync(old, { recursive: true, force: true });
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/** Tokenizer files present in a model directory (to carry along when saving a derived model). */
+export function tokenizerFiles(dir: string): string[] {
+  const names = ['tokenizer.json', 'tokenizer_config.json', 'tokenizer.bin', 'vocab.json', 'merges.txt', 'special_tokens_map.json'];
+  return readdirSync(dir).filter((f) => names.includes(f)).map((f) => join(dir, f));
+}
