@@ -53,7 +53,7 @@ export function leftPad(seqs: readonly (readonly number[])[], width = Math.max(.
 
 /** Positions of a left-padded batch: cumsum(mask) − 1, clamped at 0 on the padding. */
 export function positionsFromMask(mask: Tensor): Tensor {
-  return mask.cumsum(1).sub(1).clamp(0, null);
+  return scope(() => mask.cumsum(1).sub(1).clamp(0, null));
 }
 
 export function generate(model: CausalLM, prompts: readonly (readonly number[])[], opts: GenerateOptions): Completion[] {
@@ -79,26 +79,28 @@ export function generate(model: CausalLM, prompts: readonly (readonly number[])[
   const out: Completion[] = prompts.map(() => ({ tokens: [], logprobs: [], finishReason: 'length' }));
   const done = new Array<boolean>(b).fill(maxNewTokens === 0);
   const cache = model.newCache(b, width + maxNewTokens);
-  // The attention mask for the whole run, preallocated: prompt part from the padding, then all ones.
-  const padMask = noGrad(() => scope(() => {
-    const m = zeros([b, width + maxNewTokens], { dtype: 'int64' });
+  // The decode-step attention bias for the whole run, preallocated (B, 1, 1, width + maxNew): −∞ on
+  // the prompts' left padding, 0 elsewhere; step t attends over its first width + t columns.
+  const padBias = noGrad(() => scope(() => {
+    const like = { dtype: cache.k[0]!.dtype, device: cache.k[0]!.device };
+    const m = zeros([b, 1, 1, width + maxNewTokens], like);
     const { mask } = leftPad(prompts, width);
-    m.narrow(1, 0, width).copy_(mask);
-    m.narrow(1, width, maxNewTokens).fill_(1);
+    m.narrow(3, 0, width).copy_(zeros([b, width], like).maskedFill(mask.to(like.device).eq(0), -Infinity).reshape(b, 1, 1, width));
     return m;
   }));
   const lastPositions = Float64Array.from(prompts, (p) => p.length - 1);
   let step = 0;
   try {
     noGrad(() => {
-      let input = leftPad(prompts, width);
+      const input = leftPad(prompts, width);
       let ids: Tensor = input.ids;
       let positions: Tensor = positionsFromMask(input.mask);
-      input.mask.dispose();
       for (let t = 0; t < maxNewTokens && done.includes(false); t++, step++) {
         const len = cache.length + ids.size(1);
         const [tok, lp] = scope(() => {
-          const logits = model.forward(ids, { cache, attentionMask: padMask.narrow(1, 0, len), positionIds: positions, lastOnly: true }).squeeze(1); // (B, V)
+          // Prefill builds its (B, 1, P, P) bias from the mask; decode steps narrow the preallocated one.
+          const mask = t === 0 ? { attentionMask: input.mask } : { bias: padBias.narrow(3, 0, len) };
+          const logits = model.forward(ids, { cache, ...mask, positionIds: positions, lastOnly: true }).squeeze(1); // (B, V)
           const next = chooseTokens(logits, sampling, () => Float64Array.from(keys, (k) => uniformAt(k, t)));
           const logp = logits.float().logSoftmax(-1).gather(-1, next.unsqueeze(-1)).squeeze(-1); // raw-model log-probs
           return [next.data() as BigInt64Array, logp.data() as Float32Array] as const;
@@ -131,10 +133,11 @@ export function generate(model: CausalLM, prompts: readonly (readonly number[])[
       }
       ids.dispose();
       positions.dispose();
+      input.mask.dispose();
     });
   } finally {
     cache.dispose();
-    padMask.dispose();
+    padBias.dispose();
   }
   return out;
 }

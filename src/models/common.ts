@@ -20,6 +20,11 @@ export interface ForwardOptions {
    * values: use it for generation, never for training.
    */
   cache?: KVCache | null;
+  /**
+   * A ready additive attention bias (B, 1, T, L) (0 = attend, −∞ = not), used instead of building one
+   * from attentionMask: generation keeps one per run and narrows it each decode step.
+   */
+  bias?: Tensor | null;
   /** Compute logits for the last position only ((B, 1, V)): what sampling needs. */
   lastOnly?: boolean;
 }
@@ -87,7 +92,8 @@ export function groupedAttention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor |
     bias = attentionBias(null, b, t, k.size(2) - t, q);
   }
   const qg = q.reshape(b, nkv, g * t, hs); // (B, nkv, g·T, hs): row gi·T + t
-  const bg = bias ? bias.repeat(1, 1, g, 1) : null; // rows tiled to match
+  // Rows tiled to match; a one-row bias (decoding) broadcasts as it is.
+  const bg = bias && t > 1 ? bias.repeat(1, 1, g, 1) : bias;
   const out = scaledDotProductAttention(qg, k, v, { mask: bg });
   return out.reshape(b, nh, t, hs);
 }
@@ -106,4 +112,10 @@ export function checkInput(ids: Tensor, c: ModelConfigCommon, past: number, posi
     const [plo, phi] = noGrad(() => [positionIds.amin().item(), positionIds.amax().item()]);
     if (plo < 0 || phi >= c.maxPositions) throw new Error(`position ${plo < 0 ? plo : phi} is outside the model's range [0, ${c.maxPositions})`);
   }
+}
+
+/** The attention bias a forward should use: the given one, one built from the padding mask, or none (causal flag). */
+export function biasFor(opts: ForwardOptions, b: number, t: number, past: number, like: Tensor): Tensor | null {
+  if (opts.bias) return opts.bias;
+  return opts.attentionMask || past > 0 ? attentionBias(opts.attentionMask ?? null, b, t, past, like) : null;
 }

@@ -13,7 +13,7 @@ import { arange, type DType, type Generator, linear, normal_, scope, type Tensor
 import { Embedding, LayerNorm, Linear } from '../nn/layers.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { KVCache } from './cache.js';
-import { attentionBias, type CausalLM, type ForwardOptions, groupedAttention, type ModelConfigCommon, checkInput } from './common.js';
+import { biasFor, type CausalLM, type ForwardOptions, groupedAttention, type ModelConfigCommon, checkInput } from './common.js';
 import { ConfigReader } from './config.js';
 
 export interface Gpt2Config extends ModelConfigCommon {
@@ -197,7 +197,7 @@ export class Gpt2LMHeadModel extends Module implements CausalLM {
     const { wte, wpe, h, ln_f } = this.transformer;
     let x = wte.forward(ids).add(wpe.forward(positions)); // (B, T, C)
     // Without padding or a cache, the causal flag alone masks (no bias tensor to build).
-    const bias = opts.attentionMask || past > 0 ? attentionBias(opts.attentionMask ?? null, b, t, past, x) : null;
+    const bias = biasFor(opts, b, t, past, x);
     for (const block of h.items) x = block.forward(x, bias, cache);
     cache?.advance(t);
     return ln_f.forward(x);

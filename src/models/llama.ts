@@ -9,7 +9,7 @@ import { Linear, Embedding, RMSNorm } from '../nn/layers.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { Rotary, type RopeScaling } from '../nn/rotary.js';
 import { KVCache } from './cache.js';
-import { attentionBias, type CausalLM, checkInput, type ForwardOptions, groupedAttention, type ModelConfigCommon } from './common.js';
+import { biasFor, type CausalLM, checkInput, type ForwardOptions, groupedAttention, type ModelConfigCommon } from './common.js';
 import { ConfigReader } from './config.js';
 
 export interface LlamaConfig extends ModelConfigCommon {
@@ -166,7 +166,7 @@ export class LlamaForCausalLM extends Module implements CausalLM {
     const rope = this.model.rotary.tables(positions);
     let x = this.model.embed_tokens.forward(ids); // (B, T, C)
     // Without padding or a cache, the causal flag alone masks (no bias tensor to build).
-    const bias = opts.attentionMask || past > 0 ? attentionBias(opts.attentionMask ?? null, b, t, past, x) : null;
+    const bias = biasFor(opts, b, t, past, x);
     this.model.layers.items.forEach((layer, i) => {
       x = layer.forward(x, rope, bias, i, cache);
     });
