@@ -9,6 +9,7 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
   registerOps(env, exports);
   registerAutograd(env, exports);
   registerOptim(env, exports);
+  registerKernels(env, exports);
   return exports;
 }
 

@@ -347,6 +347,15 @@ static Napi::Value free_(const Napi::CallbackInfo& info) {
   });
 }
 
+// freeMany(handles): one call for a scope's worth of tensors (a decode step frees hundreds).
+static Napi::Value freeMany(const Napi::CallbackInfo& info) {
+  return guard(info, "freeMany", [&] {
+    Napi::Array a = info[0].As<Napi::Array>();
+    for (uint32_t k = 0; k < a.Length(); ++k) release(a.Get(k).As<Napi::Number>().Int32Value());
+    return info.Env().Undefined();
+  });
+}
+
 static Napi::Value liveTensors(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(liveCount()));
 }
@@ -374,6 +383,7 @@ void registerTensor(Napi::Env env, Exports exports) {
   RLHF_EXPORT("meta", meta);
   RLHF_EXPORT("strides", strides);
   RLHF_EXPORT("free", free_);
+  RLHF_EXPORT("freeMany", freeMany);
   RLHF_EXPORT("liveTensors", liveTensors);
 }
 

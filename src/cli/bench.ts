@@ -9,7 +9,22 @@ const benchOptions: OptionSpec[] = [
   { name: 'quick', type: 'boolean', default: false, help: 'tiny sizes and 2 repetitions: checks the machinery, not speed' },
 ];
 
+const benchArgs = (o: Record<string, unknown>) => ({
+  reps: o.reps as number,
+  threads: o.threads as number | undefined,
+  python: (process.env.PYTHON ?? o.python) as string,
+  quick: o.quick as boolean,
+});
+
 export const benchCommands: Record<string, Command> = {
+  'bench generate': {
+    summary: 'stories260K sampling throughput at batch 1/16/64/256 vs a plain-PyTorch KV-cache loop',
+    options: benchOptions,
+    async run(o) {
+      const { runGenerateBench } = await import('../../bench/generate.js');
+      return runGenerateBench(benchArgs(o));
+    },
+  },
   'bench engine': {
     summary: 'tensor-engine overhead, matmul GFLOP/s and a transformer-block training step vs PyTorch',
     options: benchOptions,

@@ -95,45 +95,49 @@ export function generate(model: CausalLM, prompts: readonly (readonly number[])[
       const input = leftPad(prompts, width);
       let ids: Tensor = input.ids;
       let positions: Tensor = positionsFromMask(input.mask);
-      for (let t = 0; t < maxNewTokens && done.includes(false); t++, step++) {
-        const len = cache.length + ids.size(1);
-        const [tok, lp] = scope(() => {
-          // Prefill builds its (B, 1, P, P) bias from the mask; decode steps narrow the preallocated one.
-          const mask = t === 0 ? { attentionMask: input.mask } : { bias: padBias.narrow(3, 0, len) };
-          const logits = model.forward(ids, { cache, ...mask, positionIds: positions, lastOnly: true }).squeeze(1); // (B, V)
-          const next = chooseTokens(logits, sampling, () => Float64Array.from(keys, (k) => uniformAt(k, t)));
-          const logp = logits.float().logSoftmax(-1).gather(-1, next.unsqueeze(-1)).squeeze(-1); // raw-model log-probs
-          return [next.data() as BigInt64Array, logp.data() as Float32Array] as const;
-        });
-        ids.dispose();
-        positions.dispose();
-        for (let i = 0; i < b; i++) {
-          if (done[i]) continue;
-          const token = Number(tok[i]);
-          const c = out[i]!;
-          opts.onToken?.(i, token, lp[i]!);
-          if (eos.has(token)) {
-            done[i] = true;
-            c.finishReason = 'eos';
-            if (!opts.includeEos) continue;
-          }
-          c.tokens.push(token);
-          c.logprobs.push(lp[i]!);
-          if (!done[i] && opts.stopStrings?.length) {
-            const text = opts.decode!(c.tokens);
-            if (opts.stopStrings.some((s) => text.includes(s))) {
+      try {
+        for (let t = 0; t < maxNewTokens && done.includes(false); t++, step++) {
+          const len = cache.length + ids.size(1);
+          const [tok, lp] = scope(() => {
+            // Prefill builds its (B, 1, P, P) bias from the mask; decode steps narrow the preallocated one.
+            const mask = t === 0 ? { attentionMask: input.mask } : { bias: padBias.narrow(3, 0, len) };
+            const logits = model.forward(ids, { cache, ...mask, positionIds: positions, lastOnly: true }).squeeze(1); // (B, V)
+            const next = chooseTokens(logits, sampling, () => Float64Array.from(keys, (k) => uniformAt(k, t)));
+            const logp = logits.float().logSoftmax(-1).gather(-1, next.unsqueeze(-1)).squeeze(-1); // raw-model log-probs
+            return [next.data() as BigInt64Array, logp.data() as Float32Array] as const;
+          });
+          ids.dispose();
+          positions.dispose();
+          for (let i = 0; i < b; i++) {
+            if (done[i]) continue;
+            const token = Number(tok[i]);
+            const c = out[i]!;
+            opts.onToken?.(i, token, lp[i]!);
+            if (eos.has(token)) {
               done[i] = true;
-              c.finishReason = 'stop';
+              c.finishReason = 'eos';
+              if (!opts.includeEos) continue;
+            }
+            c.tokens.push(token);
+            c.logprobs.push(lp[i]!);
+            if (!done[i] && opts.stopStrings?.length) {
+              const text = opts.decode!(c.tokens);
+              if (opts.stopStrings.some((s) => text.includes(s))) {
+                done[i] = true;
+                c.finishReason = 'stop';
+              }
             }
           }
+          ids = tensor(tok, { shape: [b, 1] });
+          for (let i = 0; i < b; i++) lastPositions[i]! += 1;
+          positions = tensor(Float64Array.from(lastPositions), { shape: [b, 1], dtype: 'int64' });
         }
-        ids = tensor(tok, { shape: [b, 1] });
-        for (let i = 0; i < b; i++) lastPositions[i]! += 1;
-        positions = tensor(Float64Array.from(lastPositions), { shape: [b, 1], dtype: 'int64' });
+      } finally {
+        // Also when a step fails (a bad token id, a throwing callback): these live outside any scope.
+        ids.dispose();
+        positions.dispose();
+        input.mask.dispose();
       }
-      ids.dispose();
-      positions.dispose();
-      input.mask.dispose();
     });
   } finally {
     cache.dispose();

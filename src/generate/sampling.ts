@@ -45,16 +45,18 @@ export function topPFilter(logits: Tensor, p: number): Tensor {
 
 /**
  * Samples one token per row from softmax(logits) by inverting the CDF at the given uniforms (one per
- * row, from each sequence's own stream): index = #{j : cdf_j < u · total}.
+ * row, from each sequence's own stream): index = #{j : cdf_j ≤ u · total}, i.e. token j owns
+ * [cdf_{j−1}, cdf_j).
  */
 export function sampleRows(logits: Tensor, uniforms: Float64Array): Tensor {
   // The CDF in float64 with u < 1 exactly: u · total < cdf of the last token with non-zero probability,
-  // so a token filtered to probability 0 can never be chosen, even at u → 1.
+  // so a token filtered to probability 0 (an empty interval) can never be chosen, even at u → 1. The
+  // comparison is ≤, not <: with <, u = 0 would choose token 0 even when it was filtered out.
   const probs = logits.float().softmax(-1).double(); // (B, V)
   const cdf = probs.cumsum(-1);
   const total = cdf.narrow(-1, cdf.size(-1) - 1, 1); // (B, 1): 1 up to rounding
   const u = tensor(uniforms, { shape: [uniforms.length, 1] }).mul(total);
-  return cdf.lt(u).sum(-1).clamp(0, logits.size(-1) - 1); // (B,) int64
+  return cdf.le(u).sum(-1).clamp(0, logits.size(-1) - 1); // (B,) int64
 }
 
 /** Chooses the next token of every row: greedy, or sampled after temperature / top-k / top-p. */

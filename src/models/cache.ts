@@ -5,7 +5,7 @@
  * shared/FINDINGS.md loses its time to exactly those copies). Batches are left-padded, so every sequence
  * writes the same slot at each step.
  */
-import { type DType, type Device, keep, noGrad, type Tensor, zeros } from '../tensor/index.js';
+import { type DType, type Device, keep, type Tensor, zeros } from '../tensor/index.js';
 
 export class KVCache {
   readonly k: Tensor[];
@@ -25,10 +25,9 @@ export class KVCache {
     const t = k.size(2);
     const end = this.length + t;
     if (end > this.maxLen) throw new Error(`KV cache overflow: ${end} positions, capacity ${this.maxLen}`);
-    noGrad(() => {
-      this.k[layer]!.narrow(2, this.length, t).copy_(k);
-      this.v[layer]!.narrow(2, this.length, t).copy_(v);
-    });
+    // Written in place and never differentiated: the cache is for generation (see ForwardOptions.cache).
+    this.k[layer]!.narrow(2, this.length, t).copy_(k);
+    this.v[layer]!.narrow(2, this.length, t).copy_(v);
     return { k: this.k[layer]!.narrow(2, 0, end), v: this.v[layer]!.narrow(2, 0, end) };
   }
   advance(t: number): void {

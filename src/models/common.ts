@@ -2,7 +2,7 @@
  * What every causal LM family shares: the forward options, the attention mask, grouped-query attention
  * over a cache, and the CausalLM interface the generation and RL layers program against.
  */
-import { arange, full, noGrad, scaledDotProductAttention, type Tensor } from '../tensor/index.js';
+import { arange, full, groupedAttention as fusedAttention, noGrad, type Tensor } from '../tensor/index.js';
 import type { Module } from '../nn/module.js';
 import type { KVCache } from './cache.js';
 
@@ -76,26 +76,12 @@ export function attentionBias(padMask: Tensor | null, batch: number, t: number, 
 }
 
 /**
- * softmax(q kᵀ/√hs + bias) v with grouped-query attention: q (B, nh, T, hs), k/v (B, nkv, L, hs),
- * nh = nkv · g, query head h reading kv head ⌊h/g⌋ (HF's repeat_kv). Instead of repeating k and v g
- * times (a copy per step), the g query heads of a kv head are folded into its rows: (B, nkv, g·T, hs).
+ * Attention for the model families: q (B, nh, T, hs) over k/v (B, nkv, L, hs), nh = nkv · g, query head
+ * h reading kv head ⌊h/g⌋ (HF's repeat_kv, without repeating anything). A `bias` from attentionBias
+ * already holds the causal mask; without one, `causal` masks the future.
  */
-export function groupedAttention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | null, causalNoBias: boolean): Tensor {
-  const [b, nh, t, hs] = q.shape as [number, number, number, number];
-  const nkv = k.size(1);
-  // libtorch's is_causal mask is top-left aligned: right only when there is no cached past (T == L),
-  // which holds because callers pass a bias whenever past > 0.
-  if (nh === nkv) return scaledDotProductAttention(q, k, v, { mask: bias, isCausal: causalNoBias && bias === null });
-  const g = nh / nkv;
-  if (causalNoBias && bias === null && t > 1) {
-    // Folding rows breaks the is_causal shortcut (row index ≠ position), so give it an explicit bias.
-    bias = attentionBias(null, b, t, k.size(2) - t, q);
-  }
-  const qg = q.reshape(b, nkv, g * t, hs); // (B, nkv, g·T, hs): row gi·T + t
-  // Rows tiled to match; a one-row bias (decoding) broadcasts as it is.
-  const bg = bias && t > 1 ? bias.repeat(1, 1, g, 1) : bias;
-  const out = scaledDotProductAttention(qg, k, v, { mask: bg });
-  return out.reshape(b, nh, t, hs);
+export function groupedAttention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | null, causal: boolean): Tensor {
+  return fusedAttention(q, k, v, { bias, causal: causal && bias === null });
 }
 
 /** Token ids must be integers inside the vocabulary, and positions inside the model's range. */

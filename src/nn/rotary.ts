@@ -4,7 +4,7 @@
  * (llama2.c rotates adjacent pairs (2i, 2i+1) instead; its converter permutes wq/wk rows to match.)
  * Supports `rope_scaling` of type 'linear' and 'llama3' (Llama 3.1's frequency-dependent scaling).
  */
-import { cat, embedding, tensor, type Tensor } from '../tensor/index.js';
+import { embedding, rotary, tensor, type Tensor } from '../tensor/index.js';
 import { Module } from './module.js';
 
 export interface RopeScaling {
@@ -78,8 +78,6 @@ export class Rotary extends Module {
   }
   /** x (B, nh, T, hs) rotated: x·cos + rotate_half(x)·sin. */
   static rotate(x: Tensor, t: { cos: Tensor; sin: Tensor }): Tensor {
-    const half = x.size(-1) / 2;
-    const swapped = cat([x.narrow(-1, half, half), x.narrow(-1, 0, half)], -1);
-    return x.mul(t.cos).add(swapped.mul(t.sin));
+    return rotary(x, t.cos, t.sin);
   }
 }

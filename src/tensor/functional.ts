@@ -65,6 +65,26 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   return new Tensor(native.sdpa(q.handle, k.handle, v.handle, opt(opts.mask), opts.dropoutP ?? 0, opts.isCausal ?? false, opts.scale ?? null));
 }
 
+/**
+ * Rotary position embedding in the half-split layout, x (B, nh, T, hs): x·cos + swapHalves(x)·sinSigned,
+ * with cos and sinSigned (B, 1, T, hs) and rotate_half's sign folded into sinSigned (src/nn/rotary.ts).
+ * A fused loop when nothing needs a gradient (float32, CPU); libtorch ops otherwise.
+ */
+export function rotary(x: Tensor, cos: Tensor, sinSigned: Tensor): Tensor {
+  return new Tensor(native.rotary(x.handle, cos.handle, sinSigned.handle));
+}
+
+/**
+ * softmax(q kᵀ/√hs + bias [+ causal]) v with grouped-query heads: q (B, nh, T, hs), k/v (B, nkv, L, hs),
+ * query head h reading kv head ⌊h·nkv/nh⌋ (HF's repeat_kv, without repeating anything). `bias` is
+ * additive (B or 1, 1, T, L); `causal` masks keys after each query's position, queries sitting at the
+ * last T of the L positions (a KV cache's layout). A fused loop for decoding (T ≤ 4, no gradient,
+ * float32, CPU); libtorch's attention otherwise.
+ */
+export function groupedAttention(q: Tensor, k: Tensor, v: Tensor, opts: { bias?: Tensor | null; causal?: boolean } = {}): Tensor {
+  return new Tensor(native.groupedAttention(q.handle, k.handle, v.handle, opt(opts.bias), opts.causal ?? false));
+}
+
 // ---- autograd mode ---------------------------------------------------------------------------------
 /** Runs `fn` with gradient tracking off (torch.no_grad). Synchronous: grad mode is per thread. */
 export function noGrad<T>(fn: () => T): T {

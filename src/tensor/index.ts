@@ -5,3 +5,4 @@ export { type NestedArray, type Dims, Tensor, type TensorOrScalar, type ValuesIn
 export * from './create.js';
 export * from './functional.js';
 export * from './optim.js';
+export { type BoundaryProfile, profileBoundary } from './profile.js';

@@ -78,11 +78,18 @@ export function scope<T>(fn: () => T): T {
   }
   const keep = new Set<Tracked>();
   collect(result, keep);
+  // Free in one native call: a decode step's scope holds hundreds of intermediates.
+  const dead: number[] = [];
   for (const t of frame) {
     if (t._h < 0) continue;
     if (keep.has(t)) adopt(t);
-    else t.dispose();
+    else {
+      untrack(t);
+      dead.push(t._h);
+      t._h = -1;
+    }
   }
+  if (dead.length) native.freeMany(dead);
   return result;
 }
 

@@ -52,6 +52,7 @@ export interface NativeAddon {
   meta(h: H): [number, string, ...number[]];
   strides(h: H): number[];
   free(h: H): void;
+  freeMany(hs: H[]): void;
   liveTensors(): number;
   // ops.cpp
   unary(op: number, a: H): H;
@@ -96,6 +97,9 @@ export interface NativeAddon {
   linear(x: H, w: H, b: H): H;
   layerNorm(x: H, shape: number[], w: H, b: H, eps: number): H;
   rmsNorm(x: H, w: H, eps: number): H;
+  // kernels.cpp: fused loops when nothing needs a gradient (float32, CPU), composite ops otherwise
+  rotary(x: H, cos: H, sinSigned: H): H;
+  groupedAttention(q: H, k: H, v: H, bias: H, causal: boolean): H;
   dropout(x: H, p: number, train: boolean): H;
   crossEntropy(logits: H, target: H, ignoreIndex: number, reduction: number, labelSmoothing: number): H;
   sdpa(q: H, k: H, v: H, mask: H, dropoutP: number, isCausal: boolean, scale: number | null): H;
