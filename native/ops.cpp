@@ -4,6 +4,8 @@
 #include "common.h"
 #include "compat.h"
 
+#include <limits>
+
 namespace rlhf {
 
 using Unary = at::Tensor (*)(const at::Tensor&);
@@ -47,14 +49,28 @@ static const UnaryOp kUnary[] = {
     {"flattenAll", [](const at::Tensor& a) { return a.flatten(); }},
 };
 
+// Integer floor division and remainder of the dtype's minimum by -1 overflow, and x86 traps that with
+// SIGFPE, killing the process: libtorch 1.13 does not check (found by test/native/fuzz.test.ts). Only
+// int32 and int64 trap (narrower types are divided as int after C's promotions), so only they pay for
+// this extra pass over the inputs.
+static void checkIntDivision(const at::Tensor& a, const at::Tensor& b) {
+  at::ScalarType rt = at::result_type(a, b);
+  if (rt != at::kInt && rt != at::kLong) return;
+  at::Scalar lo = rt == at::kInt ? at::Scalar(int64_t{std::numeric_limits<int32_t>::min()})
+                                 : at::Scalar(std::numeric_limits<int64_t>::min());
+  if ((a.to(rt).eq(lo) & b.to(rt).eq(-1)).any().item<bool>())
+    throw std::invalid_argument(std::string("integer overflow: the ") + (rt == at::kInt ? "int32" : "int64") +
+                                " minimum divided by -1 is not representable");
+}
+
 static const BinaryOp kBinary[] = {
     {"add", [](const at::Tensor& a, const at::Tensor& b) { return at::add(a, b); }},
     {"sub", [](const at::Tensor& a, const at::Tensor& b) { return at::sub(a, b); }},
     {"mul", [](const at::Tensor& a, const at::Tensor& b) { return at::mul(a, b); }},
     {"div", [](const at::Tensor& a, const at::Tensor& b) { return at::div(a, b); }},
     {"pow", [](const at::Tensor& a, const at::Tensor& b) { return at::pow(a, b); }},
-    {"remainder", [](const at::Tensor& a, const at::Tensor& b) { return at::remainder(a, b); }},
-    {"floorDivide", [](const at::Tensor& a, const at::Tensor& b) { return at::div(a, b, "floor"); }},
+    {"remainder", [](const at::Tensor& a, const at::Tensor& b) { checkIntDivision(a, b); return at::remainder(a, b); }},
+    {"floorDivide", [](const at::Tensor& a, const at::Tensor& b) { checkIntDivision(a, b); return at::div(a, b, "floor"); }},
     {"maximum", [](const at::Tensor& a, const at::Tensor& b) { return at::maximum(a, b); }},
     {"minimum", [](const at::Tensor& a, const at::Tensor& b) { return at::minimum(a, b); }},
     {"eq", [](const at::Tensor& a, const at::Tensor& b) { return at::eq(a, b); }},
@@ -302,7 +318,15 @@ static Napi::Value select(const Napi::CallbackInfo& info) {
   return guard(info, "select", [&] { return ret(info, at::select(argT(info, 0), argI64(info, 1), argI64(info, 2))); });
 }
 static Napi::Value indexSelect(const Napi::CallbackInfo& info) {
-  return guard(info, "indexSelect", [&] { return ret(info, at::index_select(argT(info, 0), argI64(info, 1), argT(info, 2))); });
+  return guard(info, "indexSelect", [&] {
+    const at::Tensor& t = argT(info, 0);
+    const at::Tensor& idx = argT(info, 2);
+    // libtorch 1.13 writes past its result when a 0-d tensor is indexed by other than one index
+    // (pytorch#88940, #90998; found by test/native/fuzz.test.ts); later versions reject it, as here.
+    if (t.dim() == 0 && idx.numel() != 1)
+      throw std::invalid_argument("a 0-d tensor takes exactly one index, got " + std::to_string(idx.numel()));
+    return ret(info, at::index_select(t, argI64(info, 1), idx));
+  });
 }
 static Napi::Value gather(const Napi::CallbackInfo& info) {
   return guard(info, "gather", [&] { return ret(info, at::gather(argT(info, 0), argI64(info, 1), argT(info, 2))); });
@@ -371,19 +395,6 @@ static Napi::Value linear(const Napi::CallbackInfo& info) {
 static Napi::Value layerNorm(const Napi::CallbackInfo& info) {
   return guard(info, "layerNorm", [&] {
     return ret(info, at::layer_norm(argT(info, 0), argI64s(info, 1), argOptT(info, 2), argOptT(info, 3), argF64(info, 4)));
-  });
-}
-// rmsNorm(x, weight|-1, eps) = x / sqrt(mean(x², -1) + eps) · weight, computed in float32 or wider and
-// cast back (as Hugging Face's LlamaRMSNorm does), so bfloat16 models normalise in full precision.
-static Napi::Value rmsNorm(const Napi::CallbackInfo& info) {
-  return guard(info, "rmsNorm", [&] {
-    const at::Tensor& x = argT(info, 0);
-    auto w = argOptT(info, 1);
-    double eps = argF64(info, 2);
-    at::Tensor xf = (x.scalar_type() == at::kHalf || x.scalar_type() == at::kBFloat16) ? x.to(at::kFloat) : x;
-    at::Tensor y = xf * at::rsqrt(xf.pow(2).mean(-1, true) + eps);
-    y = y.to(x.scalar_type());
-    return ret(info, w ? y * *w : y);
   });
 }
 static Napi::Value dropout(const Napi::CallbackInfo& info) {
@@ -491,7 +502,6 @@ void registerOps(Napi::Env env, Exports exports) {
   RLHF_EXPORT("embedding", embedding);
   RLHF_EXPORT("linear", linear);
   RLHF_EXPORT("layerNorm", layerNorm);
-  RLHF_EXPORT("rmsNorm", rmsNorm);
   RLHF_EXPORT("dropout", dropout);
   RLHF_EXPORT("crossEntropy", crossEntropy);
   RLHF_EXPORT("sdpa", sdpa);

@@ -1,6 +1,7 @@
 // Process-wide runtime: native-memory accounting, thread counts, BLAS identification, build facts.
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/impl/alloc_cpu.h>
+#include <c10/util/Logging.h>
 #include <dlfcn.h>
 #include <link.h>
 #include <torch/version.h>
@@ -128,6 +129,9 @@ static Napi::Value buildInfo(const Napi::CallbackInfo& info) {
 
 void registerRuntime(Napi::Env env, Exports exports) {
   c10::SetCPUAllocator(&g_allocator, /*priority=*/UINT8_MAX);
+  // libtorch 1.13 symbolizes a full C++ backtrace in every c10::Error's constructor (~15 ms per error);
+  // rethrow() reports only what_without_backtrace(), so fetch none: a failed op then costs microseconds.
+  c10::SetStackTraceFetcher([] { return std::string(); });
   RLHF_EXPORT("nativeBytes", nativeBytes);
   RLHF_EXPORT("setNumThreads", setNumThreads);
   RLHF_EXPORT("getNumThreads", getNumThreads);
