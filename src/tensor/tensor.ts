@@ -388,6 +388,7 @@ export class Tensor implements Tracked {
   }
   /** Advanced indexing `t[i0, i1, …]` with integer or boolean tensors; null keeps a dimension whole. */
   index(...indices: (Tensor | null)[]): Tensor {
+    if (indices.length === 0) throw new Error('index() needs at least one index (a tensor, or null for a whole dimension)');
     return new Tensor(native.index(this.handle, indices.map((t) => (t === null ? -1 : t.handle))));
   }
   /** Splits into pieces of `size` (the last may be smaller), or of the listed sizes. */
