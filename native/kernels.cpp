@@ -8,6 +8,7 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "common.h"
@@ -103,6 +104,23 @@ static Napi::Value rotary(const Napi::CallbackInfo& info) {
   });
 }
 
+// exp(x) for x <= 0 (softmax's shifted scores), vectorisable: Cody–Waite range reduction x = n·ln2 + r
+// and Cephes' degree-6 polynomial for e^r (relative error ~1e-7, like expf), with 2^n built in the
+// exponent bits. Below −87 the result is clamped to e^−87 ≈ 1.6e−38 (it is a weight that rounds away).
+static inline float expNonPositive(float x) {
+  x = x < -87.0f ? -87.0f : x;
+  float t = x * 1.44269504088896341f;
+  float n = (t + 12582912.0f) - 12582912.0f;  // round to nearest without a libm call
+  float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  float z = r * r;
+  float y = (((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r +
+              1.6666665459e-1f) * r + 5.0000001201e-1f) * z + r + 1.0f;
+  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return y * scale;
+}
+
 // ---- attention with grouped-query heads ----------------------------------------------------------------
 // groupedAttention(q (B, nh, T, hs), k (B, nkv, L, hs), v (B, nkv, L, hs), bias (B|1, 1, T, L) | -1,
 // causal): softmax(q kᵀ/√hs + bias [+ causal mask]) v, query head h reading kv head ⌊h / (nh/nkv)⌋ (HF's
@@ -151,37 +169,68 @@ static Napi::Value groupedAttention(const Napi::CallbackInfo& info) {
     auto ks = k.strides(), vs = v.strides();
     float scale = 1.0f / std::sqrt(static_cast<float>(hs));
     float* po = out.data_ptr<float>();
-    at::parallel_for(0, B * H, 8, [&](int64_t i0, int64_t i1) {
-      std::vector<float> w(L);
+    // One pass per (b, kv head, t) serves its G query heads together, so each cached key and value row
+    // is read once, not G times.
+    at::parallel_for(0, B * KV, 4, [&](int64_t i0, int64_t i1) {
+      std::vector<float> w(static_cast<size_t>(G * L));
+      std::vector<float> qv(static_cast<size_t>(hs));
       for (int64_t i = i0; i < i1; ++i) {
-        int64_t b = i / H, h = i % H, kv = h / G;
+        int64_t b = i / KV, kv = i % KV;
         const float* kb = pk + b * ks[0] + kv * ks[1];
         const float* vb = pv + b * vs[0] + kv * vs[1];
         for (int64_t t = 0; t < T; ++t) {
-          auto qr = qa[b][h][t];
-          int64_t last = causal ? L - T + t : L - 1;  // keys after `last` are masked
-          float mx = -std::numeric_limits<float>::infinity();
-          for (int64_t j = 0; j <= last; ++j) {
-            const float* kr = kb + j * ks[2];
-            float s = 0;
-            for (int64_t d = 0; d < hs; ++d) s += qr[d] * kr[d];
-            s *= scale;
-            if (pb) s += pb[b * bB + t * L + j];
-            w[j] = s;
-            mx = std::max(mx, s);
+          int64_t n = causal ? L - T + t + 1 : L;  // keys [0, n) are visible
+          const float* brow = pb ? pb + b * bB + t * L : nullptr;
+          for (int64_t g = 0; g < G; ++g) {
+            auto qa1 = qa[b][kv * G + g][t];
+            for (int64_t d = 0; d < hs; ++d) qv[d] = qa1[d] * scale;
+            float* s = w.data() + g * L;
+            // Four keys at a time: four independent accumulation chains instead of one long one.
+            int64_t j = 0;
+            for (; j + 4 <= n; j += 4) {
+              const float* k0 = kb + j * ks[2];
+              const float* k1 = k0 + ks[2];
+              const float* k2 = k1 + ks[2];
+              const float* k3 = k2 + ks[2];
+              float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+              for (int64_t d = 0; d < hs; ++d) {
+                float q = qv[d];
+                a0 += q * k0[d];
+                a1 += q * k1[d];
+                a2 += q * k2[d];
+                a3 += q * k3[d];
+              }
+              s[j] = a0;
+              s[j + 1] = a1;
+              s[j + 2] = a2;
+              s[j + 3] = a3;
+            }
+            for (; j < n; ++j) {
+              const float* kr = kb + j * ks[2];
+              float acc = 0;
+              for (int64_t d = 0; d < hs; ++d) acc += qv[d] * kr[d];
+              s[j] = acc;
+            }
+            if (brow)
+              for (int64_t k = 0; k < n; ++k) s[k] += brow[k];
+            float mx = -std::numeric_limits<float>::infinity();
+            for (int64_t j = 0; j < n; ++j) mx = std::max(mx, s[j]);
+            // A row with every key masked gives NaN, as softmax does.
+            float sum = 0;
+            for (int64_t j = 0; j < n; ++j) {
+              float e = s[j] > -std::numeric_limits<float>::infinity() ? expNonPositive(s[j] - mx) : 0.0f;
+              s[j] = e;
+              sum += e;
+            }
+            float inv = 1.0f / sum;
+            float* o = po + ((b * H + kv * G + g) * T + t) * hs;
+            for (int64_t d = 0; d < hs; ++d) o[d] = 0;
+            for (int64_t j = 0; j < n; ++j) {
+              const float* vr = vb + j * vs[2];
+              float p = s[j] * inv;
+              for (int64_t d = 0; d < hs; ++d) o[d] += p * vr[d];
+            }
           }
-          float* o = po + ((b * H + h) * T + t) * hs;
-          for (int64_t d = 0; d < hs; ++d) o[d] = 0;
-          // A row with every key masked gives NaN, as softmax does.
-          float sum = 0;
-          for (int64_t j = 0; j <= last; ++j) {
-            float p = std::exp(w[j] - mx);
-            sum += p;
-            const float* vr = vb + j * vs[2];
-            for (int64_t d = 0; d < hs; ++d) o[d] += p * vr[d];
-          }
-          float inv = 1.0f / sum;
-          for (int64_t d = 0; d < hs; ++d) o[d] *= inv;
         }
       }
     });

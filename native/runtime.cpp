@@ -60,12 +60,14 @@ static Napi::Value nativeBytes(const Napi::CallbackInfo& info) {
 using SetThreadsFn = void (*)(int);
 using GetThreadsFn = int (*)();
 
+// setNumThreads(torch, blas): libtorch's intra-op pool and OpenBLAS's pool.
 static Napi::Value setNumThreads(const Napi::CallbackInfo& info) {
   return guard(info, "setNumThreads", [&] {
     int n = argInt(info, 0);
-    if (n < 1) throw std::invalid_argument("thread count must be >= 1, got " + std::to_string(n));
+    int blas = argInt(info, 1);
+    if (n < 1 || blas < 1) throw std::invalid_argument("thread counts must be >= 1, got " + std::to_string(n) + " and " + std::to_string(blas));
     at::set_num_threads(n);
-    if (auto f = reinterpret_cast<SetThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) f(n);
+    if (auto f = reinterpret_cast<SetThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) f(blas);
     return info.Env().Undefined();
   });
 }

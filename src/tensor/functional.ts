@@ -108,9 +108,13 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number, normTyp
 }
 
 // ---- runtime ---------------------------------------------------------------------------------------
-/** Sets libtorch's intra-op threads and OpenBLAS's pool (torch.set_num_threads alone does not). */
-export function setNumThreads(n: number): void {
-  native.setNumThreads(n);
+/**
+ * Sets libtorch's intra-op threads and OpenBLAS's pool (torch.set_num_threads alone does not bound
+ * OpenBLAS); `blas` gives OpenBLAS a different count (both pools spinning on the same cores can starve
+ * each other).
+ */
+export function setNumThreads(n: number, opts: { blas?: number } = {}): void {
+  native.setNumThreads(n, opts.blas ?? n);
 }
 export function getNumThreads(): { torch: number; interop: number; blas: number | null } {
   return native.getNumThreads();

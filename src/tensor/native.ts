@@ -52,7 +52,7 @@ export interface NativeAddon {
   meta(h: H): [number, string, ...number[]];
   strides(h: H): number[];
   free(h: H): void;
-  freeMany(hs: H[]): void;
+  freeMany(hs: Int32Array | H[]): void;
   liveTensors(): number;
   // ops.cpp
   unary(op: number, a: H): H;
@@ -128,7 +128,7 @@ export interface NativeAddon {
   clipGradNorm(hs: H[], maxNorm: number, normType: number): number;
   // runtime.cpp
   nativeBytes(): { cpu: number; cpuPeak: number };
-  setNumThreads(n: number): void;
+  setNumThreads(torch: number, blas: number): void;
   getNumThreads(): { torch: number; interop: number; blas: number | null };
   blasInfo(): { kind: 'openblas' | 'reference' | 'mkl' | 'unknown'; config: string | null; libraries: string[] };
   buildInfo(): { torchVersion: string; cudaBuild: boolean; cudaAvailable: boolean; cudaDevices: number; parallel: string };
