@@ -9,11 +9,14 @@ import { formatOptions, nearest, type OptionSpec, type ParsedOptions, parseOptio
 import { benchCommands } from './bench.js';
 import { infoCommand } from './info.js';
 import { modelCommands } from './model.js';
+import { rewardCommands } from './reward.js';
 
 export interface Command {
   summary: string;
   options: OptionSpec[];
   run(opts: ParsedOptions): Promise<unknown>;
+  /** More --help text (e.g. a config file's fields). */
+  helpExtra?(): string;
   /** Human-readable rendering of the result, written as is (defaults to pretty JSON and a newline). */
   human?(result: unknown): string;
 }
@@ -27,6 +30,7 @@ const COMMON: OptionSpec[] = [
 export const COMMANDS: Record<string, Command> = {
   info: infoCommand,
   ...modelCommands,
+  ...rewardCommands,
   ...benchCommands,
 };
 
@@ -70,7 +74,7 @@ export async function main(argv: string[]): Promise<void> {
     const specs = [...cmd.options, ...COMMON];
     const { options, positional } = parseOptions(rest, specs);
     if (options.help) {
-      process.stdout.write(`rlhf ${name}: ${cmd.summary}\n\noptions:\n${formatOptions(specs)}\n`);
+      process.stdout.write(`rlhf ${name}: ${cmd.summary}\n\noptions:\n${formatOptions(specs)}\n${cmd.helpExtra ? '\n' + cmd.helpExtra() + '\n' : ''}`);
       return;
     }
     if (positional.length > 0) throw new UsageError(`unexpected argument '${positional[0]}' for 'rlhf ${name}'`);

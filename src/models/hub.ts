@@ -50,7 +50,7 @@ export function buildModel(config: AnyModelConfig): CausalLM {
   return config.architecture === 'llama' ? new LlamaForCausalLM(config) : new Gpt2LMHeadModel(config);
 }
 
-function readJson(path: string): Record<string, unknown> {
+export function readJson(path: string): Record<string, unknown> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -67,7 +67,7 @@ function readJson(path: string): Record<string, unknown> {
 }
 
 /** Reads a directory's weights (single file or sharded) as raw tensors. */
-function readWeights(dir: string): Map<string, RawTensor> {
+export function readWeights(dir: string): Map<string, RawTensor> {
   if (existsSync(join(dir, 'model.safetensors'))) return readSafetensorsFile(join(dir, 'model.safetensors')).tensors;
   if (existsSync(join(dir, SAFETENSORS_INDEX_FILE))) return readSafetensorsIndex(dir).tensors;
   throw new Error(`${dir}: no model.safetensors or ${SAFETENSORS_INDEX_FILE}`);
@@ -119,34 +119,48 @@ export function configToHf(c: AnyModelConfig): Record<string, unknown> {
 }
 
 /**
- * Writes a model directory atomically: everything goes to a sibling temp directory, which then replaces
- * `dir` by rename, so a crash leaves either the old directory or the complete new one. `extraFiles`
- * (tokenizer files) are copied in.
+ * Writes a directory atomically: `fill(tmp)` writes into a sibling temp directory, which then replaces
+ * `dir` by rename, so a crash leaves either the old directory or the complete new one. On failure the
+ * temp directory is removed and an existing `dir` is put back.
  */
-export function saveModel(model: CausalLM, dir: string, opts: { extraFiles?: string[]; metadata?: Record<string, string> } = {}): void {
+export function writeDirAtomic(dir: string, fill: (tmp: string) => void): void {
   const target = resolve(dir);
   const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const old = `${target}.old-${process.pid}-${randomBytes(4).toString('hex')}`;
   mkdirSync(tmp, { recursive: true });
+  let moved = false;
   try {
-    const c = model.config as AnyModelConfig;
-    writeFileSync(join(tmp, 'config.json'), JSON.stringify(configToHf(c), null, 2) + '\n');
-    const gen = { bos_token_id: c.bosTokenId, eos_token_id: c.eosTokenIds.length === 1 ? c.eosTokenIds[0] : c.eosTokenIds, pad_token_id: c.padTokenId };
-    writeFileSync(join(tmp, 'generation_config.json'), JSON.stringify(gen, null, 2) + '\n');
-    const entries = [...model.stateDict()].map(([k, t]) => [k, toRaw(t)] as [string, RawTensor]);
-    writeSafetensorsFile(join(tmp, 'model.safetensors'), entries, { format: 'pt', ...opts.metadata });
-    for (const f of opts.extraFiles ?? []) {
-      const dst = join(tmp, f.split('/').pop()!);
-      copyFileSync(f, dst);
-      chmodSync(dst, 0o644); // a read-only source must not make the saved directory read-only
+    fill(tmp);
+    if (existsSync(target)) {
+      renameSync(target, old);
+      moved = true;
     }
-    const old = `${target}.old-${process.pid}`;
-    if (existsSync(target)) renameSync(target, old);
     renameSync(tmp, target);
-    rmSync(old, { recursive: true, force: true });
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
+    if (moved && !existsSync(target)) renameSync(old, target);
     throw e;
   }
+  if (moved) rmSync(old, { recursive: true, force: true });
+}
+
+/** Writes config.json, generation_config.json, model.safetensors and extra (tokenizer) files into `dir`. */
+export function writeModelFiles(dir: string, hfConfig: Record<string, unknown>, state: ReadonlyMap<string, Tensor>, opts: { extraFiles?: string[]; metadata?: Record<string, string> } = {}): void {
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(hfConfig, null, 2) + '\n');
+  const gen = { bos_token_id: hfConfig.bos_token_id, eos_token_id: hfConfig.eos_token_id, pad_token_id: hfConfig.pad_token_id };
+  writeFileSync(join(dir, 'generation_config.json'), JSON.stringify(gen, null, 2) + '\n');
+  const entries = [...state].map(([k, t]) => [k, toRaw(t)] as [string, RawTensor]);
+  writeSafetensorsFile(join(dir, 'model.safetensors'), entries, { format: 'pt', ...opts.metadata });
+  for (const f of opts.extraFiles ?? []) {
+    const dst = join(dir, f.split('/').pop()!);
+    copyFileSync(f, dst);
+    chmodSync(dst, 0o644); // a read-only source must not make the saved directory read-only
+  }
+}
+
+/** Saves a causal LM as a Hugging Face-layout directory, atomically (tokenizer files via extraFiles). */
+export function saveModel(model: CausalLM, dir: string, opts: { extraFiles?: string[]; metadata?: Record<string, string> } = {}): void {
+  writeDirAtomic(dir, (tmp) => writeModelFiles(tmp, configToHf(model.config as AnyModelConfig), model.stateDict(), opts));
 }
 
 /** Tokenizer files present in a model directory (to carry along when saving a derived model). */

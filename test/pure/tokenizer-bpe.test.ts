@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { Gpt2BpeTokenizer } from '../../src/text/bpe.js';
 import { HARD_TEXTS, randomTexts, repoPath } from './tokenizer-fixtures.js';
 
-const files = [repoPath('test', 'fixtures', 'gpt2-bpe', 'vocab.json'), repoPath('test', 'fixtures', 'gpt2-bpe', 'merges.txt')] as const;
+const files = [repoPath('assets', 'gpt2-bpe', 'vocab.json'), repoPath('assets', 'gpt2-bpe', 'merges.txt')] as const;
 const tok = Gpt2BpeTokenizer.fromFiles(...files);
 
 describe('GPT-2 byte-level BPE', () => {

@@ -69,8 +69,8 @@ describe('Hugging Face tokenizer.json', () => {
   });
 
   test('a GPT-2 tokenizer.json gives the same ids as the GPT-2 BPE implementation', () => {
-    const vocab = JSON.parse(readFileSync(repoPath('test', 'fixtures', 'gpt2-bpe', 'vocab.json'), 'utf8')) as Record<string, number>;
-    const merges = readFileSync(repoPath('test', 'fixtures', 'gpt2-bpe', 'merges.txt'), 'utf8').split('\n').filter((l) => l !== '');
+    const vocab = JSON.parse(readFileSync(repoPath('assets', 'gpt2-bpe', 'vocab.json'), 'utf8')) as Record<string, number>;
+    const merges = readFileSync(repoPath('assets', 'gpt2-bpe', 'merges.txt'), 'utf8').split('\n').filter((l) => l !== '');
     const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
     const gpt2Json = {
       added_tokens: [{ id: 50256, content: '<|endoftext|>', special: true, normalized: false }],
@@ -81,7 +81,7 @@ describe('Hugging Face tokenizer.json', () => {
       model: { type: 'BPE', vocab, merges, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false },
     };
     const hf = new HfTokenizer(gpt2Json, { bos_token: '<|endoftext|>', eos_token: '<|endoftext|>' });
-    const ours = Gpt2BpeTokenizer.fromFiles(repoPath('test', 'fixtures', 'gpt2-bpe', 'vocab.json'), repoPath('test', 'fixtures', 'gpt2-bpe', 'merges.txt'));
+    const ours = Gpt2BpeTokenizer.fromFiles(repoPath('assets', 'gpt2-bpe', 'vocab.json'), repoPath('assets', 'gpt2-bpe', 'merges.txt'));
     assert.equal(hf.vocabSize, 50257);
     assert.deepEqual(hf.encode('Hello world'), [15496, 995]); // GPT-2's post-processor adds no BOS
     for (const s of [...HARD_TEXTS, 'a<|endoftext|>b', ...randomTexts(100, 60, 7)]) {
@@ -105,7 +105,7 @@ describe('loadTokenizer', () => {
     assert.equal(l2c.constructor.name, 'Llama2cTokenizer');
     assert.deepEqual(l2c.eosIds, [1, 2]); // from the directory's generation_config.json: stories end with BOS
     assert.deepEqual(loadTokenizer(repoPath('assets', 'stories260k'), { eosIds: [2] }).eosIds, [2]);
-    assert.ok(loadTokenizer(repoPath('test', 'fixtures', 'gpt2-bpe')) instanceof Gpt2BpeTokenizer);
+    assert.ok(loadTokenizer(repoPath('assets', 'gpt2-bpe')) instanceof Gpt2BpeTokenizer);
   });
 
   test("reads eos_token_id (a number or a list) from generation_config.json, then config.json; and the side files", () => {

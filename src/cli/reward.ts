@@ -1,0 +1,67 @@
+/** `rlhf train rm` and `rlhf eval rm`: reward models from the command line. */
+import { describeSchema, loadConfig } from '../config.js';
+import { REWARD_DEFAULTS, REWARD_SCHEMA } from '../reward/config.js';
+import { loadPairs } from '../reward/pairs.js';
+import { loadRewardModel } from '../reward/io.js';
+import { evaluateRewardModel, tokenizePairs, trainRewardModel } from '../reward/train.js';
+import { resolveModelDir } from '../models/hub.js';
+import { loadTokenizer } from '../text/index.js';
+import { setNumThreads } from '../tensor/index.js';
+import { UsageError } from './args.js';
+import type { Command } from './main.js';
+
+export const rewardCommands: Record<string, Command> = {
+  'train rm': {
+    summary: 'train a reward model on preference pairs (YAML config; see --help for every field)',
+    options: [
+      { name: 'config', type: 'string', help: 'YAML/JSON config file (fields below; omitted fields take their defaults)' },
+      { name: 'set', type: 'strings', default: [], help: 'override a config field: --set train.lr=3e-4 (repeatable)' },
+      { name: 'fresh', type: 'boolean', default: false, help: 'ignore an existing checkpoint in the output directory and start over' },
+    ],
+    helpExtra: () => `config fields (YAML; nested keys as in --set):\n${describeSchema(REWARD_DEFAULTS, REWARD_SCHEMA).map((l) => '  ' + l).join('\n')}`,
+    async run(o) {
+      const cfg = loadConfig(o.config as string | undefined, o.set as string[], REWARD_DEFAULTS, REWARD_SCHEMA);
+      return trainRewardModel(cfg, { fresh: o.fresh as boolean });
+    },
+    human(r) {
+      const s = r as Awaited<ReturnType<typeof trainRewardModel>>;
+      const e = s.eval;
+      return `reward model saved to ${s.out}/model after ${s.steps} steps (${s.seconds.toFixed(1)} s)\n` +
+        (e ? `held-out accuracy ${e.accuracy.toFixed(3)} [${e.accuracy_ci[0].toFixed(3)}, ${e.accuracy_ci[1].toFixed(3)}], ECE ${e.ece.toFixed(3)}, length-only baseline ${e.length_baseline_accuracy?.toFixed(3) ?? 'n/a'} (n ${e.n})\n` : '');
+    },
+  },
+  'eval rm': {
+    summary: 'evaluate a reward model on preference pairs: accuracy with CI, calibration (ECE), length bias',
+    options: [
+      { name: 'model', type: 'string', help: 'reward-model directory (required)' },
+      { name: 'data', type: 'string', help: 'feedback file (required)' },
+      { name: 'format', type: 'string', default: 'pairwise', help: 'pairwise | hh-rlhf | summarize | sst2' },
+      { name: 'part', type: 'string', default: 'test', help: "which part of the seeded split: test | train | all" },
+      { name: 'split-seed', type: 'number', default: 0, help: 'seed of the split (as in training: data.splitSeed)' },
+      { name: 'split-ratio', type: 'number', default: 0.8, help: 'training fraction of the split (data.splitRatio)' },
+      { name: 'max-tokens', type: 'number', default: 256, help: 'drop pairs longer than this (data.maxTokens)' },
+      { name: 'skip-invalid', type: 'boolean', default: false, help: 'skip malformed records' },
+      { name: 'seed', type: 'number', default: 0, help: 'seed of the bootstrap interval' },
+      { name: 'threads', type: 'number', default: 0, help: 'libtorch + OpenBLAS threads (0 = default)' },
+    ],
+    async run(o) {
+      for (const k of ['model', 'data']) if (!o[k]) throw new UsageError(`--${k} is required`);
+      const part = o.part as string;
+      if (!['test', 'train', 'all'].includes(part)) throw new UsageError(`--part must be test, train or all, got '${part}'`);
+      if ((o.threads as number) > 0) setNumThreads(o.threads as number);
+      const src = { path: o.data as string, testPath: '', format: o.format as string, splitSeed: o['split-seed'] as number, splitRatio: part === 'all' ? 0 : (o['split-ratio'] as number), skipInvalid: o['skip-invalid'] as boolean };
+      const { pairs, invalid } = await loadPairs(src, part === 'train' ? 'train' : 'test');
+      const rm = loadRewardModel(o.model as string);
+      try {
+        const tok = loadTokenizer(resolveModelDir(o.model as string));
+        const t = tokenizePairs(pairs, tok, o['max-tokens'] as number);
+        if (t.pairs.length === 0) throw new Error(`${o.data as string}: no pairs to evaluate (part ${part})`);
+        const ev = evaluateRewardModel(rm, t.pairs, o.seed as number);
+        return { ...ev, dropped: { invalid, tooLong: t.tooLong } };
+      } finally {
+        rm.dispose();
+      }
+    },
+  },
+};
+
