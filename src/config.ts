@@ -23,7 +23,8 @@ export function validateConfig<T extends object>(raw: unknown, defaults: T, sche
   const sch = schema as Record<string, unknown>;
   for (const [k, v] of Object.entries(raw)) {
     const key = path ? `${path}.${k}` : k;
-    if (!(k in sch)) {
+    // Own keys only: `k in sch` would take 'constructor' or 'toString' for fields.
+    if (!Object.hasOwn(sch, k)) {
       const near = nearest(k, Object.keys(sch));
       throw new Error(`${where}: unknown key '${key}'${near ? ` (did you mean '${path ? path + '.' : ''}${near}'?)` : ''}`);
     }
@@ -62,6 +63,14 @@ function checkField(v: unknown, dflt: unknown, f: FieldDoc, key: string, where: 
   return v;
 }
 
+/**
+ * Sets an own property. `node[k] = v` with k = '__proto__' would replace node's prototype (or, walked
+ * into, Object.prototype itself) instead, so the key would vanish rather than be reported as unknown.
+ */
+function setOwn(node: Record<string, unknown>, k: string, v: unknown): void {
+  Object.defineProperty(node, k, { value: v, enumerable: true, writable: true, configurable: true });
+}
+
 /** Parses `key.path=value` (value as YAML: numbers, booleans, lists) into a nested object. */
 export function parseSet(assignments: readonly string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -70,8 +79,12 @@ export function parseSet(assignments: readonly string[]): Record<string, unknown
     if (eq <= 0) throw new Error(`--set needs key=value, got '${a}'`);
     const keys = a.slice(0, eq).split('.');
     let node = out;
-    for (const k of keys.slice(0, -1)) node = (node[k] = isObj(node[k]) ? node[k] : {}) as Record<string, unknown>;
-    node[keys.at(-1)!] = parseYaml(a.slice(eq + 1)) as unknown;
+    for (const k of keys.slice(0, -1)) {
+      const next = Object.hasOwn(node, k) && isObj(node[k]) ? node[k] : {};
+      setOwn(node, k, next);
+      node = next;
+    }
+    setOwn(node, keys.at(-1)!, parseYaml(a.slice(eq + 1)) as unknown);
   }
   return out;
 }
@@ -80,7 +93,7 @@ export function parseSet(assignments: readonly string[]): Record<string, unknown
 export function deepMerge(base: unknown, over: unknown): unknown {
   if (!isObj(base) || !isObj(over)) return over === undefined ? base : over;
   const out: Record<string, unknown> = { ...base };
-  for (const [k, v] of Object.entries(over)) out[k] = deepMerge(base[k], v);
+  for (const [k, v] of Object.entries(over)) setOwn(out, k, deepMerge(Object.hasOwn(base, k) ? base[k] : undefined, v));
   return out;
 }
 

@@ -39,6 +39,7 @@ export const rewardCommands: Record<string, Command> = {
       { name: 'part', type: 'string', default: 'test', help: "which part of the seeded split: test | train | all" },
       { name: 'split-seed', type: 'number', default: 0, help: 'seed of the split (as in training: data.splitSeed)' },
       { name: 'split-ratio', type: 'number', default: 0.8, help: 'training fraction of the split (data.splitRatio)' },
+      { name: 'split-key', type: 'string', default: 'record', help: 'record | prompt (data.splitKey)' },
       { name: 'max-tokens', type: 'number', default: 256, help: 'drop pairs longer than this (data.maxTokens)' },
       { name: 'skip-invalid', type: 'boolean', default: false, help: 'skip malformed records' },
       { name: 'seed', type: 'number', default: 0, help: 'seed of the bootstrap interval' },
@@ -49,7 +50,7 @@ export const rewardCommands: Record<string, Command> = {
       const part = o.part as string;
       if (!['test', 'train', 'all'].includes(part)) throw new UsageError(`--part must be test, train or all, got '${part}'`);
       if ((o.threads as number) > 0) setNumThreads(o.threads as number);
-      const src = { path: o.data as string, testPath: '', format: o.format as string, splitSeed: o['split-seed'] as number, splitRatio: part === 'all' ? 0 : (o['split-ratio'] as number), skipInvalid: o['skip-invalid'] as boolean };
+      const src = { path: o.data as string, testPath: '', format: o.format as string, splitSeed: o['split-seed'] as number, splitRatio: part === 'all' ? 0 : (o['split-ratio'] as number), splitKey: o['split-key'] as string, skipInvalid: o['skip-invalid'] as boolean };
       const { pairs, invalid } = await loadPairs(src, part === 'train' ? 'train' : 'test');
       const rm = loadRewardModel(o.model as string);
       try {

@@ -16,6 +16,8 @@ export interface RewardTrainConfig {
     /** Held-out split shared with `rlhf eval rm`: records whose seeded hash falls below `ratio` train. */
     splitSeed: number;
     splitRatio: number;
+    /** 'prompt' keeps every comparison of one prompt on the same side (several per post in summarize). */
+    splitKey: string;
     skipInvalid: boolean;
     /** Longest prompt + response in tokens; longer pairs are dropped (and reported). */
     maxTokens: number;
@@ -73,7 +75,7 @@ export interface RewardTrainConfig {
 export const REWARD_DEFAULTS: RewardTrainConfig = {
   seed: 0,
   out: 'runs/rm',
-  data: { path: '', testPath: '', format: 'pairwise', splitSeed: 0, splitRatio: 0.8, skipInvalid: false, maxTokens: 256, limit: 0 },
+  data: { path: '', testPath: '', format: 'pairwise', splitSeed: 0, splitRatio: 0.8, splitKey: 'record', skipInvalid: false, maxTokens: 256, limit: 0 },
   model: {
     init: 'pretrained', base: 'stories260k', tokenizer: '',
     scratch: { hiddenSize: 64, layers: 2, heads: 4, intermediateSize: 172, maxPositions: 512 },
@@ -95,6 +97,7 @@ export const REWARD_SCHEMA: Schema<RewardTrainConfig> = {
     format: { doc: 'record format', oneOf: ['pairwise', 'hh-rlhf', 'summarize', 'sst2'] },
     splitSeed: { doc: 'seed of the train/held-out split', integer: true },
     splitRatio: { doc: 'fraction of records in the training part', min: 0 },
+    splitKey: { doc: "what the split hashes: each record, or its prompt (all comparisons of a prompt on one side)", oneOf: ['record', 'prompt'] },
     skipInvalid: { doc: 'count and skip malformed records instead of failing' },
     maxTokens: { doc: 'drop pairs whose prompt + response exceeds this many tokens', integer: true, min: 1 },
     limit: { doc: 'use at most this many training pairs (0 = all)', integer: true, min: 0 },

@@ -12,6 +12,7 @@ export interface PairSource {
   format: string;
   splitSeed: number;
   splitRatio: number;
+  splitKey?: string;
   skipInvalid: boolean;
 }
 
@@ -30,5 +31,5 @@ export async function loadPairs(d: PairSource, part: 'train' | 'test'): Promise<
     records = r.records as PairRecord[];
   }
   if (d.testPath) return { pairs: records, invalid };
-  return { pairs: split(records, { seed: d.splitSeed, ratio: d.splitRatio, part }), invalid };
+  return { pairs: split(records, { seed: d.splitSeed, ratio: d.splitRatio, key: d.splitKey === 'prompt' ? 'prompt' : 'record', part }), invalid };
 }

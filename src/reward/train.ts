@@ -178,7 +178,6 @@ export async function trainRewardModel(cfg: RewardTrainConfig, opts: { fresh?: b
   if (cfg.model.tokenizer && cfg.model.init !== 'scratch') throw new Error("model.tokenizer applies to init 'scratch' only (a pretrained backbone keeps its own)");
   const tokDir = cfg.model.tokenizer ? resolveModelDir(cfg.model.tokenizer) : baseDir;
   const tok = loadTokenizer(tokDir);
-  mkdirSync(cfg.out, { recursive: true });
 
   // ---- data
   const train = await loadPairs(cfg.data, 'train');
@@ -187,7 +186,11 @@ export async function trainRewardModel(cfg: RewardTrainConfig, opts: { fresh?: b
   const testPairs = tokenizePairs(test.pairs, tok, cfg.data.maxTokens);
   if (cfg.data.limit > 0) trainPairs = { ...trainPairs, pairs: trainPairs.pairs.slice(0, cfg.data.limit) };
   if (trainPairs.pairs.length === 0) throw new Error(`${cfg.data.path}: no training pairs left after splitting and length limits`);
-  say(`[train rm] ${trainPairs.pairs.length} training pairs, ${testPairs.pairs.length} held out (${train.invalid + test.invalid} invalid, ${trainPairs.tooLong + testPairs.tooLong} over ${cfg.data.maxTokens} tokens)`);
+  // Split from one file, both parts read all of it: count its invalid lines once.
+  const invalid = cfg.data.testPath ? train.invalid + test.invalid : train.invalid;
+  say(`[train rm] ${trainPairs.pairs.length} training pairs, ${testPairs.pairs.length} held out (${invalid} invalid, ${trainPairs.tooLong + testPairs.tooLong} over ${cfg.data.maxTokens} tokens)`);
+
+  mkdirSync(cfg.out, { recursive: true });
 
   // ---- model and optimiser
   const gen = new Generator(cfg.seed);
@@ -284,7 +287,7 @@ export async function trainRewardModel(cfg: RewardTrainConfig, opts: { fresh?: b
     return {
       out: cfg.out, steps: step, resumedFrom, seconds: (Date.now() - t0) / 1000,
       trainPairs: trainPairs.pairs.length, heldOutPairs: testPairs.pairs.length,
-      dropped: { invalid: train.invalid + test.invalid, tooLong: trainPairs.tooLong + testPairs.tooLong },
+      dropped: { invalid, tooLong: trainPairs.tooLong + testPairs.tooLong },
       rewardMean: mean, rewardStd: std, eval: lastEval,
     };
   } finally {
