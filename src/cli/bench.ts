@@ -3,14 +3,14 @@ import type { Command } from './main.js';
 import type { OptionSpec } from './args.js';
 
 const benchOptions: OptionSpec[] = [
-  { name: 'reps', type: 'number', default: 7, help: 'interleaved repetitions per case (ours, theirs, ours, …)' },
+  { name: 'reps', type: 'number', help: 'interleaved repetitions per case (ours, theirs, ours, …); default per bench (5 or 7; quick: 2)' },
   { name: 'threads', type: 'number', help: "threads for libtorch and OpenBLAS on both sides (default: libtorch's default)" },
   { name: 'python', type: 'string', default: '/usr/bin/python3', help: 'Python interpreter with torch, for the baseline (or $PYTHON)' },
   { name: 'quick', type: 'boolean', default: false, help: 'tiny sizes and 2 repetitions: checks the machinery, not speed' },
 ];
 
 const benchArgs = (o: Record<string, unknown>) => ({
-  reps: o.reps as number,
+  reps: o.reps as number | undefined,
   threads: o.threads as number | undefined,
   python: (process.env.PYTHON ?? o.python) as string,
   quick: o.quick as boolean,
@@ -25,13 +25,21 @@ export const benchCommands: Record<string, Command> = {
       return runGenerateBench(benchArgs(o));
     },
   },
+  'bench rm': {
+    summary: 'reward-model training and evaluation throughput (pairs/s) on stories260K vs plain PyTorch',
+    options: benchOptions,
+    async run(o) {
+      const { runRmBench } = await import('../../bench/rm.js');
+      return runRmBench(benchArgs(o));
+    },
+  },
   'bench engine': {
     summary: 'tensor-engine overhead, matmul GFLOP/s and a transformer-block training step vs PyTorch',
     options: benchOptions,
     async run(o) {
       const { runEngineBench } = await import('../../bench/engine.js');
       return runEngineBench({
-        reps: o.reps as number,
+        reps: o.reps as number | undefined,
         threads: o.threads as number | undefined,
         python: (process.env.PYTHON ?? o.python) as string,
         quick: o.quick as boolean,
