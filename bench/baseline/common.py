@@ -12,6 +12,7 @@ when run by hand.
 import argparse
 import ctypes
 import json
+import struct
 import os
 import sys
 
@@ -105,3 +106,22 @@ def serve(cases):
             reply(r if isinstance(r, dict) else {"seconds": r})
         except Exception as e:  # one bad command must not lose the process: report it and go on
             reply({"error": f"{type(e).__name__}: {e}"})
+
+
+def load_safetensors(path, torch=None):
+    """float32 tensors of a safetensors file by name (this machine's Python has no safetensors package)."""
+    if torch is None:
+        import torch
+    with open(path, "rb") as f:
+        raw = f.read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    base = 8 + n
+    out = {}
+    for name, meta in header.items():
+        if name == "__metadata__":
+            continue
+        assert meta["dtype"] == "F32", meta["dtype"]
+        a, b = meta["data_offsets"]
+        out[name] = torch.frombuffer(bytearray(raw[base + a : base + b]), dtype=torch.float32).reshape(meta["shape"])
+    return out

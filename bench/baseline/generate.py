@@ -12,12 +12,11 @@ never stopping, so both sides do the same work).
 import json
 import math
 import os
-import struct
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import hello, serve, start  # noqa: E402
+from common import hello, load_safetensors, serve, start  # noqa: E402
 
 torch, threads = start()
 F = torch.nn.functional
@@ -25,22 +24,6 @@ F = torch.nn.functional
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 MODEL_DIR = os.path.join(ROOT, "assets", "stories260k")
 NEW_TOKENS = int(os.environ.get("RLHF_BENCH_NEW_TOKENS", "128"))
-
-
-def load_safetensors(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8 : 8 + n])
-    base = 8 + n
-    out = {}
-    for name, meta in header.items():
-        if name == "__metadata__":
-            continue
-        assert meta["dtype"] == "F32", meta["dtype"]
-        a, b = meta["data_offsets"]
-        out[name] = torch.frombuffer(bytearray(raw[base + a : base + b]), dtype=torch.float32).reshape(meta["shape"])
-    return out
 
 
 cfg = json.load(open(os.path.join(MODEL_DIR, "config.json")))

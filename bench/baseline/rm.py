@@ -17,12 +17,11 @@ Cases (the same names as bench/rm.ts's):
 import json
 import math
 import os
-import struct
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import hello, serve, start  # noqa: E402
+from common import hello, load_safetensors, serve, start  # noqa: E402
 
 torch, threads = start()
 F = torch.nn.functional
@@ -66,22 +65,6 @@ def left_pad(seqs):
 
 
 # ---- the model ------------------------------------------------------------------------------------------
-def load_safetensors(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8 : 8 + n])
-    base = 8 + n
-    out = {}
-    for name, meta in header.items():
-        if name == "__metadata__":
-            continue
-        assert meta["dtype"] == "F32", meta["dtype"]
-        a, b = meta["data_offsets"]
-        out[name] = torch.frombuffer(bytearray(raw[base + a : base + b]), dtype=torch.float32).reshape(meta["shape"])
-    return out
-
-
 cfg = json.load(open(os.path.join(MODEL_DIR, "config.json")))
 WEIGHTS = load_safetensors(os.path.join(MODEL_DIR, "model.safetensors"))
 D, L, NH, NKV = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
