@@ -6,7 +6,7 @@
  *
  * - train: pairs/s of training steps — forward → Bradley–Terry loss → backward → clip grad norm 1.0 →
  *   AdamW (lr 1e-4, wd 0.01) → zero grad, as src/reward/train.ts does one. Ratio ours / Python.
- * - eval: pairs/s of reward evaluation without gradients (scorePairs's loop). Ratio ours / Python.
+ * - eval: pairs/s of reward evaluation without gradients (evaluate.ts's scoreSequences loop). Ratio ours / Python.
  *
  * `checks` shows both sides trained the same model: a fresh model's first loss, its gradient norm before
  * clipping (the backward), and the loss after one optimiser step (clipping and AdamW). The bench stops
@@ -172,7 +172,7 @@ export async function runRmBench(opts: RmBenchOptions = {}): Promise<BenchResult
           }
           const rm = evalModel;
           const t0 = now();
-          // scorePairs's loop: rewards without gradients, read back to JavaScript.
+          // evaluate.ts's scoreSequences loop: rewards without gradients, read back to JavaScript.
           noGrad(() => {
             for (let i = 0; i < it; i++) scope(() => rm.rewards(ids, mask).data());
           });

@@ -25,3 +25,5 @@ export * from './reward/ensemble.js';
 export { evaluatePairs, type PairEvaluation } from './reward/metrics.js';
 export { type RewardTrainConfig, REWARD_DEFAULTS } from './reward/config.js';
 export { trainRewardModel, evaluateRewardModel } from './reward/train.js';
+export { loadRewardEnsemble, type RewardEnsemble } from './reward/ensemble-model.js';
+export { evaluateRatings } from './reward/rating-metrics.js';

@@ -3,6 +3,8 @@
  * default, units and meaning. Validated at load (src/config.ts): unknown keys and wrong types are errors.
  */
 import type { Schema } from '../config.js';
+import type { AggregatorName } from './ensemble.js';
+import { formatKind, type RewardRecordKind } from './pairs.js';
 
 export interface RewardTrainConfig {
   seed: number;
@@ -21,7 +23,7 @@ export interface RewardTrainConfig {
     skipInvalid: boolean;
     /** Longest prompt + response in tokens; longer pairs are dropped (and reported). */
     maxTokens: number;
-    /** Use at most this many training pairs (0 = all). */
+    /** Use at most this many training records (0 = all). */
     limit: number;
   };
   model: {
@@ -37,19 +39,38 @@ export interface RewardTrainConfig {
     heads: number;
     /** Train only the head (the backbone frozen). */
     headOnly: boolean;
+    /**
+     * K independent reward models, each its own backbone and head (Coste et al. 2023, "Reward model
+     * ensembles help mitigate overoptimization"). Member k trains with seed + k on bootstrap resample k of
+     * the training records (ensemble.ts `bootstrapIndices`), in out/member-k/ with its own checkpoint;
+     * out/model/ensemble.json lists the members and the default aggregation (ensemble-model.ts).
+     */
+    ensemble: {
+      /** Number of members K (0 = no ensemble: one model in out/model). */
+      members: number;
+      /** Train each member on a bootstrap resample (false: every member on all records, seeds differ). */
+      bootstrap: boolean;
+      /** Default aggregation of the members' rewards (ensemble.ts); also used by heads > 1. */
+      aggregation: string;
+      /** λ of mean_minus_std and uwo (reward units, reward² for uwo). */
+      lambda: number;
+    };
   };
   loss: {
+    /** Must fit data.format: pairs train with BT, label-smoothed BT or PL (K = 2), rankings with PL, ratings with gaussian. */
     type: string;
     /** Bradley–Terry margin (a constant; 0 = none). */
     margin: number;
     /** Label smoothing ε for the conservative BT loss. */
     labelSmoothing: number;
-    /** TRL's reward-centring coefficient (0 = off). */
+    /** TRL's reward-centring coefficient (0 = off); pairwise data only. */
     centerCoef: number;
+    /** Observation noise σ of the gaussian rating loss, in standardised rating units. */
+    sigma: number;
   };
   train: {
     epochs: number;
-    /** Pairs per micro-batch (chosen and rejected go through the model together: 2× sequences). */
+    /** Records per micro-batch (all of a record's responses go through the model together: 2× sequences for pairs, K× for rankings). */
     batchSize: number;
     /** Micro-batches per optimiser step. */
     gradAccum: number;
@@ -63,7 +84,7 @@ export interface RewardTrainConfig {
     clipGradNorm: number;
     /** Evaluate on held-out pairs every this many steps (0 = only at the end). */
     evalEvery: number;
-    /** Held-out pairs used by periodic evaluation (0 = all). */
+    /** Held-out records used by periodic evaluation (0 = all). */
     evalLimit: number;
     /** Save a resumable checkpoint every this many steps (0 = only at the end). */
     checkpointEvery: number;
@@ -80,8 +101,9 @@ export const REWARD_DEFAULTS: RewardTrainConfig = {
     init: 'pretrained', base: 'stories260k', tokenizer: '',
     scratch: { hiddenSize: 64, layers: 2, heads: 4, intermediateSize: 172, maxPositions: 512 },
     heads: 1, headOnly: false,
+    ensemble: { members: 0, bootstrap: true, aggregation: 'mean', lambda: 1 },
   },
-  loss: { type: 'bradley_terry', margin: 0, labelSmoothing: 0, centerCoef: 0 },
+  loss: { type: 'bradley_terry', margin: 0, labelSmoothing: 0, centerCoef: 0, sigma: 1 },
   train: {
     epochs: 1, batchSize: 16, gradAccum: 1, lr: 1e-3, weightDecay: 0.01, warmupSteps: 10, schedule: 'cosine',
     maxSteps: 0, clipGradNorm: 1, evalEvery: 0, evalLimit: 512, checkpointEvery: 0, threads: 0,
@@ -94,13 +116,13 @@ export const REWARD_SCHEMA: Schema<RewardTrainConfig> = {
   data: {
     path: { doc: 'feedback file (JSONL, JSONL.gz; SST-2 text for format sst2)' },
     testPath: { doc: 'separate held-out file (no split when set)' },
-    format: { doc: 'record format', oneOf: ['pairwise', 'hh-rlhf', 'summarize', 'sst2'] },
+    format: { doc: 'record format: pairs (pairwise, hh-rlhf, summarize, sst2), rankings or ratings', oneOf: ['pairwise', 'hh-rlhf', 'summarize', 'sst2', 'ranking', 'rating'] },
     splitSeed: { doc: 'seed of the train/held-out split', integer: true },
     splitRatio: { doc: 'fraction of records in the training part', min: 0 },
     splitKey: { doc: "what the split hashes: each record, or its prompt (all comparisons of a prompt on one side)", oneOf: ['record', 'prompt'] },
     skipInvalid: { doc: 'count and skip malformed records instead of failing' },
-    maxTokens: { doc: 'drop pairs whose prompt + response exceeds this many tokens', integer: true, min: 1 },
-    limit: { doc: 'use at most this many training pairs (0 = all)', integer: true, min: 0 },
+    maxTokens: { doc: 'drop records with a prompt + response over this many tokens', integer: true, min: 1 },
+    limit: { doc: 'use at most this many training records (0 = all)', integer: true, min: 0 },
   },
   model: {
     init: { doc: 'backbone initialisation', oneOf: ['pretrained', 'scratch'] },
@@ -115,16 +137,23 @@ export const REWARD_SCHEMA: Schema<RewardTrainConfig> = {
     },
     heads: { doc: 'number of scalar heads (an ensemble on one backbone)', integer: true, min: 1 },
     headOnly: { doc: 'freeze the backbone, train the head only' },
+    ensemble: {
+      members: { doc: 'independent reward models K, each in out/member-k (0 = off)', integer: true, min: 0 },
+      bootstrap: { doc: 'train member k on bootstrap resample k of the training records' },
+      aggregation: { doc: 'default aggregation of members (and of heads > 1)', oneOf: ['mean', 'min', 'mean_minus_std', 'uwo'] },
+      lambda: { doc: 'uncertainty penalty λ of mean_minus_std and uwo', min: 0 },
+    },
   },
   loss: {
-    type: { doc: 'loss (src/reward/losses.ts)', oneOf: ['bradley_terry', 'label_smoothed_bt'] },
+    type: { doc: 'loss (src/reward/losses.ts)', oneOf: ['bradley_terry', 'label_smoothed_bt', 'plackett_luce', 'gaussian'] },
     margin: { doc: 'Bradley–Terry margin', min: 0 },
     labelSmoothing: { doc: 'ε for the label-smoothed BT loss', min: 0 },
-    centerCoef: { doc: "reward-centring coefficient (TRL's center_rewards_coefficient)", min: 0 },
+    centerCoef: { doc: "reward-centring coefficient (TRL's center_rewards_coefficient); pairs only", min: 0 },
+    sigma: { doc: 'observation noise σ of the gaussian rating loss (standardised units)', min: 0 },
   },
   train: {
     epochs: { doc: 'passes over the training pairs', integer: true, min: 1 },
-    batchSize: { doc: 'pairs per micro-batch', integer: true, min: 1 },
+    batchSize: { doc: 'records per micro-batch', integer: true, min: 1 },
     gradAccum: { doc: 'micro-batches per optimiser step', integer: true, min: 1 },
     lr: { doc: 'peak AdamW learning rate', min: 0 },
     weightDecay: { doc: 'AdamW decoupled weight decay', min: 0 },
@@ -133,8 +162,48 @@ export const REWARD_SCHEMA: Schema<RewardTrainConfig> = {
     maxSteps: { doc: 'stop after this many optimiser steps (0 = run the epochs)', integer: true, min: 0 },
     clipGradNorm: { doc: 'global gradient-norm clip (0 = off)', min: 0 },
     evalEvery: { doc: 'held-out evaluation period in steps (0 = end only)', integer: true, min: 0 },
-    evalLimit: { doc: 'held-out pairs used by periodic evaluation (0 = all)', integer: true, min: 0 },
+    evalLimit: { doc: 'held-out records used by periodic evaluation (0 = all)', integer: true, min: 0 },
     checkpointEvery: { doc: 'checkpoint period in steps (0 = end only)', integer: true, min: 0 },
     threads: { doc: 'libtorch + OpenBLAS threads (0 = default)', integer: true, min: 0 },
   },
 };
+
+/** The loss types `rlhf train rm` trains with. */
+export type RewardTrainLoss = 'bradley_terry' | 'label_smoothed_bt' | 'plackett_luce' | 'gaussian';
+
+/**
+ * The record kinds each loss trains on. Plackett–Luce over a pair is a ranking of K = 2, where it equals
+ * Bradley–Terry exactly (losses.ts), so pairs may train with it too.
+ */
+export const LOSS_KINDS: Readonly<Record<RewardTrainLoss, readonly RewardRecordKind[]>> = {
+  bradley_terry: ['pair'],
+  label_smoothed_bt: ['pair'],
+  plackett_luce: ['pair', 'ranking'],
+  gaussian: ['rating'],
+};
+
+/**
+ * Checks what the per-field schema cannot: that the fields fit together. Each message names the fields
+ * at odds and what would fit.
+ */
+export function checkRewardConfig(cfg: RewardTrainConfig): void {
+  const kind = formatKind(cfg.data.format);
+  const loss = cfg.loss.type as RewardTrainLoss;
+  if (!LOSS_KINDS[loss]?.includes(kind)) {
+    const fits = (Object.keys(LOSS_KINDS) as RewardTrainLoss[]).filter((l) => LOSS_KINDS[l].includes(kind));
+    throw new Error(`data.format '${cfg.data.format}' does not fit loss.type '${loss}': ${kind} records train with loss.type ${fits.join(' or ')}`);
+  }
+  if (cfg.loss.centerCoef > 0 && kind !== 'pair') throw new Error(`loss.centerCoef applies to pairwise data, not to data.format '${cfg.data.format}'`);
+  if (cfg.loss.margin > 0 && loss !== 'bradley_terry' && loss !== 'label_smoothed_bt') {
+    throw new Error(`loss.margin applies to loss.type bradley_terry and label_smoothed_bt, not '${loss}'`);
+  }
+  if (cfg.loss.type === 'gaussian' && !(cfg.loss.sigma > 0)) throw new Error(`loss.sigma must be > 0 for loss.type gaussian, got ${cfg.loss.sigma}`);
+  if (cfg.model.ensemble.members > 0 && cfg.model.heads > 1) {
+    throw new Error(`model.ensemble.members ${cfg.model.ensemble.members} and model.heads ${cfg.model.heads}: choose one kind of ensemble (independent members, or heads on one backbone)`);
+  }
+}
+
+/** The aggregation an ensemble (or a multi-head model) of this config uses by default. */
+export function configAggregation(cfg: RewardTrainConfig): { aggregation: AggregatorName; lambda: number } {
+  return { aggregation: cfg.model.ensemble.aggregation as AggregatorName, lambda: cfg.model.ensemble.lambda };
+}

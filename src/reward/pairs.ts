@@ -1,12 +1,29 @@
 /**
- * The preference pairs a reward-model run trains and evaluates on. With `testPath`, the training part is
- * all of `path` and the held-out part all of `testPath` (SST-2's own train/test files); otherwise `path`
- * is split by the seeded hash of each record (src/data/split.ts), so `rlhf eval rm` with the same
- * split settings selects exactly the pairs the run did not train on.
+ * The feedback records a reward-model run trains and evaluates on: preference pairs (pairwise, hh-rlhf,
+ * summarize, sst2), K-wise rankings (ranking) or absolute ratings (rating). With `testPath`, the
+ * training part is all of `path` and the held-out part all of `testPath` (SST-2's own train/test files);
+ * otherwise `path` is split by the seeded hash of each record (src/data/split.ts), so `rlhf eval rm` with
+ * the same split settings selects exactly the records the run did not train on.
  */
-import { loadFeedback, split, sst2Pairs, type FeedbackFormat, type PairRecord } from '../data/index.js';
+import { loadFeedback, split, sst2Pairs, type FeedbackFormat, type PairRecord, type RankingRecord, type RatingRecord } from '../data/index.js';
+import type { Tokenizer } from '../text/index.js';
 
-export interface PairSource {
+/** The records a reward model learns from. */
+export type RewardRecord = PairRecord | RankingRecord | RatingRecord;
+export type RewardRecordKind = RewardRecord['kind'];
+
+/** The kind of record each `data.format` yields. */
+export const FORMAT_KINDS: Readonly<Record<string, RewardRecordKind>> = {
+  pairwise: 'pair', 'hh-rlhf': 'pair', summarize: 'pair', sst2: 'pair', ranking: 'ranking', rating: 'rating',
+};
+
+export function formatKind(format: string): RewardRecordKind {
+  const kind = Object.hasOwn(FORMAT_KINDS, format) ? FORMAT_KINDS[format] : undefined;
+  if (!kind) throw new Error(`format '${format}' is not reward-model feedback (one of ${Object.keys(FORMAT_KINDS).join(', ')})`);
+  return kind;
+}
+
+export interface RecordSource {
   path: string;
   testPath: string;
   format: string;
@@ -16,20 +33,51 @@ export interface PairSource {
   skipInvalid: boolean;
 }
 
-export async function loadPairs(d: PairSource, part: 'train' | 'test'): Promise<{ pairs: PairRecord[]; invalid: number }> {
+export async function loadRewardRecords(d: RecordSource, part: 'train' | 'test'): Promise<{ records: RewardRecord[]; invalid: number }> {
   if (!d.path) throw new Error("data.path is required (a feedback file)");
+  const kind = formatKind(d.format);
   const file = d.testPath && part === 'test' ? d.testPath : d.path;
-  let records: PairRecord[];
+  let records: RewardRecord[];
   let invalid = 0;
   if (d.format === 'sst2') {
     records = sst2Pairs(file, { seed: d.splitSeed });
   } else {
     const r = await loadFeedback(file, { format: d.format as FeedbackFormat, skipInvalid: d.skipInvalid });
     invalid = r.report.invalid.count;
-    const nonPairs = r.records.filter((x) => x.kind !== 'pair').length;
-    if (nonPairs) throw new Error(`${file}: ${nonPairs} records are not preference pairs (format ${d.format}); reward-model training takes pairs`);
-    records = r.records as PairRecord[];
+    const other = r.records.filter((x) => x.kind !== kind).length;
+    if (other) throw new Error(`${file}: ${other} records are not ${kind} records (format ${d.format})`);
+    records = r.records as RewardRecord[];
   }
-  if (d.testPath) return { pairs: records, invalid };
-  return { pairs: split(records, { seed: d.splitSeed, ratio: d.splitRatio, key: d.splitKey === 'prompt' ? 'prompt' : 'record', part }), invalid };
+  if (d.testPath) return { records, invalid };
+  return { records: split(records, { seed: d.splitSeed, ratio: d.splitRatio, key: d.splitKey === 'prompt' ? 'prompt' : 'record', part }), invalid };
+}
+
+/** The responses a record scores, best first where there is an order: [chosen, rejected], a ranking, [response]. */
+export function recordResponses(r: RewardRecord): string[] {
+  return r.kind === 'pair' ? [r.chosen, r.rejected] : r.kind === 'ranking' ? r.responses : [r.response];
+}
+
+/** A record as token ids: one sequence per response, in recordResponses' order. */
+export interface TokenizedRecord {
+  /** prompt + response, BOS first, per response */
+  seqs: number[][];
+  /** each response's length in tokens (for length-bias metrics) */
+  lens: number[];
+  record: RewardRecord;
+}
+
+/** Tokenizes records; a record with any prompt + response longer than `maxTokens` is dropped (and counted). */
+export function tokenizeRecords(records: readonly RewardRecord[], tok: Tokenizer, maxTokens: number): { records: TokenizedRecord[]; tooLong: number } {
+  const out: TokenizedRecord[] = [];
+  let tooLong = 0;
+  for (const r of records) {
+    const seqs = recordResponses(r).map((resp) => tok.encode(r.prompt + resp, { addBos: true }));
+    if (Math.max(...seqs.map((s) => s.length)) > maxTokens) {
+      tooLong++;
+      continue;
+    }
+    const promptLen = r.prompt ? tok.encode(r.prompt, { addBos: true }).length : 1;
+    out.push({ seqs, lens: seqs.map((s) => s.length - promptLen), record: r });
+  }
+  return { records: out, tooLong };
 }

@@ -1,13 +1,18 @@
 /**
- * Reward-model training (`rlhf train rm`): pairwise feedback → a backbone with a scalar head, trained
- * with a loss from losses.ts. The loop reads: batch → forward (chosen and rejected together) → loss →
+ * Reward-model training (`rlhf train rm`): feedback → a backbone with a scalar head, trained with a loss
+ * from losses.ts. The loop reads: batch → forward (all of a batch's responses together) → loss →
  * backward (accumulated) → clip → schedule → step → log → evaluate → checkpoint. Checkpoints are atomic
  * and hold the model, the optimiser and the step, and the data order is a pure function of (seed,
  * epoch), so a resumed run continues exactly where an uninterrupted one would be.
+ *
+ * What a micro-batch's loss is depends on loss.type (`OBJECTIVES`, checked against data.format by
+ * config.ts): Bradley–Terry on pairs, Plackett–Luce on rankings (or pairs, K = 2), Gaussian on ratings.
+ * With model.ensemble.members = K > 0 the same loop trains K members one after another, each on its own
+ * bootstrap resample with its own seed and checkpoint, and out/model becomes an ensemble manifest.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AdamW, clipGradNorm, Generator, manualSeed, noGrad, scope, setNumThreads, type Tensor } from '../tensor/index.js';
+import { AdamW, clipGradNorm, Generator, manualSeed, scope, setNumThreads, tensor, type Tensor } from '../tensor/index.js';
 import { lrAt } from '../nn/schedule.js';
 import { loadTensors, saveTensors } from '../nn/serialize.js';
 import { leftPad } from '../generate/generate.js';
@@ -15,73 +20,109 @@ import { loadModel, resolveModelDir, tokenizerFiles, writeDirAtomic } from '../m
 import { LlamaForCausalLM, type LlamaConfig } from '../models/llama.js';
 import type { CausalLM } from '../models/common.js';
 import { loadTokenizer, type Tokenizer } from '../text/index.js';
-import type { PairRecord } from '../data/types.js';
+import { bootstrapIndices } from './ensemble.js';
+import { headEnsemble, loadRewardEnsemble, saveEnsembleManifest, type EnsembleManifest, type RewardEnsemble } from './ensemble-model.js';
+import { describeHeldOut, evaluateHeldOut, scoreSequences, type HeldOutReport, type PairReport, type RatingReport } from './evaluate.js';
 import { REWARD_LOSSES } from './losses.js';
-import { evaluatePairs, type PairEvaluation } from './metrics.js';
 import { RewardModel } from './model.js';
 import { saveRewardModel } from './io.js';
-import type { RewardTrainConfig } from './config.js';
-import { loadPairs } from './pairs.js';
+import { checkRewardConfig, configAggregation, type RewardTrainConfig, type RewardTrainLoss } from './config.js';
+import { loadRewardRecords, tokenizeRecords, type TokenizedRecord } from './pairs.js';
+import { scoreScaleOf, type ScoreScale } from './rating-metrics.js';
 
-/** A pair as token ids: prompt + response, BOS first. */
-export interface TokenizedPair {
-  chosen: number[];
-  rejected: number[];
-  /** Response lengths in tokens (for length-bias metrics). */
-  chosenLen: number;
-  rejectedLen: number;
-  record: PairRecord;
+export { evaluateRewardModel } from './evaluate.js';
+
+// ---- objectives: one micro-batch → its loss
+
+/** What a loss reads besides the rewards: the config's loss fields and the training ratings' scale. */
+interface LossContext {
+  loss: RewardTrainConfig['loss'];
+  scoreScale: ScoreScale | null;
 }
 
-export function tokenizePairs(pairs: readonly PairRecord[], tok: Tokenizer, maxTokens: number): { pairs: TokenizedPair[]; tooLong: number } {
-  const out: TokenizedPair[] = [];
-  let tooLong = 0;
-  for (const r of pairs) {
-    const chosen = tok.encode(r.prompt + r.chosen, { addBos: true });
-    const rejected = tok.encode(r.prompt + r.rejected, { addBos: true });
-    if (Math.max(chosen.length, rejected.length) > maxTokens) {
-      tooLong++;
-      continue;
-    }
-    const promptLen = r.prompt ? tok.encode(r.prompt, { addBos: true }).length : 1;
-    out.push({ chosen, rejected, chosenLen: chosen.length - promptLen, rejectedLen: rejected.length - promptLen, record: r });
-  }
-  return { pairs: out, tooLong };
+/** A micro-batch's loss, and how many of the comparisons it holds the rewards already order correctly. */
+interface BatchLoss {
+  loss: Tensor;
+  correct: number;
+  compared: number;
 }
 
-/** Rewards (2B, K) of a batch: chosen rows first, then rejected, one left-padded forward. */
-function pairRewards(rm: RewardModel, batch: readonly TokenizedPair[]): { chosen: Tensor; rejected: Tensor } {
-  const { ids, mask } = leftPad([...batch.map((p) => p.chosen), ...batch.map((p) => p.rejected)]);
-  const r = rm.rewards(ids, mask); // (2B, K)
+type Objective = (rm: RewardModel, batch: readonly TokenizedRecord[], ctx: LossContext) => BatchLoss;
+
+/** Rewards (N, H) of N sequences in one left-padded forward. */
+function forward(rm: RewardModel, seqs: readonly number[][]): Tensor {
+  const { ids, mask } = leftPad(seqs);
+  return rm.rewards(ids, mask);
+}
+
+/** Pairs: chosen rows first, then rejected, one forward of 2B sequences. */
+function pairwise(loss: (chosen: Tensor, rejected: Tensor, ctx: LossContext) => Tensor): Objective {
+  return (rm, batch, ctx) => {
+    const b = batch.length;
+    const r = forward(rm, [...batch.map((p) => p.seqs[0]!), ...batch.map((p) => p.seqs[1]!)]); // (2B, H)
+    const chosen = r.narrow(0, 0, b);
+    const rejected = r.narrow(0, b, b);
+    let l = loss(chosen, rejected, ctx);
+    if (ctx.loss.centerCoef > 0) l = l.add(REWARD_LOSSES.centering({ chosen, rejected, coefficient: ctx.loss.centerCoef }));
+    return { loss: l, correct: chosen.gt(rejected).float().sum().item() / chosen.size(1), compared: b };
+  };
+}
+
+/**
+ * Rankings (and pairs as rankings of 2): every record's K_b responses in one forward, gathered into
+ * rewards (B·H, K) best first, K = max K_b; the positions past K_b are masked out of the loss.
+ */
+const plackettLuce: Objective = (rm, batch, ctx) => {
   const b = batch.length;
-  return { chosen: r.narrow(0, 0, b), rejected: r.narrow(0, b, b) };
-}
-
-/** Rewards of every pair (first head, or the heads' mean for an ensemble), without gradients. */
-export function scorePairs(rm: RewardModel, pairs: readonly TokenizedPair[], batchSize = 32): { chosen: number[]; rejected: number[] } {
-  const chosen: number[] = [];
-  const rejected: number[] = [];
-  noGrad(() => {
-    for (let i = 0; i < pairs.length; i += batchSize) {
-      scope(() => {
-        const r = pairRewards(rm, pairs.slice(i, i + batchSize));
-        chosen.push(...(r.chosen.mean(1).data() as Float32Array));
-        rejected.push(...(r.rejected.mean(1).data() as Float32Array));
-      });
+  const k = Math.max(...batch.map((x) => x.seqs.length));
+  const r = forward(rm, batch.flatMap((x) => x.seqs)); // (ΣK_b, H)
+  const h = r.size(1);
+  // The row of r for each (record, position); a padded position repeats the record's first response.
+  const rows = new BigInt64Array(b * k);
+  const valid: boolean[] = [];
+  let off = 0;
+  batch.forEach((x, i) => {
+    for (let j = 0; j < k; j++) {
+      rows[i * k + j] = BigInt(off + (j < x.seqs.length ? j : 0));
+      valid.push(j < x.seqs.length);
+    }
+    off += x.seqs.length;
+  });
+  const ranked = r.indexSelect(0, tensor(rows)).reshape(b, k, h).transpose(1, 2).reshape(b * h, k); // (B·H, K): one ranking per head
+  const mask = tensor(valid, { shape: [b, 1, k] }).expand(b, h, k).reshape(b * h, k); // (B·H, K)
+  let loss = REWARD_LOSSES.plackett_luce({ rewards: ranked, mask });
+  if (ctx.loss.centerCoef > 0) loss = loss.add(REWARD_LOSSES.centering({ chosen: ranked.select(1, 0), rejected: ranked.select(1, 1), coefficient: ctx.loss.centerCoef }));
+  // Training accuracy: the implied pairs (i < j ≤ K_b) in order, averaged over heads.
+  const v = ranked.data() as Float32Array;
+  let correct = 0;
+  let compared = 0;
+  batch.forEach((x, i) => {
+    const kb = x.seqs.length;
+    compared += (kb * (kb - 1)) / 2;
+    for (let head = 0; head < h; head++) {
+      const row = (i * h + head) * k;
+      for (let p = 0; p < kb; p++) for (let q = p + 1; q < kb; q++) if (v[row + p]! > v[row + q]!) correct += 1 / h;
     }
   });
-  return { chosen, rejected };
-}
+  return { loss, correct, compared };
+};
 
-export function evaluateRewardModel(rm: RewardModel, pairs: readonly TokenizedPair[], seed: number): PairEvaluation {
-  const s = scorePairs(rm, pairs);
-  return evaluatePairs({
-    chosen: s.chosen, rejected: s.rejected,
-    chosenLen: pairs.map((p) => p.chosenLen), rejectedLen: pairs.map((p) => p.rejectedLen),
-    annotator: pairs.map((p) => p.record.meta.annotator), source: pairs.map((p) => p.record.meta.source),
-    confidence: pairs.map((p) => p.record.meta.confidence),
-  }, { seed });
-}
+/** Ratings: rewards (B, H) regressed onto the standardised scores (B, 1); no comparisons. */
+const gaussian: Objective = (rm, batch, ctx) => {
+  const r = forward(rm, batch.map((x) => x.seqs[0]!)); // (B, H)
+  const scores = tensor(Float32Array.from(batch, (x) => (x.record.kind === 'rating' ? x.record.score : NaN)), { shape: [batch.length, 1] });
+  return { loss: REWARD_LOSSES.gaussian({ rewards: r, scores, scoreScale: ctx.scoreScale!, sigma: ctx.loss.sigma }), correct: 0, compared: 0 };
+};
+
+/** The micro-batch loss of each loss.type. */
+const OBJECTIVES: Readonly<Record<RewardTrainLoss, Objective>> = {
+  bradley_terry: pairwise((chosen, rejected, ctx) => REWARD_LOSSES.bradley_terry({ chosen, rejected, margin: ctx.loss.margin })),
+  label_smoothed_bt: pairwise((chosen, rejected, ctx) => REWARD_LOSSES.label_smoothed_bt({ chosen, rejected, margin: ctx.loss.margin, labelSmoothing: ctx.loss.labelSmoothing })),
+  plackett_luce: plackettLuce,
+  gaussian,
+};
+
+// ---- data order, backbone, checkpoints
 
 /** mulberry32: a small seeded PRNG for the data order. */
 function prng(seed: number): () => number {
@@ -95,7 +136,7 @@ function prng(seed: number): () => number {
   };
 }
 
-/** The order of the training pairs in `epoch`: a pure function of (seed, epoch), so resume needs no RNG state. */
+/** The order of the training records in `epoch`: a pure function of (seed, epoch), so resume needs no RNG state. */
 export function epochOrder(n: number, seed: number, epoch: number): number[] {
   const rand = prng((seed * 1000003 + epoch * 7919) >>> 0);
   const p = Array.from({ length: n }, (_, i) => i);
@@ -122,6 +163,8 @@ function buildBackbone(cfg: RewardTrainConfig, tok: Tokenizer, gen: Generator): 
 interface TrainerState {
   step: number;
   config: RewardTrainConfig;
+  /** The ensemble member this checkpoint belongs to (absent for a single model). */
+  member?: number;
 }
 
 /** Writes the resumable state atomically: model and optimiser tensors, the step, the config. */
@@ -156,78 +199,126 @@ function loadCheckpoint(dir: string, rm: RewardModel, opt: AdamW): number {
   return state.step;
 }
 
+/** Mean and sample standard deviation of the (aggregated) rewards of the first 256 training records' responses. */
+function referenceStats(model: RewardEnsemble, train: readonly TokenizedRecord[]): { mean: number; std: number } {
+  const all = scoreSequences(model, train.slice(0, 256).flatMap((r) => r.seqs)).reward;
+  const mean = all.reduce((a, b) => a + b, 0) / all.length;
+  const std = Math.sqrt(all.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, all.length - 1));
+  return { mean, std };
+}
+
+// ---- one model's run
+
 export interface RewardRunSummary {
   out: string;
+  /** Optimiser steps (an ensemble: each member's; they all take the same number). */
   steps: number;
+  /** The step a resumed run continued from (an ensemble: null; see each member's). */
   resumedFrom: number | null;
   seconds: number;
+  /** Training records (pairs, rankings or ratings; a member: its resample) and held-out records. */
   trainPairs: number;
   heldOutPairs: number;
   dropped: { invalid: number; tooLong: number };
+  /** Statistics of the (aggregated) reward on training responses, for normalisation in RL. */
   rewardMean: number;
   rewardStd: number;
-  eval: PairEvaluation | null;
+  /** Held-out pairwise evaluation: pairs, or every pair rankings imply (evaluate.ts); null for ratings. */
+  eval: PairReport | null;
+  /** Held-out rating evaluation (data.format rating), else null. */
+  ratingEval: RatingReport | null;
+  /** The training ratings' scale the gaussian loss regressed onto, else null. */
+  scoreScale: ScoreScale | null;
+  /** An ensemble's members, each its own run (model.ensemble.members > 0), else null. */
+  members: RewardRunSummary[] | null;
 }
 
-export async function trainRewardModel(cfg: RewardTrainConfig, opts: { fresh?: boolean; progress?: (line: string) => void } = {}): Promise<RewardRunSummary> {
-  const t0 = Date.now();
-  const say = opts.progress ?? ((l: string) => process.stderr.write(l + '\n'));
-  if (cfg.train.threads > 0) setNumThreads(cfg.train.threads);
-  manualSeed(cfg.seed);
-  const baseDir = resolveModelDir(cfg.model.base);
-  if (cfg.model.tokenizer && cfg.model.init !== 'scratch') throw new Error("model.tokenizer applies to init 'scratch' only (a pretrained backbone keeps its own)");
-  const tokDir = cfg.model.tokenizer ? resolveModelDir(cfg.model.tokenizer) : baseDir;
-  const tok = loadTokenizer(tokDir);
+/** Everything a run's members share: the config, tokenizer and tokenized records. */
+interface RunData {
+  cfg: RewardTrainConfig;
+  tokDir: string;
+  tok: Tokenizer;
+  train: TokenizedRecord[];
+  test: TokenizedRecord[];
+  dropped: { invalid: number; tooLong: number };
+  scoreScale: ScoreScale | null;
+}
 
-  // ---- data
-  const train = await loadPairs(cfg.data, 'train');
-  const test = await loadPairs(cfg.data, 'test');
-  let trainPairs = tokenizePairs(train.pairs, tok, cfg.data.maxTokens);
-  const testPairs = tokenizePairs(test.pairs, tok, cfg.data.maxTokens);
-  if (cfg.data.limit > 0) trainPairs = { ...trainPairs, pairs: trainPairs.pairs.slice(0, cfg.data.limit) };
-  if (trainPairs.pairs.length === 0) throw new Error(`${cfg.data.path}: no training pairs left after splitting and length limits`);
-  // Split from one file, both parts read all of it: count its invalid lines once.
-  const invalid = cfg.data.testPath ? train.invalid + test.invalid : train.invalid;
-  say(`[train rm] ${trainPairs.pairs.length} training pairs, ${testPairs.pairs.length} held out (${invalid} invalid, ${trainPairs.tooLong + testPairs.tooLong} over ${cfg.data.maxTokens} tokens)`);
+/** One model to train: a single run (member null) or ensemble member k. */
+interface ModelRun {
+  member: number | null;
+  seed: number;
+  out: string;
+  train: readonly TokenizedRecord[];
+}
 
-  mkdirSync(cfg.out, { recursive: true });
+interface RunOptions {
+  fresh?: boolean;
+  progress?: (line: string) => void;
+}
 
-  // ---- model and optimiser
-  const gen = new Generator(cfg.seed);
-  const rm = new RewardModel(buildBackbone(cfg, tok, gen), { heads: cfg.model.heads }, { generator: gen });
+/** A run's model and optimiser, the step they are at, and its metrics log. */
+interface OpenRun {
+  rm: RewardModel;
+  opt: AdamW;
+  resumedFrom: number | null;
+  logMetrics: (m: Record<string, unknown>) => void;
+}
+
+/**
+ * Builds the model and optimiser and, unless `fresh`, loads the checkpoint in run.out when it is this
+ * configuration's (and member's); any other checkpoint is refused. metrics.jsonl keeps only the rows the
+ * checkpoint covers: later ones belong to the interrupted run.
+ */
+function openRun(d: RunData, run: ModelRun, fresh: boolean): OpenRun {
+  const { cfg } = d;
+  manualSeed(run.seed);
+  mkdirSync(run.out, { recursive: true });
+  const gen = new Generator(run.seed);
+  const rm = new RewardModel(buildBackbone(cfg, d.tok, gen), { heads: cfg.model.heads }, { generator: gen });
   gen.dispose();
   if (cfg.model.headOnly) rm.freeze((n) => !n.startsWith('score.'));
   const opt = new AdamW(rm.trainableParameters(), { lr: cfg.train.lr, weightDecay: cfg.train.weightDecay });
-  const microPerEpoch = Math.ceil(trainPairs.pairs.length / cfg.train.batchSize);
-  const stepsPerEpoch = Math.ceil(microPerEpoch / cfg.train.gradAccum);
-  const totalSteps = cfg.train.maxSteps > 0 ? Math.min(cfg.train.maxSteps, stepsPerEpoch * cfg.train.epochs) : stepsPerEpoch * cfg.train.epochs;
-  const schedule = { kind: cfg.train.schedule as 'constant' | 'linear' | 'cosine', warmupSteps: Math.min(cfg.train.warmupSteps, totalSteps), totalSteps };
-
-  // ---- resume
-  const ckpt = join(cfg.out, 'checkpoint');
-  const metricsPath = join(cfg.out, 'metrics.jsonl');
-  let step = 0;
   let resumedFrom: number | null = null;
-  if (!opts.fresh && existsSync(join(ckpt, 'trainer.json'))) {
-    const saved = (JSON.parse(readFileSync(join(ckpt, 'trainer.json'), 'utf8')) as TrainerState).config;
-    if (JSON.stringify(saved) !== JSON.stringify(cfg)) {
-      throw new Error(`${cfg.out} holds a checkpoint of a different configuration: use another --out, or --fresh to start over`);
+  const ckpt = join(run.out, 'checkpoint');
+  if (!fresh && existsSync(join(ckpt, 'trainer.json'))) {
+    const saved = JSON.parse(readFileSync(join(ckpt, 'trainer.json'), 'utf8')) as TrainerState;
+    if (JSON.stringify(saved.config) !== JSON.stringify(cfg) || (saved.member ?? null) !== run.member) {
+      opt.dispose();
+      rm.dispose();
+      throw new Error(`${run.out} holds a checkpoint of a different configuration: use another --out, or --fresh to start over`);
     }
-    step = loadCheckpoint(ckpt, rm, opt);
-    resumedFrom = step;
-    say(`[train rm] resuming from step ${step}`);
+    resumedFrom = loadCheckpoint(ckpt, rm, opt);
   }
-  // Metrics past the resumed step belong to the interrupted run: keep only what the checkpoint covers.
+  const metricsPath = join(run.out, 'metrics.jsonl');
   const kept = existsSync(metricsPath) && resumedFrom !== null
-    ? readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l && (JSON.parse(l) as { step: number }).step <= step)
+    ? readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l && (JSON.parse(l) as { step: number }).step <= resumedFrom!)
     : [];
   writeFileSync(`${metricsPath}.tmp`, kept.map((l) => l + '\n').join(''));
   renameSync(`${metricsPath}.tmp`, metricsPath);
-  const logMetrics = (m: Record<string, unknown>) => writeFileSync(metricsPath, JSON.stringify(m) + '\n', { flag: 'a' });
+  return { rm, opt, resumedFrom, logMetrics: (m) => writeFileSync(metricsPath, JSON.stringify(m) + '\n', { flag: 'a' }) };
+}
 
-  const lossName = cfg.loss.type as 'bradley_terry' | 'label_smoothed_bt';
-  let lastEval: PairEvaluation | null = null;
-  const evalSet = cfg.train.evalLimit > 0 ? testPairs.pairs.slice(0, cfg.train.evalLimit) : testPairs.pairs;
+/** Trains one reward model into run.out: the loop, then its final checkpoint, model and held-out evaluation. */
+function fitRewardModel(d: RunData, run: ModelRun, opts: RunOptions, t0: number): RewardRunSummary {
+  const { cfg } = d;
+  const tag = run.member === null ? '[train rm]' : `[train rm member ${run.member}]`;
+  const say = (l: string) => (opts.progress ?? ((x: string) => process.stderr.write(x + '\n')))(`${tag} ${l}`);
+  const { rm, opt, resumedFrom, logMetrics } = openRun(d, run, opts.fresh ?? false);
+  if (resumedFrom !== null) say(`resuming from step ${resumedFrom}`);
+  const microPerEpoch = Math.ceil(run.train.length / cfg.train.batchSize);
+  const stepsPerEpoch = Math.ceil(microPerEpoch / cfg.train.gradAccum);
+  const totalSteps = cfg.train.maxSteps > 0 ? Math.min(cfg.train.maxSteps, stepsPerEpoch * cfg.train.epochs) : stepsPerEpoch * cfg.train.epochs;
+  const schedule = { kind: cfg.train.schedule as 'constant' | 'linear' | 'cosine', warmupSteps: Math.min(cfg.train.warmupSteps, totalSteps), totalSteps };
+  const ckpt = join(run.out, 'checkpoint');
+  const state = (step: number): TrainerState => ({ step, config: cfg, ...(run.member === null ? {} : { member: run.member }) });
+
+  const objective = OBJECTIVES[cfg.loss.type as RewardTrainLoss];
+  const ctx: LossContext = { loss: cfg.loss, scoreScale: d.scoreScale };
+  const scorer = headEnsemble(rm, configAggregation(cfg)); // the trainer's own model: not disposed through it
+  const evaluate = (records: readonly TokenizedRecord[]): HeldOutReport => evaluateHeldOut(scorer, records, { seed: cfg.seed, scoreScale: d.scoreScale });
+  const evalSet = cfg.train.evalLimit > 0 ? d.test.slice(0, cfg.train.evalLimit) : d.test;
+  let step = resumedFrom ?? 0;
   try {
     for (; step < totalSteps; ) {
       // ---- one optimiser step over gradAccum micro-batches
@@ -235,60 +326,50 @@ export async function trainRewardModel(cfg: RewardTrainConfig, opts: { fresh?: b
       opt.setLr(lr);
       let lossSum = 0;
       let correct = 0;
-      let seen = 0;
+      let compared = 0;
       for (let m = 0; m < cfg.train.gradAccum; m++) {
         const micro = step * cfg.train.gradAccum + m;
         const epoch = Math.floor(micro / microPerEpoch);
         const pos = (micro % microPerEpoch) * cfg.train.batchSize;
-        const order = epochOrder(trainPairs.pairs.length, cfg.seed, epoch);
-        const batch = order.slice(pos, pos + cfg.train.batchSize).map((i) => trainPairs.pairs[i]!);
+        const order = epochOrder(run.train.length, run.seed, epoch);
+        const batch = order.slice(pos, pos + cfg.train.batchSize).map((i) => run.train[i]!);
         scope(() => {
-          const { chosen, rejected } = pairRewards(rm, batch);
-          let loss = lossName === 'label_smoothed_bt'
-            ? REWARD_LOSSES.label_smoothed_bt({ chosen, rejected, margin: cfg.loss.margin, labelSmoothing: cfg.loss.labelSmoothing })
-            : REWARD_LOSSES.bradley_terry({ chosen, rejected, margin: cfg.loss.margin });
-          if (cfg.loss.centerCoef > 0) loss = loss.add(REWARD_LOSSES.centering({ chosen, rejected, coefficient: cfg.loss.centerCoef }));
-          loss.div(cfg.train.gradAccum).backward();
-          lossSum += loss.item();
-          correct += chosen.gt(rejected).float().sum().item() / chosen.size(1);
-          seen += batch.length;
+          const b = objective(rm, batch, ctx);
+          b.loss.div(cfg.train.gradAccum).backward();
+          lossSum += b.loss.item();
+          correct += b.correct;
+          compared += b.compared;
         });
       }
       const gradNorm = cfg.train.clipGradNorm > 0 ? clipGradNorm(rm.trainableParameters(), cfg.train.clipGradNorm) : null;
       opt.step();
       opt.zeroGrad();
       step++;
-      const row = { step, loss: lossSum / cfg.train.gradAccum, accuracy: correct / seen, lr, gradNorm, seconds: (Date.now() - t0) / 1000 };
+      // ---- log, evaluate, checkpoint
+      const accuracy = compared > 0 ? correct / compared : null;
+      const row = { step, loss: lossSum / cfg.train.gradAccum, accuracy, lr, gradNorm, seconds: (Date.now() - t0) / 1000 };
       logMetrics(row);
-      say(`[train rm] step ${step}/${totalSteps} loss ${row.loss.toFixed(4)} acc ${row.accuracy.toFixed(3)} lr ${lr.toExponential(2)}`);
+      say(`step ${step}/${totalSteps} loss ${row.loss.toFixed(4)}${accuracy === null ? '' : ` acc ${accuracy.toFixed(3)}`} lr ${lr.toExponential(2)}`);
       if (cfg.train.evalEvery > 0 && step % cfg.train.evalEvery === 0 && step < totalSteps && evalSet.length) {
-        lastEval = evaluateRewardModel(rm, evalSet, cfg.seed);
-        logMetrics({ step, eval: { accuracy: lastEval.accuracy, ece: lastEval.ece, n: lastEval.n } });
-        say(`[train rm] eval at step ${step}: accuracy ${lastEval.accuracy.toFixed(3)} ece ${lastEval.ece.toFixed(3)} (n ${lastEval.n})`);
+        const e = evaluate(evalSet);
+        logMetrics({ step, eval: evalRow(e) });
+        say(`eval at step ${step}: ${describeHeldOut(e)}`);
       }
-      if (cfg.train.checkpointEvery > 0 && step % cfg.train.checkpointEvery === 0) saveCheckpoint(ckpt, rm, opt, { step, config: cfg });
+      if (cfg.train.checkpointEvery > 0 && step % cfg.train.checkpointEvery === 0) saveCheckpoint(ckpt, rm, opt, state(step));
     }
-    saveCheckpoint(ckpt, rm, opt, { step, config: cfg });
+    saveCheckpoint(ckpt, rm, opt, state(step));
 
-    // ---- reward statistics on a reference set (training responses), for normalisation in RL
-    const ref = trainPairs.pairs.slice(0, 256);
-    const s = scorePairs(rm, ref);
-    const all = [...s.chosen, ...s.rejected];
-    const mean = all.reduce((a, b) => a + b, 0) / all.length;
-    const std = Math.sqrt(all.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, all.length - 1));
+    // ---- reward statistics on a reference set (training responses), for normalisation in RL; save; evaluate
+    const { mean, std } = referenceStats(scorer, run.train);
     rm.head.mean = mean;
     rm.head.std = std;
-    saveRewardModel(rm, join(cfg.out, 'model'), { extraFiles: tokenizerFiles(tokDir) });
-    lastEval = testPairs.pairs.length ? evaluateRewardModel(rm, testPairs.pairs, cfg.seed) : null;
-    if (lastEval) {
-      writeFileSync(join(cfg.out, 'eval.json'), JSON.stringify(lastEval, null, 2));
-      logMetrics({ step, eval: { accuracy: lastEval.accuracy, ece: lastEval.ece, n: lastEval.n, final: true } });
-    }
+    saveRewardModel(rm, join(run.out, 'model'), { extraFiles: tokenizerFiles(d.tokDir), aggregation: configAggregation(cfg), scoreScale: d.scoreScale });
+    const final = evaluate(d.test);
+    if (writeEval(run.out, final)) logMetrics({ step, eval: { ...evalRow(final), final: true } });
     return {
-      out: cfg.out, steps: step, resumedFrom, seconds: (Date.now() - t0) / 1000,
-      trainPairs: trainPairs.pairs.length, heldOutPairs: testPairs.pairs.length,
-      dropped: { invalid, tooLong: trainPairs.tooLong + testPairs.tooLong },
-      rewardMean: mean, rewardStd: std, eval: lastEval,
+      out: run.out, steps: step, resumedFrom, seconds: (Date.now() - t0) / 1000,
+      trainPairs: run.train.length, heldOutPairs: d.test.length, dropped: d.dropped,
+      rewardMean: mean, rewardStd: std, ...final, scoreScale: d.scoreScale, members: null,
     };
   } finally {
     opt.dispose();
@@ -296,3 +377,88 @@ export async function trainRewardModel(cfg: RewardTrainConfig, opts: { fresh?: b
   }
 }
 
+/** The headline numbers of an evaluation, for metrics.jsonl. */
+function evalRow(e: HeldOutReport): Record<string, unknown> {
+  if (e.eval) return { accuracy: e.eval.accuracy, ece: e.eval.ece, n: e.eval.n, ...(e.eval.spread !== undefined ? { spread: e.eval.spread } : {}) };
+  if (e.ratingEval) return { pearson: e.ratingEval.pearson, spearman: e.ratingEval.spearman, rmse: e.ratingEval.rmse, n: e.ratingEval.n, ...(e.ratingEval.spread !== undefined ? { spread: e.ratingEval.spread } : {}) };
+  return {};
+}
+
+/** Writes the final held-out evaluation to out/eval.json; false when there is none. */
+function writeEval(out: string, e: HeldOutReport): boolean {
+  const report = e.eval ?? e.ratingEval;
+  if (report) writeFileSync(join(out, 'eval.json'), JSON.stringify(report, null, 2));
+  return report !== null;
+}
+
+// ---- an ensemble's run
+
+/**
+ * Trains K members (model.ensemble.members) one after another through fitRewardModel: member k with
+ * seed + k on bootstrap resample k of the training records, into out/member-k/; then writes the manifest
+ * out/model/ensemble.json and evaluates the ensemble as `rlhf eval rm` would (aggregated reward, spread).
+ */
+function trainEnsemble(d: RunData, opts: RunOptions, t0: number): RewardRunSummary {
+  const { cfg } = d;
+  const k = cfg.model.ensemble.members;
+  const resamples = cfg.model.ensemble.bootstrap ? bootstrapIndices(d.train.length, k, cfg.seed) : null;
+  const memberDirs = Array.from({ length: k }, (_, m) => `member-${m}`);
+  const members = memberDirs.map((dir, m) => fitRewardModel(d, {
+    member: m, seed: cfg.seed + m, out: join(cfg.out, dir),
+    train: resamples ? resamples[m]!.map((i) => d.train[i]!) : d.train,
+  }, opts, t0));
+
+  // The manifest first, so the ensemble is loaded and evaluated exactly as `rlhf eval rm` will; then again
+  // with the aggregated reward's statistics.
+  const manifest: EnsembleManifest = {
+    rlhf_reward_ensemble: 1, members: memberDirs.map((dir) => `../${dir}/model`), ...configAggregation(cfg),
+    bootstrap: cfg.model.ensemble.bootstrap, seed: cfg.seed, mean: null, std: null, score_scale: d.scoreScale,
+  };
+  const dir = join(cfg.out, 'model');
+  saveEnsembleManifest(dir, manifest, { extraFiles: tokenizerFiles(d.tokDir) });
+  const ens = loadRewardEnsemble(dir);
+  try {
+    const { mean, std } = referenceStats(ens, d.train);
+    saveEnsembleManifest(dir, { ...manifest, mean, std }, { extraFiles: tokenizerFiles(d.tokDir) });
+    const final = evaluateHeldOut(ens, d.test, { seed: cfg.seed, scoreScale: d.scoreScale });
+    writeEval(cfg.out, final);
+    return {
+      out: cfg.out, steps: members[0]!.steps, resumedFrom: null, seconds: (Date.now() - t0) / 1000,
+      trainPairs: d.train.length, heldOutPairs: d.test.length, dropped: d.dropped,
+      rewardMean: mean, rewardStd: std, ...final, scoreScale: d.scoreScale, members,
+    };
+  } finally {
+    ens.dispose();
+  }
+}
+
+/** Loads, splits and tokenizes the run's records; computes the rating scale on the training part. */
+async function prepareData(cfg: RewardTrainConfig, say: (l: string) => void): Promise<RunData> {
+  const baseDir = resolveModelDir(cfg.model.base);
+  if (cfg.model.tokenizer && cfg.model.init !== 'scratch') throw new Error("model.tokenizer applies to init 'scratch' only (a pretrained backbone keeps its own)");
+  const tokDir = cfg.model.tokenizer ? resolveModelDir(cfg.model.tokenizer) : baseDir;
+  const tok = loadTokenizer(tokDir);
+  const trainRaw = await loadRewardRecords(cfg.data, 'train');
+  const testRaw = await loadRewardRecords(cfg.data, 'test');
+  const train = tokenizeRecords(trainRaw.records, tok, cfg.data.maxTokens);
+  const test = tokenizeRecords(testRaw.records, tok, cfg.data.maxTokens);
+  const records = cfg.data.limit > 0 ? train.records.slice(0, cfg.data.limit) : train.records;
+  if (records.length === 0) throw new Error(`${cfg.data.path}: no training records left after splitting and length limits`);
+  // Split from one file, both parts read all of it: count its invalid lines once.
+  const invalid = cfg.data.testPath ? trainRaw.invalid + testRaw.invalid : trainRaw.invalid;
+  const tooLong = train.tooLong + test.tooLong;
+  say(`[train rm] ${records.length} training records, ${test.records.length} held out (${invalid} invalid, ${tooLong} over ${cfg.data.maxTokens} tokens)`);
+  const scoreScale = cfg.loss.type === 'gaussian' ? scoreScaleOf(records.map((r) => (r.record.kind === 'rating' ? r.record.score : NaN))) : null;
+  return { cfg, tokDir, tok, train: records, test: test.records, dropped: { invalid, tooLong }, scoreScale };
+}
+
+export async function trainRewardModel(cfg: RewardTrainConfig, opts: RunOptions = {}): Promise<RewardRunSummary> {
+  const t0 = Date.now();
+  const say = opts.progress ?? ((l: string) => process.stderr.write(l + '\n'));
+  checkRewardConfig(cfg);
+  if (cfg.train.threads > 0) setNumThreads(cfg.train.threads);
+  const d = await prepareData(cfg, say);
+  mkdirSync(cfg.out, { recursive: true });
+  if (cfg.model.ensemble.members > 0) return trainEnsemble(d, { ...opts, progress: say }, t0);
+  return fitRewardModel(d, { member: null, seed: cfg.seed, out: cfg.out, train: d.train }, { ...opts, progress: say }, t0);
+}

@@ -209,7 +209,7 @@ describe('describeSchema', () => {
   });
 
   test('shows the allowed values of enums and each field\'s doc', () => {
-    assert.ok(lines.includes("loss.type (default \"bradley_terry\") one of bradley_terry|label_smoothed_bt: loss (src/reward/losses.ts)"), lines.join('\n'));
+    assert.ok(lines.includes("loss.type (default \"bradley_terry\") one of bradley_terry|label_smoothed_bt|plackett_luce|gaussian: loss (src/reward/losses.ts)"), lines.join('\n'));
     assert.ok(lines.every((l) => /: \S/.test(l)), 'every field has a doc');
   });
 
