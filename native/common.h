@@ -20,8 +20,24 @@ const at::Tensor& get(int32_t id);
 at::Tensor take(int32_t id);  // removes the entry and returns the tensor
 void release(int32_t id);
 size_t liveCount();
-// Records the tensors an op reads (with their argument position) so an error can name them.
-void noteInput(const at::Tensor& t, size_t position);
+// The handles an op reads, with their argument positions, so an error can name their shapes (rethrow).
+// Handles, not tensor copies (a copy is two atomic refcount updates per argument), and a plain static,
+// not thread_local (a TLS lookup per access in a shared library): the addon is only ever called from
+// the JavaScript thread, which the handle table already assumes. Nothing is released during an op, so
+// a noted handle still names the same tensor when rethrow reads it.
+struct OpInputs {
+  int32_t n = 0;
+  int32_t id[8];
+  uint8_t position[8];
+};
+extern OpInputs g_inputs;
+inline void noteInput(int32_t id, size_t position) {
+  if (g_inputs.n < 8) {
+    g_inputs.id[g_inputs.n] = id;
+    g_inputs.position[g_inputs.n] = static_cast<uint8_t>(position);
+    ++g_inputs.n;
+  }
+}
 
 // ---- dtypes: the codes are mirrored in src/tensor/native.ts (DTYPE_CODES) -------------------------
 at::ScalarType dtypeFromCode(int32_t code);
@@ -41,8 +57,9 @@ inline bool argBool(const Napi::CallbackInfo& info, size_t i) { return info[i].T
 // Reads a tensor argument and notes it (with its position, since C++ evaluates call arguments in any
 // order) so an error message can list the op's inputs.
 inline const at::Tensor& argT(const Napi::CallbackInfo& info, size_t i) {
-  const at::Tensor& t = get(argInt(info, i));
-  noteInput(t, i);
+  int32_t id = argInt(info, i);
+  const at::Tensor& t = get(id);
+  noteInput(id, i);
   return t;
 }
 // A handle of -1 means "absent" (an optional tensor argument).
@@ -64,16 +81,12 @@ Napi::Value retMany(const Napi::CallbackInfo& info, const std::vector<at::Tensor
 // Every exported function runs inside `guard`: libtorch's c10::Error and any std::exception become a
 // JavaScript Error naming the op and the shapes and dtypes of the tensors it read.
 [[noreturn]] void rethrow(Napi::Env env, const char* op);
-void beginOp();
-void endOp();
 
 template <typename F>
 Napi::Value guard(const Napi::CallbackInfo& info, const char* op, F&& f) {
-  beginOp();
+  g_inputs.n = 0;
   try {
-    Napi::Value v = f();
-    endOp();
-    return v;
+    return f();
   } catch (const Napi::Error&) {
     throw;
   } catch (...) {

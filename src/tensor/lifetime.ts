@@ -78,20 +78,25 @@ export function scope<T>(fn: () => T): T {
   }
   const keep = new Set<Tracked>();
   collect(result, keep);
-  // Free in one native call: a decode step's scope holds hundreds of intermediates.
-  const dead: number[] = [];
+  // Free in one native call: a decode step's scope holds hundreds of intermediates. The handles go in an
+  // Int32Array, which the addon reads in place (a plain array costs a property lookup per element there),
+  // reused across scopes: nothing below runs user code, so no other scope can end while it is filled.
+  if (deadHandles.length < frame.length) deadHandles = new Int32Array(Math.max(frame.length, 2 * deadHandles.length));
+  let n = 0;
   for (const t of frame) {
     if (t._h < 0) continue;
-    if (keep.has(t)) adopt(t);
+    if (keep.size > 0 && keep.has(t)) adopt(t);
     else {
       untrack(t);
-      dead.push(t._h);
+      deadHandles[n++] = t._h;
       t._h = -1;
     }
   }
-  if (dead.length) native.freeMany(dead);
+  if (n > 0) native.freeMany(deadHandles.subarray(0, n));
   return result;
 }
+
+let deadHandles = new Int32Array(256);
 
 /** Moves a tensor to the enclosing scope, or registers it when no scope encloses. */
 function adopt(t: Tracked): void {
