@@ -5,12 +5,10 @@
  * of them start at once in `before` and the tests await their results.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 
 import { generate } from '../../src/generate/generate.js';
 import { tokenLogprobs } from '../../src/generate/score.js';
@@ -18,36 +16,9 @@ import type { CausalLM } from '../../src/models/common.js';
 import { loadModel, resolveModelDir } from '../../src/models/hub.js';
 import { noGrad, scope, tensor } from '../../src/tensor/index.js';
 import { loadTokenizer, type Tokenizer } from '../../src/text/index.js';
+import { ROOT, rlhf, type Run } from './run-cli.js';
 
-/** The package root: the nearest directory above this compiled file that holds package.json. */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('package.json not found above the test file');
-    dir = up;
-  }
-  return dir;
-}
-
-const ROOT = packageRoot();
 const GOLDEN = join(ROOT, 'test', 'fixtures', 'stories260k', 'expected-greedy-200.txt');
-
-interface Run {
-  status: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `node bin/rlhf.js ...args` from the package root; resolves with its exit status and output. */
-function rlhf(args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [join(ROOT, 'bin', 'rlhf.js'), ...args], { cwd: ROOT, timeout: 120_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      const status = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
 
 /**
  * Starts every command, at most one per CPU at a time (more would only oversubscribe libtorch's

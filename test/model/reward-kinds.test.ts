@@ -14,12 +14,10 @@
  *   - a data format that does not fit the loss is a config error naming both fields.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { stringify as toYaml } from 'yaml';
 
 import { deepMerge, validateConfig } from '../../src/config.js';
@@ -32,39 +30,14 @@ import { loadRewardRecords, tokenizeRecords } from '../../src/reward/pairs.js';
 import { trainRewardModel, type RewardRunSummary } from '../../src/reward/train.js';
 import { memory, noGrad, scope } from '../../src/tensor/index.js';
 import { loadTokenizer } from '../../src/text/index.js';
+import { ROOT, rlhf, type Run } from './run-cli.js';
 
-/** The package root: the nearest directory above this compiled file that holds package.json. */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('package.json not found above the test file');
-    dir = up;
-  }
-  return dir;
-}
-
-const ROOT = packageRoot();
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'feedback-rm');
 const RANKING = join(FIXTURES, 'ranking.jsonl');
 const RATING = join(FIXTURES, 'rating.jsonl');
 const PAIRS = join(FIXTURES, 'pairs.jsonl');
 const TMP = mkdtempSync(join(tmpdir(), 'rlhf-reward-kinds-'));
 const quiet = () => {};
-
-interface Run {
-  status: number;
-  stdout: string;
-  stderr: string;
-}
-
-function rlhf(args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [join(ROOT, 'bin', 'rlhf.js'), ...args], { cwd: ROOT, timeout: 120_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      resolve({ status: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
-    });
-  });
-}
 
 function oneJsonLine(r: Run): Record<string, unknown> {
   assert.equal(r.status, 0, `exit ${r.status}: ${r.stderr}`);

@@ -10,49 +10,20 @@
  * start in `before` and run alongside the in-process training.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { stringify as toYaml } from 'yaml';
 
 import { deepMerge, loadConfig, validateConfig } from '../../src/config.js';
 import { REWARD_DEFAULTS, REWARD_SCHEMA, type RewardTrainConfig } from '../../src/reward/config.js';
 import type { PairEvaluation } from '../../src/reward/metrics.js';
 import { trainRewardModel, type RewardRunSummary } from '../../src/reward/train.js';
+import { ROOT, rlhf, type Run } from './run-cli.js';
 
-/** The package root: the nearest directory above this compiled file that holds package.json. */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('package.json not found above the test file');
-    dir = up;
-  }
-  return dir;
-}
-
-const ROOT = packageRoot();
 const TMP = mkdtempSync(join(tmpdir(), 'rlhf-reward-test-'));
 const quiet = () => {};
-
-interface Run {
-  status: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `node bin/rlhf.js ...args` from the package root; resolves with its exit status and output. */
-function rlhf(args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [join(ROOT, 'bin', 'rlhf.js'), ...args], { cwd: ROOT, timeout: 120_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      const status = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
 
 /** Asserts a successful --json run printed exactly one line of JSON, and returns it parsed. */
 function oneJsonLine(r: Run): Record<string, unknown> {
