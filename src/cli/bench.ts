@@ -5,14 +5,14 @@ import type { OptionSpec } from './args.js';
 const benchOptions: OptionSpec[] = [
   { name: 'reps', type: 'number', help: 'interleaved repetitions per case (ours, theirs, ours, …); default per bench (5 or 7; quick: 2)' },
   { name: 'threads', type: 'number', help: "threads for libtorch and OpenBLAS on both sides (default: libtorch's default)" },
-  { name: 'python', type: 'string', default: '/usr/bin/python3', help: 'Python interpreter with torch, for the baseline (or $PYTHON)' },
+  { name: 'python', type: 'string', help: 'Python interpreter with torch, for the baseline (default: $PYTHON, else /usr/bin/python3)' },
   { name: 'quick', type: 'boolean', default: false, help: 'tiny sizes and 2 repetitions: checks the machinery, not speed' },
 ];
 
 const benchArgs = (o: Record<string, unknown>) => ({
   reps: o.reps as number | undefined,
   threads: o.threads as number | undefined,
-  python: (process.env.PYTHON ?? o.python) as string,
+  python: o.python as string | undefined,
   quick: o.quick as boolean,
 });
 
@@ -41,7 +41,7 @@ export const benchCommands: Record<string, Command> = {
       return runEngineBench({
         reps: o.reps as number | undefined,
         threads: o.threads as number | undefined,
-        python: (process.env.PYTHON ?? o.python) as string,
+        python: o.python as string | undefined,
         quick: o.quick as boolean,
       });
     },
