@@ -68,6 +68,8 @@ export interface BenchEnv {
   os: string;
   reps: number;
   quick: boolean;
+  /** Our side's malloc policy (native/runtime.cpp keeps freed heap unless told not to); Python's is glibc's default. */
+  malloc: string;
 }
 
 export interface BenchResult {
@@ -144,6 +146,9 @@ export function captureEnv(baseline: BaselineInfo, opts: { reps: number; quick: 
     os: osDescription(),
     reps: opts.reps,
     quick: opts.quick,
+    malloc: ['MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_', 'MALLOC_TOP_PAD_', 'GLIBC_TUNABLES'].some((v) => process.env[v] !== undefined) || process.env.RLHF_MALLOC_TUNING === '0'
+      ? 'glibc default or user-set'
+      : 'tuned: mmap threshold 32 MiB, trim threshold 128 MiB',
   };
 }
 
