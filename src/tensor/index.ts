@@ -6,3 +6,7 @@ export * from './create.js';
 export * from './functional.js';
 export * from './optim.js';
 export { type BoundaryProfile, profileBoundary } from './profile.js';
+
+// Warn once, at load, when libtorch runs on the slow reference BLAS (~15× slower matmuls than OpenBLAS).
+import { checkBlas } from './functional.js';
+checkBlas();
