@@ -25,3 +25,18 @@ export function uniformAt(key: number, step: number): number {
   const lo = fmix32(hi ^ key ^ fmix32(Math.imul(2 * step + 2, 0x165667b1)));
   return (hi * 2 ** 21 + (lo >>> 11)) / 2 ** 53;
 }
+
+/**
+ * mulberry32 (Tommy Ettinger): a tiny sequential seeded PRNG in [0, 1), for data orders and test
+ * fuzzing where a replayable stream is all that is needed.
+ */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

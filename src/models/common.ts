@@ -105,3 +105,16 @@ export function biasFor(opts: ForwardOptions, b: number, t: number, past: number
   if (opts.bias) return opts.bias;
   return opts.attentionMask || past > 0 ? attentionBias(opts.attentionMask ?? null, b, t, past, like) : null;
 }
+
+/**
+ * What every family's hidden() starts with: validate the input, then the batch and time sizes, the
+ * cache and its length, and the positions (given, or past + 0..T−1 for every row).
+ */
+export function forwardInputs(ids: Tensor, config: ModelConfigCommon, opts: ForwardOptions): { b: number; t: number; cache: KVCache | null; past: number; positions: Tensor } {
+  const cache = opts.cache ?? null;
+  const past = cache ? cache.length : 0;
+  checkInput(ids, config, past, opts.positionIds);
+  const [b, t] = ids.shape as [number, number];
+  const positions = opts.positionIds ?? arange(past, past + t, 1, { device: ids.device }).unsqueeze(0).expand(b, t); // (B, T)
+  return { b, t, cache, past, positions };
+}

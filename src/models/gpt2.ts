@@ -9,11 +9,11 @@
  * log-probabilities differ between rollout and update for the same weights. reorder_and_upcast_attn is
  * ignored too: it only changes the precision of 16-bit attention scores, not what is computed.
  */
-import { arange, type DType, type Generator, linear, normal_, scope, type Tensor, zeros } from '../tensor/index.js';
+import { type DType, type Generator, linear, normal_, scope, type Tensor, zeros } from '../tensor/index.js';
 import { Embedding, LayerNorm, Linear } from '../nn/layers.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { KVCache } from './cache.js';
-import { biasFor, type CausalLM, type ForwardOptions, groupedAttention, type ModelConfigCommon, checkInput } from './common.js';
+import { biasFor, type CausalLM, type ForwardOptions, groupedAttention, type ModelConfigCommon, forwardInputs } from './common.js';
 import { ConfigReader } from './config.js';
 
 export interface Gpt2Config extends ModelConfigCommon {
@@ -189,11 +189,7 @@ export class Gpt2LMHeadModel extends Module implements CausalLM {
   }
 
   hidden(ids: Tensor, opts: ForwardOptions = {}): Tensor {
-    const [b, t] = ids.shape as [number, number];
-    const cache = opts.cache ?? null;
-    const past = cache ? cache.length : 0;
-    checkInput(ids, this.config, past, opts.positionIds);
-    const positions = opts.positionIds ?? arange(past, past + t, 1, { device: ids.device }).unsqueeze(0).expand(b, t); // (B, T)
+    const { b, t, cache, past, positions } = forwardInputs(ids, this.config, opts);
     const { wte, wpe, h, ln_f } = this.transformer;
     let x = wte.forward(ids).add(wpe.forward(positions)); // (B, T, C)
     // Without padding or a cache, the causal flag alone masks (no bias tensor to build).

@@ -4,12 +4,12 @@
  * and grouped-query attention → residual → RMSNorm → SwiGLU MLP → residual. Parameter names are HF's,
  * so `model.safetensors` loads by key copy.
  */
-import { type Generator, noGrad, type Tensor, type DType, arange } from '../tensor/index.js';
+import { type Generator, type Tensor, type DType } from '../tensor/index.js';
 import { Linear, Embedding, RMSNorm } from '../nn/layers.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { Rotary, type RopeScaling } from '../nn/rotary.js';
 import { KVCache } from './cache.js';
-import { biasFor, type CausalLM, checkInput, type ForwardOptions, groupedAttention, type ModelConfigCommon } from './common.js';
+import { biasFor, type CausalLM, forwardInputs, type ForwardOptions, groupedAttention, type ModelConfigCommon } from './common.js';
 import { ConfigReader } from './config.js';
 
 export interface LlamaConfig extends ModelConfigCommon {
@@ -158,11 +158,7 @@ export class LlamaForCausalLM extends Module implements CausalLM {
   }
 
   hidden(ids: Tensor, opts: ForwardOptions = {}): Tensor {
-    const [b, t] = ids.shape as [number, number];
-    const cache = opts.cache ?? null;
-    const past = cache ? cache.length : 0;
-    checkInput(ids, this.config, past, opts.positionIds);
-    const positions = opts.positionIds ?? arange(past, past + t, 1, { device: ids.device }).unsqueeze(0).expand(b, t);
+    const { b, t, cache, past, positions } = forwardInputs(ids, this.config, opts);
     const rope = this.model.rotary.tables(positions);
     let x = this.model.embed_tokens.forward(ids); // (B, T, C)
     // Without padding or a cache, the causal flag alone masks (no bias tensor to build).

@@ -29,6 +29,7 @@ import { saveRewardModel } from './io.js';
 import { checkRewardConfig, configAggregation, type RewardTrainConfig, type RewardTrainLoss } from './config.js';
 import { loadRewardRecords, tokenizeRecords, type TokenizedRecord } from './pairs.js';
 import { scoreScaleOf, type ScoreScale } from './rating-metrics.js';
+import { mulberry32 } from '../generate/rng.js';
 
 export { evaluateRewardModel } from './evaluate.js';
 
@@ -124,21 +125,9 @@ const OBJECTIVES: Readonly<Record<RewardTrainLoss, Objective>> = {
 
 // ---- data order, backbone, checkpoints
 
-/** mulberry32: a small seeded PRNG for the data order. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** The order of the training records in `epoch`: a pure function of (seed, epoch), so resume needs no RNG state. */
 export function epochOrder(n: number, seed: number, epoch: number): number[] {
-  const rand = prng((seed * 1000003 + epoch * 7919) >>> 0);
+  const rand = mulberry32((seed * 1000003 + epoch * 7919) >>> 0);
   const p = Array.from({ length: n }, (_, i) => i);
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));

@@ -21,6 +21,7 @@ import {
   fromBytes, full, Generator, isFloating, keep, layerNorm, linear, linspace, memory, multinomial, noGrad, normal_, ones,
   rand, randint, randn, rmsNorm, scaledDotProductAttention, scope, SGD, stack, Tensor, tensor, uniform_, where, zeros,
 } from '../../src/tensor/index.js';
+import { mulberry32 } from '../../src/generate/rng.js'; // seeded, so a failing run replays exactly
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20240611);
 const CALLS = Number(process.env.FUZZ_CALLS ?? 6000);
@@ -28,17 +29,6 @@ const TRACE = process.env.FUZZ_TRACE === '1';
 /** FUZZ_VERBOSE=1 prints per-op counts, milliseconds and the distinct error messages. */
 const VERBOSE = process.env.FUZZ_VERBOSE === '1';
 
-/** mulberry32: a tiny seeded PRNG, so a failing run replays exactly. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Integer extremes per dtype: the values where integer arithmetic overflows or traps. */
 const INT_RANGE: Partial<Record<DType, [number, number]>> = {
