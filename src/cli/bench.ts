@@ -38,12 +38,7 @@ export const benchCommands: Record<string, Command> = {
     options: benchOptions,
     async run(o) {
       const { runEngineBench } = await import('../../bench/engine.js');
-      return runEngineBench({
-        reps: o.reps as number | undefined,
-        threads: o.threads as number | undefined,
-        python: o.python as string | undefined,
-        quick: o.quick as boolean,
-      });
+      return runEngineBench(benchArgs(o));
     },
   },
 };
