@@ -36,6 +36,8 @@ export interface CausalLM extends Module {
   hidden(ids: Tensor, opts?: ForwardOptions): Tensor;
   /** Next-token logits (B, T, V), or (B, 1, V) with lastOnly. */
   forward(ids: Tensor, opts?: ForwardOptions): Tensor;
+  /** The LM head alone: logits (..., V) of hidden states (..., C) — lets RL read logits and values from one backbone pass. */
+  logits(hidden: Tensor): Tensor;
   /** A KV cache sized for this model. */
   newCache(batch: number, maxLen: number): KVCache;
 }

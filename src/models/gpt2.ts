@@ -202,7 +202,11 @@ export class Gpt2LMHeadModel extends Module implements CausalLM {
   forward(ids: Tensor, opts: ForwardOptions = {}): Tensor {
     let h = this.hidden(ids, opts);
     if (opts.lastOnly) h = h.narrow(1, h.size(1) - 1, 1); // (B, 1, C)
-    return linear(h, (this.lm_head ?? this.transformer.wte).weight); // (B, T, V)
+    return this.logits(h);
+  }
+
+  logits(h: Tensor): Tensor {
+    return linear(h, (this.lm_head ?? this.transformer.wte).weight); // (..., V)
   }
 
   newCache(batch: number, maxLen: number): KVCache {

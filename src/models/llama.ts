@@ -173,7 +173,11 @@ export class LlamaForCausalLM extends Module implements CausalLM {
   forward(ids: Tensor, opts: ForwardOptions = {}): Tensor {
     let h = this.hidden(ids, opts);
     if (opts.lastOnly) h = h.narrow(1, h.size(1) - 1, 1);
-    return this.lm_head ? this.lm_head.forward(h) : h.matmul(this.model.embed_tokens.weight.T);
+    return this.logits(h);
+  }
+
+  logits(h: Tensor): Tensor {
+    return this.lm_head ? this.lm_head.forward(h) : h.matmul(this.model.embed_tokens.weight.T); // (..., V)
   }
 
   newCache(batch: number, maxLen: number): KVCache {

@@ -10,13 +10,13 @@
  * With model.ensemble.members = K > 0 the same loop trains K members one after another, each on its own
  * bootstrap resample with its own seed and checkpoint, and out/model becomes an ensemble manifest.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AdamW, clipGradNorm, Generator, manualSeed, scope, setNumThreads, tensor, type Tensor } from '../tensor/index.js';
 import { lrAt } from '../nn/schedule.js';
-import { loadTensors, saveTensors } from '../nn/serialize.js';
+import { loadCheckpoint, openMetricsLog, saveCheckpoint } from '../nn/checkpoint.js';
 import { leftPad } from '../generate/generate.js';
-import { loadModel, resolveModelDir, tokenizerFiles, writeDirAtomic } from '../models/hub.js';
+import { loadModel, resolveModelDir, tokenizerFiles } from '../models/hub.js';
 import { LlamaForCausalLM, type LlamaConfig } from '../models/llama.js';
 import type { CausalLM } from '../models/common.js';
 import { loadTokenizer, type Tokenizer } from '../text/index.js';
@@ -157,35 +157,12 @@ interface TrainerState {
 }
 
 /** Writes the resumable state atomically: model and optimiser tensors, the step, the config. */
-function saveCheckpoint(dir: string, rm: RewardModel, opt: AdamW, state: TrainerState): void {
-  writeDirAtomic(dir, (tmp) => {
-    saveTensors(join(tmp, 'model.safetensors'), rm.stateDict());
-    const os = opt.stateDict();
-    const tensors = new Map<string, Tensor>();
-    const steps: (number | null)[] = [];
-    os.params.forEach((p, i) => {
-      steps.push(p ? p.step ?? 0 : null);
-      p?.buffers.forEach((b, j) => tensors.set(`${i}.${j}`, b));
-    });
-    saveTensors(join(tmp, 'optimizer.safetensors'), tensors, { steps: JSON.stringify(steps), lrs: JSON.stringify(os.lrs) });
-    for (const t of tensors.values()) t.dispose();
-    writeFileSync(join(tmp, 'trainer.json'), JSON.stringify(state, null, 2));
-  });
+function saveRunCheckpoint(dir: string, rm: RewardModel, opt: AdamW, state: TrainerState): void {
+  saveCheckpoint(dir, { modules: { model: rm }, optimizers: { optimizer: opt } }, state);
 }
 
-function loadCheckpoint(dir: string, rm: RewardModel, opt: AdamW): number {
-  const state = JSON.parse(readFileSync(join(dir, 'trainer.json'), 'utf8')) as TrainerState;
-  const m = loadTensors(join(dir, 'model.safetensors'));
-  rm.loadStateDict(m.tensors, { source: dir });
-  for (const t of m.tensors.values()) t.dispose();
-  const o = loadTensors(join(dir, 'optimizer.safetensors'));
-  const steps = JSON.parse(o.metadata.steps ?? '[]') as (number | null)[];
-  opt.loadStateDict({
-    kind: 'adamw', lrs: JSON.parse(o.metadata.lrs ?? '[]') as number[],
-    params: steps.map((s, i) => (s === null ? null : { step: s, buffers: [o.tensors.get(`${i}.0`)!, o.tensors.get(`${i}.1`)!] })),
-  });
-  for (const t of o.tensors.values()) t.dispose();
-  return state.step;
+function loadRunCheckpoint(dir: string, rm: RewardModel, opt: AdamW): number {
+  return loadCheckpoint<TrainerState>(dir, { modules: { model: rm }, optimizers: { optimizer: opt } }).step;
 }
 
 /** Mean and sample standard deviation of the (aggregated) rewards of the first 256 training records' responses. */
@@ -277,15 +254,9 @@ function openRun(d: RunData, run: ModelRun, fresh: boolean): OpenRun {
       rm.dispose();
       throw new Error(`${run.out} holds a checkpoint of a different configuration: use another --out, or --fresh to start over`);
     }
-    resumedFrom = loadCheckpoint(ckpt, rm, opt);
+    resumedFrom = loadRunCheckpoint(ckpt, rm, opt);
   }
-  const metricsPath = join(run.out, 'metrics.jsonl');
-  const kept = existsSync(metricsPath) && resumedFrom !== null
-    ? readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l && (JSON.parse(l) as { step: number }).step <= resumedFrom!)
-    : [];
-  writeFileSync(`${metricsPath}.tmp`, kept.map((l) => l + '\n').join(''));
-  renameSync(`${metricsPath}.tmp`, metricsPath);
-  return { rm, opt, resumedFrom, logMetrics: (m) => writeFileSync(metricsPath, JSON.stringify(m) + '\n', { flag: 'a' }) };
+  return { rm, opt, resumedFrom, logMetrics: openMetricsLog(join(run.out, 'metrics.jsonl'), resumedFrom) };
 }
 
 /** Trains one reward model into run.out: the loop, then its final checkpoint, model and held-out evaluation. */
@@ -344,9 +315,9 @@ function fitRewardModel(d: RunData, run: ModelRun, opts: RunOptions, t0: number)
         logMetrics({ step, eval: evalRow(e) });
         say(`eval at step ${step}: ${describeHeldOut(e)}`);
       }
-      if (cfg.train.checkpointEvery > 0 && step % cfg.train.checkpointEvery === 0) saveCheckpoint(ckpt, rm, opt, state(step));
+      if (cfg.train.checkpointEvery > 0 && step % cfg.train.checkpointEvery === 0) saveRunCheckpoint(ckpt, rm, opt, state(step));
     }
-    saveCheckpoint(ckpt, rm, opt, state(step));
+    saveRunCheckpoint(ckpt, rm, opt, state(step));
 
     // ---- reward statistics on a reference set (training responses), for normalisation in RL; save; evaluate
     const { mean, std } = referenceStats(scorer, run.train);
