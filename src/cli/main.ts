@@ -9,6 +9,8 @@ import { formatOptions, nearest, type OptionSpec, type ParsedOptions, parseOptio
 import { benchCommands } from './bench.js';
 import { infoCommand } from './info.js';
 import { modelCommands } from './model.js';
+import { policyCommands } from './policy.js';
+import { offlineCommands } from './policy-offline.js';
 import { rewardCommands } from './reward.js';
 
 export interface Command {
@@ -31,6 +33,8 @@ export const COMMANDS: Record<string, Command> = {
   info: infoCommand,
   ...modelCommands,
   ...rewardCommands,
+  ...policyCommands,
+  ...offlineCommands,
   ...benchCommands,
 };
 

@@ -2,3 +2,4 @@
 export * from './advantages.js';
 export * from './losses.js';
 export * from './kl-controller.js';
+export * from './preference.js';

@@ -1,0 +1,106 @@
+/**
+ * The supervised fine-tuning configuration (`rlhf train sft --config FILE`), every field with its
+ * default, units and meaning. Validated at load (src/config.ts): unknown keys and wrong types are errors.
+ *
+ * SFT is the first stage of the InstructGPT recipe (Ouyang et al. 2022, §3.5): maximum likelihood of
+ * demonstration completions given their prompts. The loss covers completion tokens only (TRL's
+ * `completion_only_loss`), averaged over every completion token of the optimiser step.
+ */
+import type { Schema } from '../../config.js';
+
+export interface SftConfig {
+  seed: number;
+  /** Output directory: model/ (HF layout), checkpoint/, metrics.jsonl. */
+  out: string;
+  data: {
+    path: string;
+    /** A separate held-out file (then `path` is all training data and no split is made). */
+    testPath: string;
+    /** 'completion': {"prompt", "completion"} or {"text"} lines; a pair format trains on the chosen response. */
+    format: string;
+    splitSeed: number;
+    /** Fraction of records in the training part (1 = no held-out part unless testPath). */
+    splitRatio: number;
+    splitKey: string;
+    skipInvalid: boolean;
+    /** Longest example (prompt + completion + EOS) in tokens; longer ones are dropped. With packing: the row length. */
+    maxTokens: number;
+    limit: number;
+    /** Append the model's end-of-sequence id to each completion, so the policy learns to stop. */
+    appendEos: boolean;
+    /** Pack several examples into rows of maxTokens (block-diagonal attention, positions restart per example). */
+    packing: boolean;
+  };
+  model: {
+    /** The policy to fine-tune: a model directory or 'stories260k'. */
+    policy: string;
+  };
+  train: {
+    epochs: number;
+    /** Rows per micro-batch (examples, or packed rows with data.packing). */
+    batchSize: number;
+    gradAccum: number;
+    lr: number;
+    weightDecay: number;
+    warmupSteps: number;
+    schedule: string;
+    maxSteps: number;
+    clipGradNorm: number;
+    /** Held-out loss every this many steps (0 = only at the end). */
+    evalEvery: number;
+    checkpointEvery: number;
+    threads: number;
+  };
+}
+
+export const SFT_DEFAULTS: SftConfig = {
+  seed: 0,
+  out: 'runs/sft',
+  data: {
+    path: '', testPath: '', format: 'completion', splitSeed: 0, splitRatio: 1, splitKey: 'record', skipInvalid: false,
+    maxTokens: 256, limit: 0, appendEos: true, packing: false,
+  },
+  model: { policy: 'stories260k' },
+  train: {
+    epochs: 1, batchSize: 8, gradAccum: 1, lr: 1e-4, weightDecay: 0, warmupSteps: 10, schedule: 'cosine',
+    maxSteps: 0, clipGradNorm: 1, evalEvery: 0, checkpointEvery: 0, threads: 0,
+  },
+};
+
+/** The data formats SFT reads; the pair formats train on the chosen response (src/reward/pairs.ts). */
+export const SFT_FORMATS = ['completion', 'pairwise', 'hh-rlhf', 'summarize', 'sst2'] as const;
+
+export const SFT_SCHEMA: Schema<SftConfig> = {
+  seed: { doc: 'seed of the data order and of the split', integer: true },
+  out: { doc: 'output directory (model/, checkpoint/, metrics.jsonl)' },
+  data: {
+    path: { doc: "JSONL file: {prompt, completion} or {text} lines (format completion), or a pair file whose chosen response is trained on" },
+    testPath: { doc: 'separate held-out file (no split when set)' },
+    format: { doc: 'record format', oneOf: SFT_FORMATS },
+    splitSeed: { doc: 'seed of the train/held-out split (seeded hash of each record, src/data/split.ts)', integer: true },
+    splitRatio: { doc: 'fraction of records in the training part (1 = all; held-out loss needs < 1 or testPath)', min: 0 },
+    splitKey: { doc: 'what the split hashes: each record, or its prompt', oneOf: ['record', 'prompt'] },
+    skipInvalid: { doc: 'count and skip malformed records instead of failing' },
+    maxTokens: { doc: 'drop examples over this many tokens (prompt + completion + EOS); with packing, the packed row length', integer: true, min: 2 },
+    limit: { doc: 'use at most this many training examples (0 = all)', integer: true, min: 0 },
+    appendEos: { doc: "append the model's first end-of-sequence id to every completion (trained on)" },
+    packing: { doc: 'pack examples into rows of maxTokens; attention never crosses an example boundary and positions restart at 0' },
+  },
+  model: {
+    policy: { doc: "model directory or 'stories260k': the weights to fine-tune, and the tokenizer" },
+  },
+  train: {
+    epochs: { doc: 'passes over the training examples', integer: true, min: 1 },
+    batchSize: { doc: 'rows per micro-batch (an example, or a packed row)', integer: true, min: 1 },
+    gradAccum: { doc: 'micro-batches per optimiser step (the loss is a mean over all their completion tokens)', integer: true, min: 1 },
+    lr: { doc: 'peak AdamW learning rate (stories260K collapses near 3e-3, ../shared/FINDINGS.md)', min: 0 },
+    weightDecay: { doc: 'AdamW decoupled weight decay (Loshchilov & Hutter 2019)', min: 0 },
+    warmupSteps: { doc: 'linear warm-up steps', integer: true, min: 0 },
+    schedule: { doc: 'learning-rate schedule after warm-up (src/nn/schedule.ts, as transformers)', oneOf: ['constant', 'linear', 'cosine'] },
+    maxSteps: { doc: 'stop after this many optimiser steps (0 = run the epochs)', integer: true, min: 0 },
+    clipGradNorm: { doc: 'global gradient-norm clip (0 = off)', min: 0 },
+    evalEvery: { doc: 'held-out loss period in steps (0 = end only)', integer: true, min: 0 },
+    checkpointEvery: { doc: 'checkpoint period in steps (0 = end only)', integer: true, min: 0 },
+    threads: { doc: 'libtorch + OpenBLAS threads (0 = default)', integer: true, min: 0 },
+  },
+};

@@ -1,0 +1,198 @@
+/**
+ * Supervised fine-tuning (`rlhf train sft`): a causal LM maximises the likelihood of completions given
+ * their prompts. The loop reads: rows → forward (one micro-batch of rows) → completion-only loss over the
+ * step's token count → backward (accumulated) → clip → schedule → step → log → evaluate → checkpoint.
+ *
+ * The loss of a step is −Σ log π(completion tokens) / (completion tokens in the whole step), so gradAccum
+ * micro-batches give the same update as one batch of their union (the padding never enters: attention is
+ * masked per example and padded positions weigh 0). Prompt positions weigh 0.
+ *
+ * Packing (data.packing): several examples share a row; the attention bias is block-diagonal causal, so
+ * no token attends across an example boundary, and position ids restart at 0 in each example — a packed
+ * row computes exactly what its examples compute alone.
+ */
+import { join } from 'node:path';
+import { clipGradNorm, noGrad, scope, setNumThreads, type Tensor, tensor } from '../../tensor/index.js';
+import { loadModel, resolveModelDir, saveModel, tokenizerFiles } from '../../models/hub.js';
+import type { CausalLM } from '../../models/common.js';
+import { loadTokenizer } from '../../text/index.js';
+import { openRun, progressLine, StepPlan } from '../offline.js';
+import type { SftConfig } from './config.js';
+import { buildRows, loadSftExamples, rowTargets, tokenizeExamples, type TokenizedExample } from './data.js';
+
+/** A micro-batch of rows as tensors: right-padded ids, their positions, the attention bias and the target weights. */
+export interface SftBatch {
+  /** (R, T) token ids, padding 0. */
+  ids: Tensor;
+  /** (R, T) position of each token inside its own example. */
+  positions: Tensor;
+  /** (R, 1, T, T) additive attention bias: 0 where query t may read key j (same example, j ≤ t), −∞ elsewhere. */
+  bias: Tensor;
+  /** (R, T−1) 1 where token t+1 is a completion token (a target), else 0. */
+  weights: Tensor;
+  /** Σ weights. */
+  targets: number;
+}
+
+/** Builds the tensors of rows of packed examples (a row of one example is the unpacked case). */
+export function collateRows(examples: readonly TokenizedExample[], rows: readonly (readonly number[])[]): SftBatch {
+  const r = rows.length;
+  const t = Math.max(...rows.map((row) => row.reduce((n, i) => n + examples[i]!.ids.length, 0)));
+  const ids = new BigInt64Array(r * t);
+  const pos = new BigInt64Array(r * t);
+  const seg = new Int32Array(r * t).fill(-1);
+  const w = new Float32Array(r * (t - 1));
+  let targets = 0;
+  rows.forEach((row, b) => {
+    let off = 0;
+    row.forEach((i, s) => {
+      const e = examples[i]!;
+      e.ids.forEach((id, j) => {
+        ids[b * t + off + j] = BigInt(id);
+        pos[b * t + off + j] = BigInt(j);
+        seg[b * t + off + j] = s;
+        if (j >= e.promptLen) {
+          w[b * (t - 1) + off + j - 1] = 1; // column c scores token c+1
+          targets++;
+        }
+      });
+      off += e.ids.length;
+    });
+  });
+  const bias = new Float32Array(r * t * t).fill(-Infinity);
+  for (let b = 0; b < r; b++) {
+    for (let q = 0; q < t; q++) {
+      const sq = seg[b * t + q]!;
+      const base = (b * t + q) * t;
+      if (sq < 0) bias[base + q] = 0; // padding attends itself: no all −∞ softmax row
+      else for (let k = q; k >= 0 && seg[b * t + k] === sq; k--) bias[base + k] = 0;
+    }
+  }
+  return {
+    ids: tensor(ids, { shape: [r, t] }), positions: tensor(pos, { shape: [r, t] }),
+    bias: tensor(bias, { shape: [r, 1, t, t] }), weights: tensor(w, { shape: [r, t - 1] }), targets,
+  };
+}
+
+/** Per-token log-probs (R, T−1) of a collated batch: column c is log p(ids[c+1] | its example's ids ≤ c). */
+export function rowLogprobs(model: CausalLM, batch: SftBatch): Tensor {
+  const logits = model.forward(batch.ids, { bias: batch.bias, positionIds: batch.positions }).float(); // (R, T, V)
+  const t = batch.ids.size(1);
+  const pred = logits.narrow(1, 0, t - 1); // (R, T-1, V)
+  return pred.gather(-1, batch.ids.narrow(1, 1, t - 1).unsqueeze(-1)).squeeze(-1).sub(pred.logsumexp(-1));
+}
+
+/** The micro-batch's share of the step loss: −Σ (log-prob · weight) / tokenCount (the step's target count). */
+export function sftLoss(model: CausalLM, batch: SftBatch, tokenCount: number): Tensor {
+  return rowLogprobs(model, batch).mul(batch.weights).sum().neg().div(Math.max(1, tokenCount));
+}
+
+/** Mean negative log-likelihood per completion token of held-out examples (no gradient). */
+export function heldOutLoss(model: CausalLM, examples: readonly TokenizedExample[], batchSize: number): { loss: number; tokens: number } {
+  let sum = 0;
+  let tokens = 0;
+  noGrad(() => {
+    for (let i = 0; i < examples.length; i += batchSize) {
+      const rows = Array.from({ length: Math.min(batchSize, examples.length - i) }, (_, j) => [i + j]);
+      scope(() => {
+        const b = collateRows(examples, rows);
+        sum -= rowLogprobs(model, b).mul(b.weights).sum().item();
+        tokens += b.targets;
+      });
+    }
+  });
+  return { loss: tokens > 0 ? sum / tokens : NaN, tokens };
+}
+
+export interface SftRunSummary {
+  out: string;
+  steps: number;
+  resumedFrom: number | null;
+  seconds: number;
+  trainExamples: number;
+  /** Packed rows (= trainExamples without packing). */
+  trainRows: number;
+  heldOutExamples: number;
+  dropped: { invalid: number; tooLong: number };
+  /** Final held-out NLL per completion token (null without a held-out part). */
+  eval: { loss: number; tokens: number } | null;
+}
+
+export interface SftRunOptions {
+  fresh?: boolean;
+  progress?: (line: string) => void;
+}
+
+async function prepareData(cfg: SftConfig, say: (l: string) => void, eosId: number | null) {
+  const tok = loadTokenizer(resolveModelDir(cfg.model.policy));
+  const trainRaw = await loadSftExamples(cfg.data, 'train');
+  const testRaw = await loadSftExamples(cfg.data, 'test');
+  const opts = { maxTokens: cfg.data.maxTokens, eosId };
+  const train = tokenizeExamples(cfg.data.limit > 0 ? trainRaw.examples.slice(0, cfg.data.limit) : trainRaw.examples, tok, opts);
+  const test = tokenizeExamples(testRaw.examples, tok, opts);
+  // Split from one file, both parts read all of it: count its invalid lines once.
+  const invalid = trainRaw.invalid + (cfg.data.testPath ? testRaw.invalid : 0);
+  const rows = buildRows(train.examples, { packing: cfg.data.packing, maxTokens: cfg.data.maxTokens, seed: cfg.seed });
+  const dropped = { invalid, tooLong: train.tooLong + test.tooLong };
+  say(`${train.examples.length} training examples${cfg.data.packing ? ` in ${rows.length} packed rows` : ''}, ${test.examples.length} held out (${invalid} invalid, ${dropped.tooLong} over ${cfg.data.maxTokens} tokens)`);
+  return { train: train.examples, test: test.examples, rows, dropped };
+}
+
+export async function trainSft(cfg: SftConfig, opts: SftRunOptions = {}): Promise<SftRunSummary> {
+  const t0 = Date.now();
+  const say = progressLine('[train sft]', opts.progress);
+  if (cfg.train.threads > 0) setNumThreads(cfg.train.threads);
+  const policy = loadModel(cfg.model.policy).train();
+  try {
+    const eosId = cfg.data.appendEos ? policy.config.eosTokenIds[0] ?? null : null;
+    const d = await prepareData(cfg, say, eosId);
+    const plan = new StepPlan(d.rows.length, cfg.train, cfg.seed);
+    const run = openRun(cfg.out, cfg, policy, cfg.train, opts.fresh ?? false);
+    if (run.resumedFrom !== null) say(`resuming from step ${run.resumedFrom}`);
+    const evaluate = (step: number, final: boolean) => {
+      if (d.test.length === 0) return null;
+      const e = heldOutLoss(policy, d.test, cfg.train.batchSize);
+      run.logMetrics({ step, eval: { ...e, ...(final ? { final } : {}) } });
+      say(`eval at step ${step}: held-out loss ${e.loss.toFixed(4)} per token (${e.tokens} tokens)`);
+      return e;
+    };
+    let step = run.resumedFrom ?? 0;
+    try {
+      while (step < plan.totalSteps) {
+        // ---- one optimiser step: its micro-batches, the loss normalised by all their completion tokens
+        const lr = plan.lr(step);
+        run.opt.setLr(lr);
+        const micro = plan.step(step).filter((m) => m.length > 0).map((m) => m.map((i) => d.rows[i]!));
+        const tokens = micro.flat().reduce((n, row) => n + rowTargets(d.train, row), 0);
+        let loss = 0;
+        for (const rows of micro) {
+          scope(() => {
+            const l = sftLoss(policy, collateRows(d.train, rows), tokens);
+            l.backward();
+            loss += l.item();
+          });
+        }
+        const gradNorm = cfg.train.clipGradNorm > 0 ? clipGradNorm(policy.trainableParameters(), cfg.train.clipGradNorm) : null;
+        run.opt.step();
+        run.opt.zeroGrad();
+        step++;
+        // ---- log, evaluate, checkpoint
+        run.logMetrics({ step, loss, tokens, lr, gradNorm, seconds: (Date.now() - t0) / 1000 });
+        say(`step ${step}/${plan.totalSteps} loss ${loss.toFixed(4)} tokens ${tokens} lr ${lr.toExponential(2)}`);
+        if (cfg.train.evalEvery > 0 && step % cfg.train.evalEvery === 0 && step < plan.totalSteps) evaluate(step, false);
+        if (cfg.train.checkpointEvery > 0 && step % cfg.train.checkpointEvery === 0) run.checkpoint(step);
+      }
+      run.checkpoint(step);
+      saveModel(policy, join(cfg.out, 'model'), { extraFiles: tokenizerFiles(resolveModelDir(cfg.model.policy)) });
+      const final = evaluate(step, true);
+      return {
+        out: cfg.out, steps: step, resumedFrom: run.resumedFrom, seconds: (Date.now() - t0) / 1000,
+        trainExamples: d.train.length, trainRows: d.rows.length, heldOutExamples: d.test.length, dropped: d.dropped, eval: final,
+      };
+    } finally {
+      run.opt.dispose();
+    }
+  } finally {
+    policy.dispose();
+  }
+}
