@@ -8,7 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { nearest } from './cli/args.js';
 
 /** Per field: its documentation and, for strings, the allowed values. Nested objects nest. */
-export type FieldDoc = { doc: string; oneOf?: readonly string[]; min?: number; integer?: boolean; optional?: boolean };
+export type FieldDoc = { doc: string; oneOf?: readonly string[]; min?: number; integer?: boolean; optional?: boolean; items?: 'string' | 'number' };
 export type Schema<T> = { [K in keyof T]: T[K] extends object ? (T[K] extends unknown[] ? FieldDoc : Schema<T[K]>) : FieldDoc };
 
 function isObj(v: unknown): v is Record<string, unknown> {
@@ -60,6 +60,13 @@ function checkField(v: unknown, dflt: unknown, f: FieldDoc, key: string, where: 
     }
   }
   if (want === 'array' && !Array.isArray(v)) fail('a list');
+  if (want === 'array' && f.items) {
+    (v as unknown[]).forEach((x, i) => {
+      if (typeof x !== f.items || (f.items === 'number' && !Number.isFinite(x))) {
+        throw new Error(`${where}: '${key}[${i}]' must be a ${f.items}, got ${JSON.stringify(x)}`);
+      }
+    });
+  }
   return v;
 }
 

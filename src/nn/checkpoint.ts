@@ -13,7 +13,7 @@ import { loadTensors, saveTensors } from './serialize.js';
 export interface CheckpointParts {
   /** name → module: saved as name.safetensors. */
   modules: Readonly<Record<string, Module>>;
-  /** name → optimiser: saved as name.optimizer.safetensors. */
+  /** name → optimiser: saved as name.safetensors (names distinct from the modules'). */
   optimizers: Readonly<Record<string, Optimizer>>;
 }
 
@@ -48,7 +48,7 @@ function loadOptimizer(path: string, opt: Optimizer): void {
 export function saveCheckpoint(dir: string, parts: CheckpointParts, state: unknown): void {
   writeDirAtomic(dir, (tmp) => {
     for (const [name, m] of Object.entries(parts.modules)) saveTensors(join(tmp, `${name}.safetensors`), m.stateDict());
-    for (const [name, o] of Object.entries(parts.optimizers)) saveOptimizer(join(tmp, `${name}.optimizer.safetensors`), o);
+    for (const [name, o] of Object.entries(parts.optimizers)) saveOptimizer(join(tmp, `${name}.safetensors`), o);
     writeFileSync(join(tmp, 'trainer.json'), JSON.stringify(state, null, 2));
   });
 }
@@ -68,7 +68,7 @@ export function loadCheckpoint<S>(dir: string, parts: CheckpointParts): S {
       for (const x of t.tensors.values()) x.dispose();
     }
   }
-  for (const [name, o] of Object.entries(parts.optimizers)) loadOptimizer(join(dir, `${name}.optimizer.safetensors`), o);
+  for (const [name, o] of Object.entries(parts.optimizers)) loadOptimizer(join(dir, `${name}.safetensors`), o);
   return readCheckpointState<S>(dir);
 }
 

@@ -1,0 +1,105 @@
+/**
+ * `rlhf train ppo|grpo|rloo` (online policy optimisation from a YAML config) and `rlhf sample bon`
+ * (best-of-N with any reward source). Ctrl-C stops a training run after its current step with a
+ * checkpoint written; rerunning the command resumes.
+ */
+import { describeSchema, loadConfig, type Schema } from '../config.js';
+import { loadModel, resolveModelDir } from '../models/hub.js';
+import { loadTokenizer } from '../text/index.js';
+import { setNumThreads } from '../tensor/index.js';
+import type { OnlineConfig } from '../rlhf/online/config.js';
+import { describeEval, type OnlineRunOptions, type OnlineRunSummary } from '../rlhf/online/trainer.js';
+import { PPO_DEFAULTS, PPO_SCHEMA } from '../rlhf/ppo/config.js';
+import { trainPpo } from '../rlhf/ppo/trainer.js';
+import { GRPO_DEFAULTS, GRPO_SCHEMA } from '../rlhf/grpo/config.js';
+import { trainGrpo } from '../rlhf/grpo/trainer.js';
+import { RLOO_DEFAULTS, RLOO_SCHEMA } from '../rlhf/rloo/config.js';
+import { trainRloo } from '../rlhf/rloo/trainer.js';
+import { bestOfN, klBestOfN } from '../rlhf/bon.js';
+import { combinedReward, parseRewardSpec } from '../rlhf/rewards.js';
+import { UsageError } from './args.js';
+import type { Command } from './main.js';
+
+/** Runs `fn` with an AbortSignal raised by the first SIGINT (a second one kills the process as usual). */
+export async function withInterrupt<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const ac = new AbortController();
+  const onSigint = () => {
+    process.stderr.write('\n[interrupt] stopping after the current step (Ctrl-C again to kill)\n');
+    ac.abort();
+    process.off('SIGINT', onSigint);
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    return await fn(ac.signal);
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+function onlineCommand<C extends OnlineConfig>(name: string, summary: string, defaults: C, schema: Schema<C>, train: (cfg: C, opts: OnlineRunOptions) => Promise<OnlineRunSummary>): Command {
+  return {
+    summary,
+    options: [
+      { name: 'config', type: 'string', help: 'YAML/JSON config file (fields below; omitted fields take their defaults)' },
+      { name: 'set', type: 'strings', default: [], help: 'override a config field: --set train.lr=1e-4 (repeatable)' },
+      { name: 'fresh', type: 'boolean', default: false, help: 'ignore an existing checkpoint in the output directory and start over' },
+    ],
+    helpExtra: () => `config fields (YAML; nested keys as in --set):\n${describeSchema(defaults, schema).map((l) => '  ' + l).join('\n')}`,
+    async run(o) {
+      const cfg = loadConfig(o.config as string | undefined, o.set as string[], defaults, schema);
+      return withInterrupt((signal) => train(cfg, { fresh: o.fresh as boolean, signal }));
+    },
+    human(r) {
+      const s = r as OnlineRunSummary;
+      return `${name}: policy saved to ${s.out}/model after ${s.steps} steps (${s.seconds.toFixed(1)} s)\n` +
+        (s.initial ? `before: ${describeEval(s.initial)}\n` : '') + (s.final ? `after:  ${describeEval(s.final)}\n` : '');
+    },
+  };
+}
+
+export const policyCommands: Record<string, Command> = {
+  'train ppo': onlineCommand('PPO', 'optimise a policy with PPO (value head or separate critic, GAE, KL penalty in the reward, PPO-ptx)', PPO_DEFAULTS, PPO_SCHEMA, trainPpo),
+  'train grpo': onlineCommand('GRPO', 'optimise a policy with GRPO (group-normalised advantages, k3 KL in the loss; Dr. GRPO via grpo.scaleByStd=false)', GRPO_DEFAULTS, GRPO_SCHEMA, trainGrpo),
+  'train rloo': onlineCommand('RLOO', 'optimise a policy with RLOO (leave-one-out baselines, KL in the reward)', RLOO_DEFAULTS, RLOO_SCHEMA, trainRloo),
+  'sample bon': {
+    summary: 'best-of-N sampling: N completions per prompt, the best under a reward source',
+    options: [
+      { name: 'model', type: 'string', default: 'stories260k', help: "policy: a model directory, or 'stories260k'" },
+      { name: 'reward', type: 'strings', default: ['function:afinn_comparative'], help: "reward source(s), summed: 'function:NAME' or 'model:DIR' (repeatable)" },
+      { name: 'prompt', type: 'strings', default: [''], help: 'a prompt (repeatable); empty means BOS only' },
+      { name: 'n', type: 'number', default: 8, help: 'candidates per prompt' },
+      { name: 'max-new-tokens', type: 'number', default: 64, help: 'tokens per candidate at most' },
+      { name: 'temperature', type: 'number', default: 1, help: 'sampling temperature (> 0)' },
+      { name: 'top-k', type: 'number', default: 0, help: 'top-k filter (0 = off)' },
+      { name: 'top-p', type: 'number', default: 1, help: 'nucleus filter (1 = off)' },
+      { name: 'seed', type: 'number', default: 0, help: 'sampling seed' },
+      { name: 'threads', type: 'number', default: 0, help: 'libtorch + OpenBLAS threads (0 = default)' },
+    ],
+    async run(o) {
+      const n = o.n as number;
+      if (!(Number.isInteger(n) && n >= 1)) throw new UsageError(`--n must be an integer ≥ 1, got ${n}`);
+      if (!((o.temperature as number) > 0)) throw new UsageError(`--temperature must be > 0 for best-of-N, got ${o.temperature}`);
+      if ((o.threads as number) > 0) setNumThreads(o.threads as number);
+      const dir = resolveModelDir(o.model as string);
+      const tok = loadTokenizer(dir);
+      const specs = o.reward as string[];
+      const sources = specs.map((s) => parseRewardSpec(s, tok));
+      const reward = sources.length === 1 ? sources[0]! : combinedReward(sources.map((source) => ({ source, weight: 1 })));
+      const model = loadModel(dir);
+      try {
+        const results = bestOfN(model, tok, reward, o.prompt as string[], n, {
+          maxNewTokens: o['max-new-tokens'] as number, temperature: o.temperature as number, topK: o['top-k'] as number, topP: o['top-p'] as number,
+        }, { seed: o.seed as number });
+        return { n, kl_bon: klBestOfN(n), reward: reward.name, results: results.map(({ candidates: _c, ...r }) => r) };
+      } finally {
+        model.dispose();
+        reward.dispose();
+      }
+    },
+    human(r) {
+      const s = r as { n: number; kl_bon: number; results: { prompt: string; text: string; reward: number; rewards: number[] }[] };
+      return s.results.map((x) => `[best of ${s.n}: reward ${x.reward.toFixed(4)} (candidates ${Math.min(...x.rewards).toFixed(3)}…${Math.max(...x.rewards).toFixed(3)})]\n${x.prompt}${x.text}`).join('\n\n') +
+        `\n(KL of best-of-${s.n} from the policy: ${s.kl_bon.toFixed(3)} nats)\n`;
+    },
+  },
+};

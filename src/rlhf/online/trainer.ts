@@ -1,0 +1,414 @@
+/**
+ * The online RL loop every sampling trainer runs (PPO, GRPO, RLOO; later ReMax, REINFORCE++): per step
+ *   rollout → score → advantages → update (epochs × mini-batches × micro-batches) → log → checkpoint,
+ * with an `Algorithm` supplying what differs: where the KL penalty goes, how advantages are made, and
+ * whether a critic trains alongside. The update normalises each mini-batch's loss by its global token
+ * (or sequence) count, so gradient accumulation over micro-batches reproduces one big batch exactly.
+ *
+ * Determinism: step s samples with seed hash(seed, s) and shuffles mini-batches with (seed, s, epoch), the
+ * reward normaliser and KL controller are saved in the checkpoint — so resuming from step k reproduces
+ * an uninterrupted run.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { AdamW, clipGradNorm, keep, manualSeed, noGrad, scope, setNumThreads, type Tensor, tensor } from '../../tensor/index.js';
+import { loadCheckpoint, openMetricsLog, readCheckpointState, saveCheckpoint } from '../../nn/checkpoint.js';
+import type { Module } from '../../nn/module.js';
+import { lrAt, type ScheduleKind } from '../../nn/schedule.js';
+import { loadModel, resolveModelDir, saveModel, tokenizerFiles } from '../../models/hub.js';
+import type { CausalLM } from '../../models/common.js';
+import { loadTokenizer, type Tokenizer } from '../../text/index.js';
+import { epochOrder } from '../../reward/train.js';
+import { RewardModel } from '../../reward/model.js';
+import { AdaptiveKlController, FixedKlController, type KlController } from '../core/kl-controller.js';
+import { KL_ESTIMATORS, type KlEstimator } from '../core/advantages.js';
+import { clippedPolicyLoss, clippedValueLoss, type LossNormalisation, normalise } from '../core/losses.js';
+import { clipRewards, lengthPenalty, missingEosPenalty, normaliseRewards, RunningMoments } from '../core/shaping.js';
+import { combinedReward, parseRewardSpec, sameTokenizer, type RewardSource } from '../rewards.js';
+import { actorForward, criticForward, disposeActions, sliceActions, ValueHead } from './actor.js';
+import { checkOnlineConfig, type OnlineConfig } from './config.js';
+import { type Critic, disposeScored, distinctN, evaluatePolicy, type PolicyEvaluation, sample, type SamplingSettings, type Scored, scoreRollout, sequenceKl } from './rollout.js';
+import { loadPrompts } from './prompts.js';
+
+/** What the update reads from the critic's side: the loss coefficient and value clip. */
+export interface CriticSpec {
+  kind: 'head' | 'separate';
+  /** Weights of a separate value model ('' = the policy's initial weights). */
+  init: string;
+  coef: number;
+  clip: number;
+  /** Learning rate of the critic's parameters (0 = train.lr). */
+  lr: number;
+}
+
+/** What differs between online algorithms. */
+export interface Algorithm<C extends OnlineConfig> {
+  name: string;
+  /** A critic trained alongside (PPO), or none. */
+  critic(cfg: C): CriticSpec | null;
+  /** The KL penalty in the loss (GRPO: β·k3 per token) rather than in the reward (PPO, RLOO). */
+  klInLoss: boolean;
+  /**
+   * Advantages (B, A) (and returns for the critic) of a scored rollout. `rewards` are the shaped
+   * per-sequence rewards; `klCoef` is β this step.
+   */
+  advantages(r: Scored, rewards: readonly number[], klCoef: number, cfg: C): { advantages: Tensor; returns: Tensor | null };
+  /** An extra loss per mini-batch, added before backward (PPO-ptx's pre-training loss); null = none. */
+  extraLoss?(policy: CausalLM, step: number, miniBatch: number, cfg: C): Tensor | null;
+  /** Checks the algorithm's own config section. */
+  check?(cfg: C): void;
+}
+
+/** Per-token k_estimator(π, π_ref) as a reward penalty: −β·k (B, A), masked. */
+export function klPenalty(r: Scored, klCoef: number, estimator: KlEstimator): Tensor {
+  return KL_ESTIMATORS[estimator](r.oldLogProbs, r.refLogProbs).mul(r.batch.actionMask).mul(-klCoef);
+}
+
+export interface OnlineRunOptions {
+  fresh?: boolean;
+  progress?: (line: string) => void;
+  /** Called after every evaluation (the demo scores its gold reward here). */
+  onEval?: (step: number, e: PolicyEvaluation) => Record<string, unknown> | void;
+  /** Stops cleanly after the current step (checkpoint written) when aborted, e.g. on SIGINT. */
+  signal?: AbortSignal;
+}
+
+export interface OnlineRunSummary {
+  algorithm: string;
+  out: string;
+  steps: number;
+  resumedFrom: number | null;
+  seconds: number;
+  initial: EvalRow | null;
+  final: EvalRow | null;
+}
+
+export type EvalRow = Omit<PolicyEvaluation, 'samples' | 'rewards'> & Record<string, unknown>;
+
+/** The models, optimiser and state one run owns. */
+interface Run<C extends OnlineConfig> {
+  cfg: C;
+  tok: Tokenizer;
+  policy: CausalLM;
+  reference: CausalLM;
+  critic: Critic | null;
+  spec: CriticSpec | null;
+  reward: RewardSource;
+  opt: AdamW;
+  kl: KlController;
+  moments: RunningMoments;
+  prompts: string[];
+}
+
+interface TrainerState<C> {
+  step: number;
+  algorithm: string;
+  config: C;
+  klCoef: number;
+  moments: { mean: number; variance: number; count: number };
+}
+
+function makeReward(cfg: OnlineConfig, tok: Tokenizer): RewardSource {
+  const sources = cfg.reward.sources.map((s) => parseRewardSpec(s, tok, { dense: cfg.reward.dense }));
+  if (sources.length === 1 && (cfg.reward.weights[0] ?? 1) === 1) return sources[0]!;
+  return combinedReward(sources.map((source, i) => ({ source, weight: cfg.reward.weights[i] ?? 1 })));
+}
+
+/** Builds everything a run needs; the caller disposes it (closeRun). */
+function openRun<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>): Run<C> {
+  manualSeed(cfg.seed);
+  const policyDir = resolveModelDir(cfg.model.policy);
+  const tok = loadTokenizer(policyDir);
+  const refDir = resolveModelDir(cfg.model.reference || cfg.model.policy);
+  if (cfg.model.reference && !sameTokenizer(tok, loadTokenizer(refDir))) {
+    throw new Error(`model.reference ${cfg.model.reference} does not share the policy's tokenizer (${cfg.model.policy}): the KL needs both over the same tokens`);
+  }
+  const prompts = loadPrompts(cfg.data);
+  const policy = loadModel(policyDir);
+  const reference = loadModel(refDir).freeze().eval();
+  const spec = algo.critic(cfg);
+  let critic: Critic | null = null;
+  if (spec?.kind === 'head') critic = { head: new ValueHead(policy.config.hiddenSize), model: null };
+  if (spec?.kind === 'separate') {
+    const backbone = loadModel(resolveModelDir(spec.init || cfg.model.policy));
+    const model = new RewardModel(backbone, { heads: 1 });
+    noGrad(() => model.score.weight.zero_());
+    critic = { head: null, model };
+  }
+  const criticModule: Module | null = critic?.head ?? critic?.model ?? null;
+  const groups = [{ params: policy.trainableParameters() }];
+  if (criticModule) groups.push({ params: criticModule.trainableParameters(), ...(spec!.lr > 0 ? { lr: spec!.lr } : {}) } as { params: Tensor[] });
+  const opt = new AdamW(groups, { lr: cfg.train.lr, weightDecay: cfg.train.weightDecay });
+  const kl = cfg.kl.target > 0 ? new AdaptiveKlController(cfg.kl.coef, cfg.kl.target, cfg.kl.horizon) : new FixedKlController(cfg.kl.coef);
+  const reward = makeReward(cfg, tok);
+  return { cfg, tok, policy, reference, critic, spec, reward, opt, kl, moments: new RunningMoments(), prompts };
+}
+
+function closeRun(r: Run<OnlineConfig>): void {
+  r.opt.dispose();
+  r.reward.dispose();
+  r.critic?.head?.dispose();
+  r.critic?.model?.dispose();
+  r.reference.dispose();
+  r.policy.dispose();
+}
+
+function checkpointParts(r: Run<OnlineConfig>): { modules: Record<string, Module>; optimizers: Record<string, AdamW> } {
+  const modules: Record<string, Module> = { policy: r.policy };
+  if (r.critic?.head) modules.value_head = r.critic.head;
+  if (r.critic?.model) modules.value_model = r.critic.model;
+  return { modules, optimizers: { optimizer: r.opt } };
+}
+
+/** The shaped per-sequence rewards: clip → missing-EOS and length penalties → running normalisation. */
+function shapeRewards(r: Scored, run: Run<OnlineConfig>): number[] {
+  const c = run.cfg.reward;
+  let x = clipRewards(r.reward.rewards, c.clip);
+  if (c.missingEosPenalty > 0) x = missingEosPenalty(x, r.finish.map((f) => f === 'eos'), c.missingEosPenalty);
+  if (c.lengthPenalty > 0) x = lengthPenalty(x, r.completionIds.map((t) => t.length), c.lengthPenalty, c.lengthTarget);
+  return c.normalise ? normaliseRewards(x, run.moments) : x;
+}
+
+/** Explained variance 1 − Var(R − V) / Var(R) over the completion tokens (1 = perfect critic). */
+function explainedVariance(values: Tensor, returns: Tensor, mask: Tensor): number {
+  return scope(() => {
+    const n = mask.sum();
+    const varOf = (x: Tensor) => {
+      const m = x.mul(mask).sum().div(n);
+      return x.sub(m).mul(mask).square().sum().div(n).item();
+    };
+    const vr = varOf(returns);
+    return vr > 0 ? 1 - varOf(returns.sub(values)) / vr : 0;
+  });
+}
+
+interface UpdateStats {
+  loss: number;
+  valueLoss: number | null;
+  clipFraction: number;
+  approxKl: number;
+  gradNorm: number;
+  optimiserSteps: number;
+}
+
+/** Rows of `t` (B, …) as a new tensor. */
+function rowsOf(t: Tensor, idx: Tensor): Tensor {
+  return t.indexSelect(0, idx);
+}
+
+/**
+ * The update phase: epochs × mini-batches (one optimiser step each) × micro-batches (gradient
+ * accumulation). Every micro-batch's loss is normalised by its mini-batch's totals, so the accumulated
+ * gradient equals the mini-batch's in one piece.
+ */
+function update<C extends OnlineConfig>(run: Run<C>, algo: Algorithm<C>, r: Scored, adv: Tensor, ret: Tensor | null, step: number, klCoef: number): UpdateStats {
+  const { cfg, policy, critic, spec, opt } = run;
+  const t = cfg.train;
+  const n = r.promptIds.length;
+  const mini = t.miniBatchSize || n;
+  const micro = t.microBatchSize || mini;
+  const perStep = n / mini;
+  const schedule = { kind: t.schedule as ScheduleKind, warmupSteps: t.warmupSteps, totalSteps: t.steps * t.epochs * perStep };
+  const params = [...policy.trainableParameters(), ...(critic?.head ?? critic?.model)?.trainableParameters() ?? []];
+  const lengths = r.completionIds.map((c) => c.length);
+  const s: UpdateStats = { loss: 0, valueLoss: spec ? 0 : null, clipFraction: 0, approxKl: 0, gradNorm: 0, optimiserSteps: 0 };
+  let tokensSeen = 0;
+  for (let epoch = 0; epoch < t.epochs; epoch++) {
+    const order = epochOrder(n, cfg.seed, step * t.epochs + epoch);
+    for (let m = 0; m < perStep; m++) {
+      const rows = order.slice(m * mini, (m + 1) * mini);
+      const miniTokens = rows.reduce((a, i) => a + lengths[i]!, 0);
+      const global = (step * t.epochs + epoch) * perStep + m;
+      const lr = lrAt(Math.min(global, schedule.totalSteps), t.lr, { ...schedule, warmupSteps: Math.min(schedule.warmupSteps, schedule.totalSteps) });
+      opt.setLr(lr, 0);
+      if (spec) opt.setLr(spec.lr > 0 ? lrAt(Math.min(global, schedule.totalSteps), spec.lr, { ...schedule, warmupSteps: Math.min(schedule.warmupSteps, schedule.totalSteps) }) : lr, 1);
+      for (let k = 0; k < rows.length; k += micro) {
+        scope(() => {
+          const idxRows = rows.slice(k, k + micro);
+          const idx = tensor(BigInt64Array.from(idxRows, BigInt));
+          const mb = sliceActions(r.batch, idxRows);
+          const mask = mb.actionMask;
+          const old = rowsOf(r.oldLogProbs, idx);
+          const out = actorForward(policy, mb, { valueHead: critic?.head ?? null, entropy: t.entropyCoef > 0 });
+          const { loss: pl, clipped } = clippedPolicyLoss(out.logProbs, old, rowsOf(adv, idx), { clipLow: t.clipLow, clipHigh: t.clipHigh, ...(t.dualClip > 1 ? { dualClip: t.dualClip } : {}) });
+          let perToken = pl;
+          if (algo.klInLoss && klCoef > 0) perToken = perToken.add(KL_ESTIMATORS[cfg.kl.estimator as KlEstimator](out.logProbs, rowsOf(r.refLogProbs, idx)).mul(klCoef));
+          if (t.entropyCoef > 0) perToken = perToken.sub(out.entropy!.mul(t.entropyCoef));
+          let loss = normalise(perToken, mask, t.lossNormalisation as LossNormalisation, { tokenCount: miniTokens, sequences: rows.length, constant: cfg.rollout.maxNewTokens * rows.length });
+          if (spec && critic && ret && r.oldValues) {
+            const values = critic.head ? out.values! : criticForward(critic.model!, mb);
+            const vl = normalise(clippedValueLoss(values, rowsOf(r.oldValues, idx), rowsOf(ret, idx), spec.clip), mask, 'token', { tokenCount: miniTokens }).mul(spec.coef);
+            loss = loss.add(vl);
+            s.valueLoss! += vl.item() / spec.coef;
+          }
+          loss.backward();
+          s.loss += loss.item();
+          noGrad(() => {
+            s.clipFraction += clipped.mul(mask).sum().item();
+            s.approxKl += KL_ESTIMATORS.k3(out.logProbs.detach(), old).mul(mask).sum().item();
+          });
+          tokensSeen += mb.tokens;
+          disposeActions(mb);
+        });
+      }
+      scope(() => algo.extraLoss?.(policy, step, m, cfg)?.backward());
+      s.gradNorm += t.clipGradNorm > 0 ? clipGradNorm(params, t.clipGradNorm) : 0;
+      opt.step();
+      opt.zeroGrad();
+      s.optimiserSteps++;
+    }
+  }
+  const steps = s.optimiserSteps;
+  return {
+    loss: s.loss / steps, valueLoss: s.valueLoss === null ? null : s.valueLoss / steps,
+    clipFraction: s.clipFraction / Math.max(1, tokensSeen), approxKl: s.approxKl / Math.max(1, tokensSeen), gradNorm: s.gradNorm / steps, optimiserSteps: steps,
+  };
+}
+
+/** The seed of step s's rollout: a pure function of (seed, s). */
+export function stepSeed(seed: number, step: number): number {
+  return (Math.imul(seed, 1000003) + Math.imul(step + 1, 7919)) >>> 0;
+}
+
+/** The evaluation seed: fixed across a run, so every evaluation samples the same streams. */
+function evalSeed(seed: number): number {
+  return (seed ^ 0x5eed5eed) >>> 0;
+}
+
+function settings(cfg: OnlineConfig): SamplingSettings {
+  const r = cfg.rollout;
+  return { maxNewTokens: r.maxNewTokens, temperature: r.temperature, topK: r.topK, topP: r.topP };
+}
+
+/** The prompt rows of step s: P prompts (cycling through the prompt list), each repeated G times in a row. */
+function stepPrompts(run: Run<OnlineConfig>, step: number): string[] {
+  const { prompts: p, samplesPerPrompt: g } = run.cfg.rollout;
+  return Array.from({ length: p * g }, (_, i) => run.prompts[(step * p + Math.floor(i / g)) % run.prompts.length]!);
+}
+
+function evaluate(run: Run<OnlineConfig>, step: number, opts: OnlineRunOptions, log: (row: Record<string, unknown>) => void): EvalRow | null {
+  const n = run.cfg.train.evalSamples;
+  if (n === 0) return null;
+  const e = evaluatePolicy(run.policy, run.reference, run.tok, run.reward, run.prompts, settings(run.cfg), { n, seed: evalSeed(run.cfg.seed) });
+  const extra = opts.onEval?.(step, e) ?? {};
+  const { samples: _s, rewards: _r, ...row } = e;
+  const out: EvalRow = { ...row, ...extra };
+  log({ step, eval: out });
+  return out;
+}
+
+const mean = (xs: readonly number[]): number => xs.reduce((a, x) => a + x, 0) / Math.max(1, xs.length);
+const std = (xs: readonly number[]): number => Math.sqrt(mean(xs.map((x) => (x - mean(xs)) ** 2)));
+
+/** One RL step: rollout → score → advantages → update; returns its metrics row. */
+function rlStep<C extends OnlineConfig>(run: Run<C>, algo: Algorithm<C>, step: number): Record<string, unknown> {
+  const t0 = performance.now();
+  const samples = sample(run.policy, run.tok, stepPrompts(run, step), settings(run.cfg), stepSeed(run.cfg.seed, step));
+  const t1 = performance.now();
+  const r = scoreRollout(samples, run.policy, run.reference, run.critic, run.reward);
+  try {
+    const shaped = shapeRewards(r, run);
+    const klCoef = run.kl.value;
+    const { advantages, returns } = scope(() => {
+      const a = algo.advantages(r, shaped, klCoef, run.cfg);
+      return { advantages: keep(a.advantages), returns: a.returns ? keep(a.returns) : null };
+    });
+    const kls = sequenceKl(r.oldLogProbs, r.refLogProbs, r.batch.actionMask);
+    const ev = returns && r.oldValues ? explainedVariance(r.oldValues, returns, r.batch.actionMask) : null;
+    const t2 = performance.now();
+    const u = update(run, algo, r, advantages, returns, step, klCoef);
+    const t3 = performance.now();
+    advantages.dispose();
+    returns?.dispose();
+    run.kl.update(mean(kls), kls.length);
+    const tokens = r.batch.tokens;
+    return {
+      step: step + 1, reward: mean(r.reward.rewards), reward_std: std(r.reward.rewards), shaped_reward: mean(shaped),
+      ...(r.reward.spread ? { reward_spread: mean(r.reward.spread) } : {}),
+      kl: mean(kls), kl_coef: klCoef, entropy: r.entropy, length: tokens / kls.length,
+      ended: r.finish.filter((f) => f === 'eos').length / kls.length, distinct2: distinct2(r.completions),
+      loss: u.loss, value_loss: u.valueLoss, explained_variance: ev, clip_fraction: u.clipFraction, approx_kl: u.approxKl, grad_norm: u.gradNorm,
+      tokens_per_s: { generation: tokens / ((t1 - t0) / 1000), scoring: tokens / ((t2 - t1) / 1000), update: (tokens * run.cfg.train.epochs) / ((t3 - t2) / 1000) },
+      seconds: { generation: (t1 - t0) / 1000, scoring: (t2 - t1) / 1000, update: (t3 - t2) / 1000 },
+    };
+  } finally {
+    disposeScored(r);
+  }
+}
+
+const distinct2 = (texts: readonly string[]): number => distinctN(texts, 2);
+
+/** Raised when a run stops on its signal: its checkpoint is written and a rerun resumes from it. */
+export class InterruptedError extends Error {
+  constructor(readonly step: number, out: string) {
+    super(`interrupted after step ${step}: checkpoint written to ${out}/checkpoint; rerun the same command to resume`);
+  }
+}
+
+/**
+ * Trains a policy with `algo` under `cfg`. Resumes from out/checkpoint when it holds this algorithm and
+ * configuration (any other checkpoint is refused; `fresh` starts over).
+ */
+export async function trainOnline<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>, opts: OnlineRunOptions = {}): Promise<OnlineRunSummary> {
+  const start = Date.now();
+  const say = (l: string) => (opts.progress ?? ((x: string) => process.stderr.write(x + '\n')))(`[train ${algo.name}] ${l}`);
+  checkOnlineConfig(cfg);
+  algo.check?.(cfg);
+  if (cfg.train.threads > 0) setNumThreads(cfg.train.threads);
+  mkdirSync(cfg.out, { recursive: true });
+  const ckpt = join(cfg.out, 'checkpoint');
+  const run = openRun(cfg, algo);
+  try {
+    let resumedFrom: number | null = null;
+    if (!opts.fresh && existsSync(join(ckpt, 'trainer.json'))) {
+      const saved = readCheckpointState<TrainerState<C>>(ckpt);
+      if (saved.algorithm !== algo.name || JSON.stringify(saved.config) !== JSON.stringify(cfg)) {
+        throw new Error(`${cfg.out} holds a checkpoint of a different run (${saved.algorithm}, another configuration): use another out, or --fresh to start over`);
+      }
+      loadCheckpoint(ckpt, checkpointParts(run as Run<OnlineConfig>));
+      if (run.kl instanceof AdaptiveKlController) run.kl.value = saved.klCoef;
+      Object.assign(run.moments, saved.moments);
+      resumedFrom = saved.step;
+      say(`resuming from step ${resumedFrom}`);
+    }
+    const log = openMetricsLog(join(cfg.out, 'metrics.jsonl'), resumedFrom);
+    const state = (step: number): TrainerState<C> => ({ step, algorithm: algo.name, config: cfg, klCoef: run.kl.value, moments: run.moments.state() });
+    const save = (step: number) => saveCheckpoint(ckpt, checkpointParts(run as Run<OnlineConfig>), state(step));
+    const initial = resumedFrom === null ? evaluate(run as Run<OnlineConfig>, 0, opts, log) : null;
+    if (initial) say(`step 0: ${describeEval(initial)}`);
+    let step = resumedFrom ?? 0;
+    for (; step < cfg.train.steps; step++) {
+      if (opts.signal?.aborted) {
+        save(step);
+        throw new InterruptedError(step, cfg.out);
+      }
+      const row = rlStep(run, algo, step);
+      log(row);
+      say(describeStep(row, cfg.train.steps));
+      const done = step + 1;
+      if (cfg.train.checkpointEvery > 0 && done % cfg.train.checkpointEvery === 0 && done < cfg.train.steps) save(done);
+      if (cfg.train.evalEvery > 0 && done % cfg.train.evalEvery === 0 && done < cfg.train.steps) {
+        const e = evaluate(run as Run<OnlineConfig>, done, opts, log);
+        if (e) say(`step ${done}: ${describeEval(e)}`);
+      }
+    }
+    save(step);
+    const final = evaluate(run as Run<OnlineConfig>, step, opts, log);
+    if (final) say(`step ${step}: ${describeEval(final)}`);
+    saveModel(run.policy, join(cfg.out, 'model'), { extraFiles: tokenizerFiles(resolveModelDir(cfg.model.policy)), metadata: { rlhf: `policy:${algo.name}` } });
+    return { algorithm: algo.name, out: cfg.out, steps: step, resumedFrom, seconds: (Date.now() - start) / 1000, initial, final };
+  } finally {
+    closeRun(run as Run<OnlineConfig>);
+  }
+}
+
+function describeStep(row: Record<string, unknown>, total: number): string {
+  const f = (k: string, d = 3) => (typeof row[k] === 'number' ? (row[k] as number).toFixed(d) : 'n/a');
+  const tps = row.tokens_per_s as { generation: number; scoring: number; update: number };
+  return `step ${row.step}/${total} reward ${f('reward')} ± ${f('reward_std')} kl ${f('kl', 2)} entropy ${f('entropy', 2)} len ${f('length', 1)} clip ${f('clip_fraction')}` +
+    `${row.value_loss != null ? ` vloss ${f('value_loss', 4)} ev ${f('explained_variance', 2)}` : ''} tok/s gen ${tps.generation.toFixed(0)} score ${tps.scoring.toFixed(0)} update ${tps.update.toFixed(0)}`;
+}
+
+export function describeEval(e: EvalRow): string {
+  return `eval on ${e.n} fresh samples: reward ${e.reward.toFixed(4)} ± ${e.rewardSe.toFixed(4)} (s.e.), KL ${e.kl.toFixed(2)} nats, length ${e.length.toFixed(1)}, distinct-2 ${e.distinct2.toFixed(3)}`;
+}

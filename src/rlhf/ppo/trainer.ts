@@ -1,0 +1,75 @@
+/**
+ * PPO: the shared online loop (src/rlhf/online/trainer.ts) with GAE over per-token rewards
+ *   r_t = −β·k(π_old, π_ref)_t  (+ the sequence reward at the last token, or dense token rewards),
+ * whitened advantages, a critic (value head or separate model) with a clipped value loss, and PPO-ptx.
+ */
+import { readFileSync } from 'node:fs';
+import { type Tensor, tensor } from '../../tensor/index.js';
+import { leftPad } from '../../generate/generate.js';
+import { tokenLogprobs } from '../../generate/score.js';
+import { mulberry32 } from '../../generate/rng.js';
+import { loadTokenizer } from '../../text/index.js';
+import { resolveModelDir } from '../../models/hub.js';
+import type { CausalLM } from '../../models/common.js';
+import { gae, type KlEstimator, whiten } from '../core/advantages.js';
+import { type Algorithm, klPenalty, type OnlineRunOptions, type OnlineRunSummary, trainOnline } from '../online/trainer.js';
+import type { Scored } from '../online/rollout.js';
+import type { PpoConfig } from './config.js';
+
+/** Per-token rewards (B, A): the KL penalty plus the shaped sequence reward at each sequence's last token. */
+export function ppoTokenRewards(r: Scored, rewards: readonly number[], klCoef: number, estimator: KlEstimator): Tensor {
+  const [b, a] = r.batch.actionMask.shape as [number, number];
+  const extra = new Float32Array(b * a);
+  r.completionIds.forEach((c, i) => {
+    const dense = r.reward.tokenRewards?.[i];
+    if (dense) {
+      dense.forEach((x, t) => (extra[i * a + t] = x));
+      extra[i * a + c.length - 1]! += rewards[i]! - r.reward.rewards[i]!; // shaping applies to the sequence total
+    } else {
+      extra[i * a + c.length - 1] = rewards[i]!;
+    }
+  });
+  return klPenalty(r, klCoef, estimator).add(tensor(extra, { shape: [b, a] }));
+}
+
+/** The pre-training documents of PPO-ptx, tokenised once. */
+function ptxLoss(cfg: PpoConfig): Algorithm<PpoConfig>['extraLoss'] {
+  if (cfg.ppo.ptx.coef === 0) return undefined;
+  const { path, batchSize, maxTokens, coef } = cfg.ppo.ptx;
+  if (!path) throw new Error('ppo.ptx.coef > 0 needs ppo.ptx.path (pre-training text)');
+  const tok = loadTokenizer(resolveModelDir(cfg.model.policy));
+  const docs = readFileSync(path, 'utf8').split('\n').flatMap((line, i) => {
+    if (!line.trim()) return [];
+    const text = path.endsWith('.jsonl') ? (JSON.parse(line) as { text?: unknown }).text : line;
+    if (typeof text !== 'string') throw new Error(`${path}:${i + 1}: field 'text' must be a string`);
+    const ids = tok.encode(text, { addBos: true }).slice(0, maxTokens);
+    return ids.length >= 2 ? [ids] : [];
+  });
+  if (docs.length === 0) throw new Error(`${path}: no pre-training documents of 2 tokens or more`);
+  return (policy: CausalLM, step: number, mini: number) => {
+    const rand = mulberry32((Math.imul(cfg.seed + 1, 92821) + Math.imul(step, 7919) + mini) >>> 0);
+    const batch = Array.from({ length: batchSize }, () => docs[Math.floor(rand() * docs.length)]!);
+    const { ids, mask } = leftPad(batch);
+    const lp = tokenLogprobs(policy, ids, mask); // (N, T−1): column j scores token j+1
+    const target = mask.narrow(1, 1, mask.size(1) - 1).float();
+    return lp.mul(target).sum().div(target.sum()).neg().mul(coef);
+  };
+}
+
+export function ppoAlgorithm(cfg: PpoConfig): Algorithm<PpoConfig> {
+  return {
+    name: 'ppo',
+    klInLoss: false,
+    critic: (c) => ({ kind: c.ppo.value.kind as 'head' | 'separate', init: c.ppo.value.init, coef: c.ppo.value.coef, clip: c.ppo.value.clip, lr: c.ppo.value.lr }),
+    advantages(r, rewards, klCoef, c) {
+      const tokenRewards = ppoTokenRewards(r, rewards, klCoef, c.kl.estimator as KlEstimator);
+      const { advantages, returns } = gae(tokenRewards, r.oldValues!, r.batch.actionMask, c.ppo.gamma, c.ppo.lambda);
+      return { advantages: c.ppo.whitenAdvantages ? whiten(advantages, r.batch.actionMask) : advantages, returns };
+    },
+    extraLoss: ptxLoss(cfg),
+  };
+}
+
+export function trainPpo(cfg: PpoConfig, opts: OnlineRunOptions = {}): Promise<OnlineRunSummary> {
+  return trainOnline(cfg, ppoAlgorithm(cfg), opts);
+}

@@ -1,0 +1,23 @@
+/** RLOO: sequence reward − β·KL, leave-one-out baseline within each prompt's k samples, broadcast to tokens. */
+import { type KlEstimator, leaveOneOutAdvantages } from '../core/advantages.js';
+import { asGroups, broadcastToTokens } from '../grpo/trainer.js';
+import { type Algorithm, klPenalty, type OnlineRunOptions, type OnlineRunSummary, trainOnline } from '../online/trainer.js';
+import type { RlooConfig } from './config.js';
+
+export const rlooAlgorithm: Algorithm<RlooConfig> = {
+  name: 'rloo',
+  klInLoss: false,
+  critic: () => null,
+  advantages(r, rewards, klCoef, c) {
+    const penalty = klPenalty(r, klCoef, c.kl.estimator as KlEstimator).sum(1).data() as Float32Array; // −β·KL per sequence
+    const total = rewards.map((x, i) => x + penalty[i]!);
+    return { advantages: broadcastToTokens(leaveOneOutAdvantages(asGroups(total, c.rollout.samplesPerPrompt)), r), returns: null };
+  },
+  check(c) {
+    if (c.rollout.samplesPerPrompt < 2) throw new Error(`RLOO needs rollout.samplesPerPrompt ≥ 2 (a leave-one-out baseline), got ${c.rollout.samplesPerPrompt}`);
+  },
+};
+
+export function trainRloo(cfg: RlooConfig, opts: OnlineRunOptions = {}): Promise<OnlineRunSummary> {
+  return trainOnline(cfg, rlooAlgorithm, opts);
+}
