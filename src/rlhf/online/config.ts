@@ -47,6 +47,8 @@ export interface OnlineConfig {
     temperature: number;
     topK: number;
     topP: number;
+    /** Never stop at an end-of-sequence id: every completion has maxNewTokens tokens (benchmarks). */
+    ignoreEos: boolean;
   };
   kl: {
     /** β: the KL penalty's coefficient (initial value when adaptive). */
@@ -97,7 +99,7 @@ export const ONLINE_DEFAULTS: OnlineConfig = {
   model: { policy: 'stories260k', reference: '' },
   data: { path: '', prompts: [''] },
   reward: { sources: ['function:afinn_comparative'], weights: [], dense: false, clip: 0, normalise: false, missingEosPenalty: 0, lengthPenalty: 0, lengthTarget: 0 },
-  rollout: { prompts: 16, samplesPerPrompt: 4, maxNewTokens: 48, temperature: 1, topK: 0, topP: 1 },
+  rollout: { prompts: 16, samplesPerPrompt: 4, maxNewTokens: 48, temperature: 1, topK: 0, topP: 1, ignoreEos: false },
   kl: { coef: 0.05, estimator: 'k1', target: 0, horizon: 10000 },
   train: {
     steps: 40, epochs: 1, miniBatchSize: 0, microBatchSize: 0, lr: 1e-4, weightDecay: 0, warmupSteps: 0, schedule: 'constant',
@@ -134,6 +136,7 @@ export const ONLINE_SCHEMA: Schema<OnlineConfig> = {
     temperature: { doc: 'sampling temperature (> 0: the policy gradient needs samples from π)', min: 0 },
     topK: { doc: 'top-k filter (0 = off)', integer: true, min: 0 },
     topP: { doc: 'nucleus filter (1 = off)', min: 0 },
+    ignoreEos: { doc: 'never stop at end-of-sequence (fixed-length completions, for benchmarks)' },
   },
   kl: {
     coef: { doc: 'KL coefficient β (initial, when adaptive)', min: 0 },

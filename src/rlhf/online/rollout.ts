@@ -17,6 +17,8 @@ export interface SamplingSettings {
   temperature: number;
   topK: number;
   topP: number;
+  /** Sample all maxNewTokens tokens, never stopping at an end-of-sequence id (benchmarks: fixed shapes). */
+  ignoreEos?: boolean;
 }
 
 /** Sampled completions with their text. */
@@ -47,7 +49,7 @@ export function sample(policy: CausalLM, tok: Tokenizer, prompts: readonly strin
   const promptIds = encodePrompts(tok, prompts);
   const out = generate(policy, promptIds, {
     maxNewTokens: s.maxNewTokens, temperature: s.temperature, topK: s.topK || undefined, topP: s.topP < 1 ? s.topP : undefined,
-    seed, streams: promptIds.map((_, i) => streamBase + i), includeEos: true,
+    seed, streams: promptIds.map((_, i) => streamBase + i), includeEos: true, ...(s.ignoreEos ? { eosTokenIds: [] } : {}),
   });
   const completionIds = out.map((c) => c.tokens);
   const completions = promptIds.map((p, i) => tok.decode([...p, ...completionIds[i]!]).slice(tok.decode(p).length));

@@ -85,8 +85,8 @@ export interface OnlineRunSummary {
 
 export type EvalRow = Omit<PolicyEvaluation, 'samples' | 'rewards'> & Record<string, unknown>;
 
-/** The models, optimiser and state one run owns. */
-interface Run<C extends OnlineConfig> {
+/** The models, optimiser and state one run owns (openRun → rlStep… → closeRun). */
+export interface Run<C extends OnlineConfig> {
   cfg: C;
   tok: Tokenizer;
   policy: CausalLM;
@@ -115,7 +115,7 @@ function makeReward(cfg: OnlineConfig, tok: Tokenizer): RewardSource {
 }
 
 /** Builds everything a run needs; the caller disposes it (closeRun). */
-function openRun<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>): Run<C> {
+export function openRun<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>): Run<C> {
   manualSeed(cfg.seed);
   const policyDir = resolveModelDir(cfg.model.policy);
   const tok = loadTokenizer(policyDir);
@@ -144,7 +144,7 @@ function openRun<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>): Run<C> {
   return { cfg, tok, policy, reference, critic, spec, reward, opt, kl, moments: new RunningMoments(), prompts };
 }
 
-function closeRun(r: Run<OnlineConfig>): void {
+export function closeRun(r: Run<OnlineConfig>): void {
   r.opt.dispose();
   r.reward.dispose();
   r.critic?.head?.dispose();
@@ -161,7 +161,7 @@ function checkpointParts(r: Run<OnlineConfig>): { modules: Record<string, Module
 }
 
 /** The shaped per-sequence rewards: clip → missing-EOS and length penalties → running normalisation. */
-function shapeRewards(r: Scored, run: Run<OnlineConfig>): number[] {
+export function shapeRewards(r: Scored, run: Run<OnlineConfig>): number[] {
   const c = run.cfg.reward;
   let x = clipRewards(r.reward.rewards, c.clip);
   if (c.missingEosPenalty > 0) x = missingEosPenalty(x, r.finish.map((f) => f === 'eos'), c.missingEosPenalty);
@@ -201,7 +201,7 @@ function rowsOf(t: Tensor, idx: Tensor): Tensor {
  * accumulation). Every micro-batch's loss is normalised by its mini-batch's totals, so the accumulated
  * gradient equals the mini-batch's in one piece.
  */
-function update<C extends OnlineConfig>(run: Run<C>, algo: Algorithm<C>, r: Scored, adv: Tensor, ret: Tensor | null, step: number, klCoef: number): UpdateStats {
+export function update<C extends OnlineConfig>(run: Run<C>, algo: Algorithm<C>, r: Scored, adv: Tensor, ret: Tensor | null, step: number, klCoef: number): UpdateStats {
   const { cfg, policy, critic, spec, opt } = run;
   const t = cfg.train;
   const n = r.promptIds.length;
@@ -275,9 +275,9 @@ function evalSeed(seed: number): number {
   return (seed ^ 0x5eed5eed) >>> 0;
 }
 
-function settings(cfg: OnlineConfig): SamplingSettings {
+export function settings(cfg: OnlineConfig): SamplingSettings {
   const r = cfg.rollout;
-  return { maxNewTokens: r.maxNewTokens, temperature: r.temperature, topK: r.topK, topP: r.topP };
+  return { maxNewTokens: r.maxNewTokens, temperature: r.temperature, topK: r.topK, topP: r.topP, ignoreEos: r.ignoreEos };
 }
 
 /** The prompt rows of step s: P prompts (cycling through the prompt list), each repeated G times in a row. */
@@ -301,7 +301,7 @@ const mean = (xs: readonly number[]): number => xs.reduce((a, x) => a + x, 0) / 
 const std = (xs: readonly number[]): number => Math.sqrt(mean(xs.map((x) => (x - mean(xs)) ** 2)));
 
 /** One RL step: rollout → score → advantages → update; returns its metrics row. */
-function rlStep<C extends OnlineConfig>(run: Run<C>, algo: Algorithm<C>, step: number): Record<string, unknown> {
+export function rlStep<C extends OnlineConfig>(run: Run<C>, algo: Algorithm<C>, step: number): Record<string, unknown> {
   const t0 = performance.now();
   const samples = sample(run.policy, run.tok, stepPrompts(run, step), settings(run.cfg), stepSeed(run.cfg.seed, step));
   const t1 = performance.now();
