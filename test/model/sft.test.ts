@@ -1,0 +1,161 @@
+/**
+ * Supervised fine-tuning on stories260K (src/rlhf/sft, `rlhf train sft`):
+ *   - completion-only loss: prompt positions weigh 0, every completion token (and the EOS) weighs 1;
+ *   - packing computes what each example computes alone (block-diagonal attention, positions restart);
+ *   - gradient accumulation: batch 4 in one micro-batch against 4 micro-batches of 1 give the same
+ *     parameters after two optimiser steps, within 1e-5;
+ *   - a run interrupted after step 3 resumes from its step-2 checkpoint and logs the same metrics;
+ *   - a malformed line fails through the CLI naming file:line and the field.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { deepMerge, validateConfig } from '../../src/config.js';
+import { loadModel, resolveModelDir } from '../../src/models/hub.js';
+import { loadTokenizer } from '../../src/text/index.js';
+import { noGrad, scope, setNumThreads } from '../../src/tensor/index.js';
+import { SFT_DEFAULTS, SFT_SCHEMA, type SftConfig } from '../../src/rlhf/sft/config.js';
+import { buildRows, tokenizeExamples } from '../../src/rlhf/sft/data.js';
+import { collateRows, rowLogprobs, trainSft } from '../../src/rlhf/sft/trainer.js';
+import { rlhf, type Run } from './run-cli.js';
+
+const TMP = mkdtempSync(join(tmpdir(), 'rlhf-sft-test-'));
+const DATA = join(TMP, 'data.jsonl');
+const BAD = join(TMP, 'bad.jsonl');
+const quiet = () => {};
+
+const EXAMPLES = [
+  { prompt: 'Once upon a time', completion: ', there was a happy dog named Max.' },
+  { prompt: 'Lily saw a bird.', completion: ' She smiled.' },
+  { text: 'Tom had a red ball. He liked to play with it in the park every day.' },
+  { prompt: 'One day', completion: ', the sun was warm and the kids went out to play in the big green garden.' },
+  { prompt: 'Mom said', completion: ' "Time for bed!"' },
+  { text: 'The cat was sad.' },
+  { prompt: 'Ben and Sue', completion: ' were friends. They shared their toys and had fun together.' },
+  { prompt: 'A little fish', completion: ' swam fast.' },
+];
+writeFileSync(DATA, EXAMPLES.map((e) => JSON.stringify(e)).join('\n') + '\n');
+writeFileSync(BAD, [JSON.stringify(EXAMPLES[0]), '{"prompt": "x"}'].join('\n') + '\n');
+
+function config(out: string, over: object = {}): SftConfig {
+  const raw = {
+    seed: 0, out,
+    data: { path: DATA, maxTokens: 64 },
+    train: { batchSize: 4, lr: 1e-4, warmupSteps: 0, schedule: 'constant', maxSteps: 2, threads: 1 },
+  };
+  return validateConfig(deepMerge(raw, over), SFT_DEFAULTS, SFT_SCHEMA, 'test');
+}
+
+const tok = () => loadTokenizer(resolveModelDir('stories260k'));
+let badLine: Promise<Run>;
+
+before(() => {
+  setNumThreads(1);
+  badLine = rlhf(['train', 'sft', '--json', '--set', `data.path=${BAD}`, '--set', `out=${join(TMP, 'bad')}`]);
+});
+after(async () => {
+  await badLine;
+  rmSync(TMP, { recursive: true, force: true });
+});
+
+describe('SFT on stories260K', () => {
+  test('completion-only loss: prompt positions weigh 0, completion tokens and EOS weigh 1', () => scope(() => {
+    const t = tok();
+    const { examples } = tokenizeExamples([{ prompt: 'Once upon a time', completion: ', there was a dog.' }], t, { maxTokens: 64, eosId: 1 });
+    const e = examples[0]!;
+    assert.deepEqual(e.ids.slice(0, e.promptLen), t.encode('Once upon a time', { addBos: true }));
+    assert.equal(e.ids.at(-1), 1, 'the completion ends with the EOS id');
+    const b = collateRows(examples, [[0]]);
+    const w = Array.from(b.weights.data() as Float32Array);
+    // Column c scores token c+1: the first target is token promptLen, at column promptLen − 1.
+    assert.deepEqual(w, e.ids.slice(1).map((_, c) => (c + 1 >= e.promptLen ? 1 : 0)));
+    assert.equal(b.targets, e.ids.length - e.promptLen);
+    assert.ok(e.promptLen > 1 && b.targets > 1);
+  }));
+
+  test('a packed row computes what each of its examples computes alone', () => scope(() => {
+    const model = loadModel('stories260k');
+    try {
+      const { examples } = tokenizeExamples(EXAMPLES.map((e) => ('text' in e ? { prompt: '', completion: e.text! } : { prompt: e.prompt!, completion: e.completion! })), tok(), { maxTokens: 64, eosId: 1 });
+      const rows = buildRows(examples, { packing: true, maxTokens: 64, seed: 0 });
+      assert.ok(rows.length < examples.length && rows.some((r) => r.length >= 3), `rows ${JSON.stringify(rows)}`);
+      noGrad(() => {
+        const packed = collateRows(examples, rows);
+        const lp = rowLogprobs(model, packed).mul(packed.weights);
+        rows.forEach((row, r) => {
+          const got = Array.from(lp.select(0, r).data() as Float32Array);
+          let off = 0;
+          for (const i of row) {
+            const alone = collateRows(examples, [[i]]);
+            const want = Array.from(rowLogprobs(model, alone).mul(alone.weights).data() as Float32Array);
+            const n = examples[i]!.ids.length;
+            // Inside example i: its n − 1 columns; the column before it (scoring its BOS) weighs 0.
+            want.forEach((v, c) => assert.ok(Math.abs(got[off + c]! - v) < 1e-5, `row ${r}, example ${i}, column ${c}: ${got[off + c]} vs ${v}`));
+            if (off > 0) assert.equal(Math.abs(got[off - 1]!), 0);
+            off += n;
+          }
+        });
+      });
+    } finally {
+      model.dispose();
+    }
+  }));
+
+  test('gradient accumulation: batch 4 vs 4 micro-batches of 1 give the same parameters (1e-5)', async () => {
+    const one = join(TMP, 'one');
+    const four = join(TMP, 'four');
+    await trainSft(config(one), { progress: quiet });
+    await trainSft(config(four, { train: { batchSize: 1, gradAccum: 4 } }), { progress: quiet });
+    const [a, b, init] = [loadModel(join(one, 'model')), loadModel(join(four, 'model')), loadModel('stories260k')];
+    try {
+      let maxDiff = 0;
+      let moved = 0;
+      for (const [k, ta] of a.stateDict()) {
+        const va = ta.data() as Float32Array;
+        const vb = b.stateDict().get(k)!.data() as Float32Array;
+        const v0 = init.stateDict().get(k)!.data() as Float32Array;
+        va.forEach((x, i) => {
+          maxDiff = Math.max(maxDiff, Math.abs(x - vb[i]!));
+          moved = Math.max(moved, Math.abs(x - v0[i]!));
+        });
+      }
+      assert.ok(moved > 1e-4, `the parameters must move (max change ${moved})`);
+      assert.ok(maxDiff < 1e-5, `max parameter difference ${maxDiff}`);
+      const rows = (out: string) => readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { tokens: number; loss: number });
+      assert.deepEqual(rows(one).map((r) => r.tokens), rows(four).map((r) => r.tokens), 'the same tokens per step');
+      rows(one).forEach((r, i) => assert.ok(Math.abs(r.loss - rows(four)[i]!.loss) < 1e-5));
+    } finally {
+      for (const m of [a, b, init]) m.dispose();
+    }
+  });
+
+  test('a run interrupted after step 3 resumes from its step-2 checkpoint with the same metrics (packed, held-out loss)', async () => {
+    const over = { data: { packing: true, splitRatio: 0.75 }, train: { epochs: 3, batchSize: 1, maxSteps: 4, checkpointEvery: 2, evalEvery: 2 } };
+    const outA = join(TMP, 'resume-a');
+    const outB = join(TMP, 'resume-b');
+    await trainSft(config(outA, over), { progress: quiet });
+    await assert.rejects(trainSft(config(outB, over), {
+      progress: (l) => {
+        if (l.includes('step 3/')) throw new Error('interrupted');
+      },
+    }), /interrupted/);
+    const b = await trainSft(config(outB, over), { progress: quiet });
+    assert.equal(b.resumedFrom, 2);
+    const traj = (out: string) => readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => {
+      const { seconds: _, ...r } = JSON.parse(l) as Record<string, unknown>;
+      return r;
+    });
+    assert.deepEqual(traj(outA).map((r) => r.step), [1, 2, 2, 3, 4, 4]);
+    assert.deepEqual(traj(outB), traj(outA));
+    assert.ok(readFileSync(join(outA, 'model/model.safetensors')).equals(readFileSync(join(outB, 'model/model.safetensors'))));
+  });
+
+  test('a malformed line names file:line and the field (CLI, exit 1)', async () => {
+    const r = await badLine;
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /^rlhf: .*bad\.jsonl:2: field 'completion': expected a string \(a line needs prompt and completion, or text\)\n$/);
+  });
+});
