@@ -4,6 +4,8 @@
 #      GFLOP/s with the reference one), python3-torch (the benchmarks' baseline: the same libtorch from
 #      Python). Installed with apt-get when root; otherwise the exact command is printed and we stop.
 #      LIBTORCH=/path skips libtorch-dev (the addon then builds against that libtorch).
+#      RLHF_SETUP_BROWSER=1 (set by `npm test`) adds chromium, which the browser test tier opens the
+#      HTML report in; the main job never needs it.
 #   2. npm ci, when package-lock.json changed since the last install;
 #   3. the native addon, rebuilt only when its sources or the libtorch found changed;
 #   4. the TypeScript build (incremental).
@@ -16,6 +18,7 @@ missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   pkgs=(libopenblas0-pthread python3-torch)
   [ -z "${LIBTORCH:-}" ] && pkgs+=(libtorch-dev)
+  [ "${RLHF_SETUP_BROWSER:-}" = 1 ] && pkgs+=(chromium)
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
   done

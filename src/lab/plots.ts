@@ -72,7 +72,7 @@ export function lineChartSpec(chart: LineChart): { spec: TopLevelSpec; rows: num
   const names = chart.series.map((s) => s.name);
   if (new Set(names).size !== names.length) throw new Error(`chart '${chart.title}': two series share a name`);
   const colors = chart.series.map((s, i) => s.color ?? PALETTE[i % PALETTE.length]!);
-  const color = { field: 'series', type: 'nominal', scale: { domain: names, range: colors }, legend: { title: null, orient: 'bottom' } };
+  const color = { field: 'series', type: 'nominal', scale: { domain: names, range: colors }, legend: { title: null, orient: 'bottom', columns: 2, labelLimit: 320 } };
   const x = { field: 'x', type: 'quantitative', title: chart.xTitle, scale: { zero: false, nice: false } };
   const y = { field: 'y', type: 'quantitative', title: chart.yTitle, scale: { zero: false } };
   const layers: object[] = [];
