@@ -33,6 +33,14 @@ export const benchCommands: Record<string, Command> = {
       return runRmBench(benchArgs(o));
     },
   },
+  'bench ppo': {
+    summary: 'one PPO iteration on stories260K (batch 64, 64 new tokens; generation, scoring, update) vs plain PyTorch',
+    options: benchOptions,
+    async run(o) {
+      const { runPpoBench } = await import('../../bench/ppo.js');
+      return runPpoBench(benchArgs(o));
+    },
+  },
   'bench engine': {
     summary: 'tensor-engine overhead, matmul GFLOP/s and a transformer-block training step vs PyTorch',
     options: benchOptions,
