@@ -11,7 +11,7 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { AdamW, clipGradNorm, keep, manualSeed, noGrad, scope, setNumThreads, type Tensor, tensor } from '../../tensor/index.js';
+import { AdamW, clipGradNorm, keep, manualSeed, noGrad, type Optimizer, scope, setNumThreads, type Tensor, tensor } from '../../tensor/index.js';
 import { loadCheckpoint, openMetricsLog, readCheckpointState, saveCheckpoint } from '../../nn/checkpoint.js';
 import type { Module } from '../../nn/module.js';
 import { lrAt, type ScheduleKind } from '../../nn/schedule.js';
@@ -71,6 +71,8 @@ export interface OnlineRunOptions {
   onEval?: (step: number, e: PolicyEvaluation) => Record<string, unknown> | void;
   /** Stops cleanly after the current step (checkpoint written) when aborted, e.g. on SIGINT. */
   signal?: AbortSignal;
+  /** A reward source to use instead of cfg.reward.sources (owned by the caller: not disposed). */
+  reward?: RewardSource;
 }
 
 export interface OnlineRunSummary {
@@ -94,7 +96,7 @@ export interface Run<C extends OnlineConfig> {
   critic: Critic | null;
   spec: CriticSpec | null;
   reward: RewardSource;
-  opt: AdamW;
+  opt: Optimizer;
   kl: KlController;
   moments: RunningMoments;
   prompts: string[];
@@ -115,7 +117,7 @@ function makeReward(cfg: OnlineConfig, tok: Tokenizer): RewardSource {
 }
 
 /** Builds everything a run needs; the caller disposes it (closeRun). */
-export function openRun<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>): Run<C> {
+export function openRun<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>, rewardOverride?: RewardSource): Run<C> {
   manualSeed(cfg.seed);
   const policyDir = resolveModelDir(cfg.model.policy);
   const tok = loadTokenizer(policyDir);
@@ -140,7 +142,7 @@ export function openRun<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>): Run
   if (criticModule) groups.push({ params: criticModule.trainableParameters(), ...(spec!.lr > 0 ? { lr: spec!.lr } : {}) } as { params: Tensor[] });
   const opt = new AdamW(groups, { lr: cfg.train.lr, weightDecay: cfg.train.weightDecay });
   const kl = cfg.kl.target > 0 ? new AdaptiveKlController(cfg.kl.coef, cfg.kl.target, cfg.kl.horizon) : new FixedKlController(cfg.kl.coef);
-  const reward = makeReward(cfg, tok);
+  const reward = rewardOverride ? { name: rewardOverride.name, score: (x: Parameters<RewardSource['score']>[0]) => rewardOverride.score(x), dispose() {} } : makeReward(cfg, tok);
   return { cfg, tok, policy, reference, critic, spec, reward, opt, kl, moments: new RunningMoments(), prompts };
 }
 
@@ -153,7 +155,7 @@ export function closeRun(r: Run<OnlineConfig>): void {
   r.policy.dispose();
 }
 
-function checkpointParts(r: Run<OnlineConfig>): { modules: Record<string, Module>; optimizers: Record<string, AdamW> } {
+function checkpointParts(r: Run<OnlineConfig>): { modules: Record<string, Module>; optimizers: Record<string, Optimizer> } {
   const modules: Record<string, Module> = { policy: r.policy };
   if (r.critic?.head) modules.value_head = r.critic.head;
   if (r.critic?.model) modules.value_model = r.critic.model;
@@ -357,7 +359,7 @@ export async function trainOnline<C extends OnlineConfig>(cfg: C, algo: Algorith
   if (cfg.train.threads > 0) setNumThreads(cfg.train.threads);
   mkdirSync(cfg.out, { recursive: true });
   const ckpt = join(cfg.out, 'checkpoint');
-  const run = openRun(cfg, algo);
+  const run = openRun(cfg, algo, opts.reward);
   try {
     let resumedFrom: number | null = null;
     if (!opts.fresh && existsSync(join(ckpt, 'trainer.json'))) {
