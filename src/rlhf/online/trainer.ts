@@ -239,9 +239,10 @@ export function update<C extends OnlineConfig>(run: Run<C>, algo: Algorithm<C>, 
           let loss = normalise(perToken, mask, t.lossNormalisation as LossNormalisation, { tokenCount: miniTokens, sequences: rows.length, constant: cfg.rollout.maxNewTokens * rows.length });
           if (spec && critic && ret && r.oldValues) {
             const values = critic.head ? out.values! : criticForward(critic.model!, mb);
-            const vl = normalise(clippedValueLoss(values, rowsOf(r.oldValues, idx), rowsOf(ret, idx), spec.clip), mask, 'token', { tokenCount: miniTokens }).mul(spec.coef);
-            loss = loss.add(vl);
-            s.valueLoss! += vl.item() / spec.coef;
+            // The logged value loss is the unscaled one (dividing the scaled one back out is 0/0 at coef 0).
+            const vl = normalise(clippedValueLoss(values, rowsOf(r.oldValues, idx), rowsOf(ret, idx), spec.clip), mask, 'token', { tokenCount: miniTokens });
+            loss = loss.add(vl.mul(spec.coef));
+            s.valueLoss! += vl.item();
           }
           loss.backward();
           s.loss += loss.item();
