@@ -7,6 +7,7 @@
  */
 import { formatOptions, nearest, type OptionSpec, type ParsedOptions, parseOptions, UsageError } from './args.js';
 import { benchCommands } from './bench.js';
+import { demoCommand } from './demo.js';
 import { infoCommand } from './info.js';
 import { modelCommands } from './model.js';
 import { policyCommands } from './policy.js';
@@ -30,6 +31,7 @@ const COMMON: OptionSpec[] = [
 ];
 
 export const COMMANDS: Record<string, Command> = {
+  demo: demoCommand,
   info: infoCommand,
   ...modelCommands,
   ...rewardCommands,
