@@ -4,6 +4,7 @@
  *   - the first step's loss, through the trainer's own loss path, is ln 2 (policy = reference);
  *   - a run interrupted after step 3 resumes from its step-2 checkpoint, reuses the cached reference
  *     log-probs and ends with exactly the metrics and weights of an uninterrupted run;
+ *   - a ranking contributes every pair it implies;
  *   - a policy/reference tokenizer mismatch, an unknown config key and a wrong type fail clearly, and
  *     leave no checkpoint behind.
  */
@@ -19,7 +20,7 @@ import { LlamaForCausalLM } from '../../src/models/llama.js';
 import { loadTokenizer } from '../../src/text/index.js';
 import { Generator, setNumThreads } from '../../src/tensor/index.js';
 import { DPO_DEFAULTS, DPO_SCHEMA, type DpoConfig } from '../../src/rlhf/dpo/config.js';
-import { trainDpo } from '../../src/rlhf/dpo/trainer.js';
+import { impliedPairs, trainDpo } from '../../src/rlhf/dpo/trainer.js';
 import { sentimentPairs, writePairs } from '../../src/rlhf/dpo/synthetic-pairs.js';
 import { ROOT, rlhf, type Run } from './run-cli.js';
 
@@ -129,6 +130,13 @@ describe('DPO on stories260K sentiment pairs', () => {
       /tokenizers of policy 'stories260k' and reference '.*gpt2-ref' differ: vocabulary of 512 vs 50257 tokens/);
     assert.ok(!existsSync(join(out, 'checkpoint')), 'no checkpoint is written');
     assert.ok(!existsSync(join(out, 'reference-logprobs.json')), 'no reference cache is written');
+  });
+
+  test('a ranking of K trains as its K(K−1)/2 implied pairs, best first', () => {
+    const meta = { file: 'r.jsonl', line: 1 };
+    const pairs = impliedPairs([{ kind: 'ranking', prompt: 'p', responses: ['a', 'b', 'c'], meta }]);
+    assert.deepEqual(pairs.map((x) => [x.chosen, x.rejected]), [['a', 'b'], ['a', 'c'], ['b', 'c']]);
+    assert.ok(pairs.every((x) => x.prompt === 'p' && x.kind === 'pair'));
   });
 
   test('an unknown config key names the nearest valid one; a wrong type names the field (CLI, exit 1)', async () => {
