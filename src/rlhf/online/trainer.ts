@@ -9,7 +9,7 @@
  * reward normaliser and KL controller are saved in the checkpoint — so resuming from step k reproduces
  * an uninterrupted run.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AdamW, clipGradNorm, keep, manualSeed, noGrad, type Optimizer, scope, setNumThreads, type Tensor, tensor } from '../../tensor/index.js';
 import { loadCheckpoint, openMetricsLog, readCheckpointState, saveCheckpoint } from '../../nn/checkpoint.js';
@@ -381,6 +381,7 @@ export async function trainOnline<C extends OnlineConfig>(cfg: C, algo: Algorith
     if (initial) say(`step 0: ${describeEval(initial)}`);
     let step = resumedFrom ?? 0;
     for (; step < cfg.train.steps; step++) {
+      await new Promise((r) => setImmediate(r)); // a step is synchronous: let a pending SIGINT handler run
       if (opts.signal?.aborted) {
         save(step);
         throw new InterruptedError(step, cfg.out);
@@ -389,20 +390,29 @@ export async function trainOnline<C extends OnlineConfig>(cfg: C, algo: Algorith
       log(row);
       say(describeStep(row, cfg.train.steps));
       const done = step + 1;
-      if (cfg.train.checkpointEvery > 0 && done % cfg.train.checkpointEvery === 0 && done < cfg.train.steps) save(done);
+      // Evaluate before checkpointing: a crash between the two resumes from the previous checkpoint, whose
+      // metrics truncation drops this evaluation, so no step is ever evaluated twice or skipped.
       if (cfg.train.evalEvery > 0 && done % cfg.train.evalEvery === 0 && done < cfg.train.steps) {
         const e = evaluate(run as Run<OnlineConfig>, done, opts, log);
         if (e) say(`step ${done}: ${describeEval(e)}`);
       }
+      if (cfg.train.checkpointEvery > 0 && done % cfg.train.checkpointEvery === 0 && done < cfg.train.steps) save(done);
     }
-    save(step);
-    const final = evaluate(run as Run<OnlineConfig>, step, opts, log);
+    // A run resumed from its final checkpoint has its final evaluation logged already.
+    const final = resumedFrom === cfg.train.steps ? lastEval(join(cfg.out, 'metrics.jsonl'), step) : evaluate(run as Run<OnlineConfig>, step, opts, log);
     if (final) say(`step ${step}: ${describeEval(final)}`);
+    save(step);
     saveModel(run.policy, join(cfg.out, 'model'), { extraFiles: tokenizerFiles(resolveModelDir(cfg.model.policy)), metadata: { rlhf: `policy:${algo.name}` } });
     return { algorithm: algo.name, out: cfg.out, steps: step, resumedFrom, seconds: (Date.now() - start) / 1000, initial, final };
   } finally {
     closeRun(run as Run<OnlineConfig>);
   }
+}
+
+/** The evaluation logged at `step` in a metrics log, or null. */
+function lastEval(path: string, step: number): EvalRow | null {
+  const rows = readFileSync(path, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { step: number; eval?: EvalRow });
+  return rows.filter((r) => r.step === step && r.eval).pop()?.eval ?? null;
 }
 
 function describeStep(row: Record<string, unknown>, total: number): string {
