@@ -2,6 +2,8 @@
 import { deepMerge, describeSchema, loadConfig } from '../config.js';
 import { DEMO_DEFAULTS, DEMO_SCHEMA, QUICK_OVERRIDES, type DemoConfig } from '../lab/demo-config.js';
 import { runDemo } from '../lab/demo.js';
+import { overoptimisationSweep } from '../lab/overoptimisation.js';
+import { UsageError } from './args.js';
 import type { DemoSummary } from '../lab/demo-report.js';
 import { withInterrupt } from './policy.js';
 import type { Command } from './main.js';
@@ -33,5 +35,25 @@ export const demoCommand: Command = {
       `  report: ${s.report}`,
       '',
     ].join('\n');
+  },
+};
+
+export const labOveroptimisationCommand: Command = {
+  summary: "the demo's over-optimisation experiment repeated over the amount of preference data (Gao et al. 2022), one report",
+  options: [
+    { name: 'out', type: 'string', default: 'runs/lab-overoptimisation', help: 'output directory (one demo folder per setting; reruns resume)' },
+    { name: 'seed', type: 'number', default: DEMO_DEFAULTS.seed, help: 'seed of every run' },
+    { name: 'pairs', type: 'string', default: '192,384,768', help: 'comma-separated preference-data sizes' },
+    { name: 'quick', type: 'boolean', default: false, help: 'each run as `rlhf demo --quick`' },
+    { name: 'config', type: 'string', help: 'YAML/JSON config overriding the demo defaults' },
+    { name: 'set', type: 'strings', default: [], help: 'override a demo config field (repeatable)' },
+  ],
+  async run(o) {
+    const pairs = String(o.pairs).split(',').map((x) => Number(x.trim()));
+    if (pairs.some((n) => !(Number.isInteger(n) && n >= 8))) throw new UsageError(`--pairs must be integers ≥ 8 separated by commas, got '${o.pairs}'`);
+    const defaults = (o.quick ? deepMerge(DEMO_DEFAULTS, QUICK_OVERRIDES) : DEMO_DEFAULTS) as DemoConfig;
+    const cfg = loadConfig(o.config as string | undefined, [...(o.set as string[]), `out=${JSON.stringify(o.out)}`, `seed=${o.seed}`], defaults, DEMO_SCHEMA);
+    const r = await withInterrupt((signal) => overoptimisationSweep(cfg, pairs, { signal }));
+    return { out: r.out, report: r.report, settings: r.settings.map((s) => ({ pairs: s.pairs, gold: s.summary.gold, proxy: s.summary.proxy, fit: s.summary.fits.rlGold })) };
   },
 };

@@ -7,7 +7,7 @@
  */
 import { formatOptions, nearest, type OptionSpec, type ParsedOptions, parseOptions, UsageError } from './args.js';
 import { benchCommands } from './bench.js';
-import { demoCommand } from './demo.js';
+import { demoCommand, labOveroptimisationCommand } from './demo.js';
 import { infoCommand } from './info.js';
 import { modelCommands } from './model.js';
 import { policyCommands } from './policy.js';
@@ -32,6 +32,7 @@ const COMMON: OptionSpec[] = [
 
 export const COMMANDS: Record<string, Command> = {
   demo: demoCommand,
+  'lab overoptimisation': labOveroptimisationCommand,
   info: infoCommand,
   ...modelCommands,
   ...rewardCommands,

@@ -93,4 +93,16 @@ describe('rlhf demo --quick', () => {
     assert.equal(ro.status, 1);
     assert.match(ro.stderr, /^rlhf: --out .*a-file\/run cannot be written: .*\n$/);
   });
+
+  test('rlhf lab overoptimisation --quick: one demo per preference-data size, one comparing report', async () => {
+    const out = join(TMP, 'sweep');
+    const r = await rlhf(['lab', 'overoptimisation', '--quick', '--pairs', '32,96', '--out', out, '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    const s = JSON.parse(r.stdout) as { settings: { pairs: number; gold: { peak: number } }[]; report: string };
+    assert.deepEqual(s.settings.map((x) => x.pairs), [32, 96]);
+    for (const dir of ['pairs-32', 'pairs-96']) assert.ok(existsSync(join(out, dir, 'report.html')), dir);
+    assert.match(readFileSync(s.report, 'utf8'), /How much data the proxy saw[\s\S]*<svg/);
+    const bad = await rlhf(['lab', 'overoptimisation', '--pairs', '32,x']);
+    assert.equal(bad.status, 2);
+  });
 });
