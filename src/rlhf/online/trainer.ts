@@ -1,13 +1,13 @@
 /**
- * The online RL loop every sampling trainer runs (PPO, GRPO, RLOO; later ReMax, REINFORCE++): per step
+ * The online RL loop every sampling trainer runs (PPO, GRPO, RLOO, ReMax, REINFORCE, REINFORCE++): per step
  *   rollout → score → advantages → update (epochs × mini-batches × micro-batches) → log → checkpoint,
  * with an `Algorithm` supplying what differs: where the KL penalty goes, how advantages are made, and
  * whether a critic trains alongside. The update normalises each mini-batch's loss by its global token
  * (or sequence) count, so gradient accumulation over micro-batches reproduces one big batch exactly.
  *
  * Determinism: step s samples with seed hash(seed, s) and shuffles mini-batches with (seed, s, epoch), the
- * reward normaliser and KL controller are saved in the checkpoint — so resuming from step k reproduces
- * an uninterrupted run.
+ * reward normaliser, KL controller and any algorithm state are saved in the checkpoint — so resuming from
+ * step k reproduces an uninterrupted run.
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -50,9 +50,21 @@ export interface Algorithm<C extends OnlineConfig> {
   klInLoss: boolean;
   /**
    * Advantages (B, A) (and returns for the critic) of a scored rollout. `rewards` are the shaped
-   * per-sequence rewards; `klCoef` is β this step.
+   * per-sequence rewards; `klCoef` is β this step; `baseline` is what baseline() returned (absent without it).
    */
-  advantages(r: Scored, rewards: readonly number[], klCoef: number, cfg: C): { advantages: Tensor; returns: Tensor | null };
+  advantages(r: Scored, rewards: readonly number[], klCoef: number, cfg: C, baseline?: readonly number[]): { advantages: Tensor; returns: Tensor | null };
+  /**
+   * Per-sequence baselines (B) that need the run itself — the policy, the tokenizer, the reward source —
+   * computed after scoring and before advantages(), e.g. ReMax's reward of the greedy decode under the
+   * current policy. Its mean is logged as `baseline`, its time as seconds.baseline.
+   */
+  baseline?(run: Run<C>, r: Scored, step: number): number[];
+  /**
+   * State the algorithm carries across steps (REINFORCE's moving baseline), as JSON: saved in every
+   * checkpoint's trainer.json and handed back to load() on resume, so a resumed run is exact.
+   */
+  state?(): unknown;
+  load?(state: unknown): void;
   /** An extra loss per mini-batch, added before backward (PPO-ptx's pre-training loss); null = none. */
   extraLoss?(policy: CausalLM, step: number, miniBatch: number, cfg: C): Tensor | null;
   /** Checks the algorithm's own config section. */
@@ -108,6 +120,8 @@ interface TrainerState<C> {
   config: C;
   klCoef: number;
   moments: { mean: number; variance: number; count: number };
+  /** Algorithm.state() at the checkpoint (absent for stateless algorithms). */
+  algorithmState?: unknown;
 }
 
 function makeReward(cfg: OnlineConfig, tok: Tokenizer): RewardSource {
@@ -163,7 +177,7 @@ function checkpointParts(r: Run<OnlineConfig>): { modules: Record<string, Module
 }
 
 /** The shaped per-sequence rewards: clip → missing-EOS and length penalties → running normalisation. */
-export function shapeRewards(r: Scored, run: Run<OnlineConfig>): number[] {
+export function shapeRewards(r: Pick<Scored, 'reward' | 'finish' | 'completionIds'>, run: Run<OnlineConfig>): number[] {
   const c = run.cfg.reward;
   let x = clipRewards(r.reward.rewards, c.clip);
   if (c.missingEosPenalty > 0) x = missingEosPenalty(x, r.finish.map((f) => f === 'eos'), c.missingEosPenalty);
@@ -274,7 +288,7 @@ export function stepSeed(seed: number, step: number): number {
 }
 
 /** The evaluation seed: fixed across a run, so every evaluation samples the same streams. */
-function evalSeed(seed: number): number {
+export function evalSeed(seed: number): number {
   return (seed ^ 0x5eed5eed) >>> 0;
 }
 
@@ -310,10 +324,13 @@ export function rlStep<C extends OnlineConfig>(run: Run<C>, algo: Algorithm<C>, 
   const t1 = performance.now();
   const r = scoreRollout(samples, run.policy, run.reference, run.critic, run.reward);
   try {
+    const tb = performance.now();
+    const baseline = algo.baseline?.(run, r, step);
+    const baselineSeconds = (performance.now() - tb) / 1000;
     const shaped = shapeRewards(r, run);
     const klCoef = run.kl.value;
     const { advantages, returns } = scope(() => {
-      const a = algo.advantages(r, shaped, klCoef, run.cfg);
+      const a = algo.advantages(r, shaped, klCoef, run.cfg, baseline);
       return { advantages: keep(a.advantages), returns: a.returns ? keep(a.returns) : null };
     });
     const kls = sequenceKl(r.oldLogProbs, r.refLogProbs, r.batch.actionMask);
@@ -328,11 +345,12 @@ export function rlStep<C extends OnlineConfig>(run: Run<C>, algo: Algorithm<C>, 
     return {
       step: step + 1, reward: mean(r.reward.rewards), reward_std: std(r.reward.rewards), shaped_reward: mean(shaped),
       ...(r.reward.spread ? { reward_spread: mean(r.reward.spread) } : {}),
+      ...(baseline ? { baseline: mean(baseline) } : {}),
       kl: mean(kls), kl_coef: klCoef, entropy: r.entropy, length: tokens / kls.length,
       ended: r.finish.filter((f) => f === 'eos').length / kls.length, distinct2: distinct2(r.completions),
       loss: u.loss, value_loss: u.valueLoss, explained_variance: ev, clip_fraction: u.clipFraction, approx_kl: u.approxKl, grad_norm: u.gradNorm,
       tokens_per_s: { generation: tokens / ((t1 - t0) / 1000), scoring: tokens / ((t2 - t1) / 1000), update: (tokens * run.cfg.train.epochs) / ((t3 - t2) / 1000) },
-      seconds: { generation: (t1 - t0) / 1000, scoring: (t2 - t1) / 1000, update: (t3 - t2) / 1000 },
+      seconds: { generation: (t1 - t0) / 1000, scoring: (t2 - t1) / 1000 - (baseline ? baselineSeconds : 0), update: (t3 - t2) / 1000, ...(baseline ? { baseline: baselineSeconds } : {}) },
     };
   } finally {
     disposeScored(r);
@@ -371,11 +389,12 @@ export async function trainOnline<C extends OnlineConfig>(cfg: C, algo: Algorith
       loadCheckpoint(ckpt, checkpointParts(run as Run<OnlineConfig>));
       if (run.kl instanceof AdaptiveKlController) run.kl.value = saved.klCoef;
       Object.assign(run.moments, saved.moments);
+      if (saved.algorithmState !== undefined) algo.load?.(saved.algorithmState);
       resumedFrom = saved.step;
       say(`resuming from step ${resumedFrom}`);
     }
     const log = openMetricsLog(join(cfg.out, 'metrics.jsonl'), resumedFrom);
-    const state = (step: number): TrainerState<C> => ({ step, algorithm: algo.name, config: cfg, klCoef: run.kl.value, moments: run.moments.state() });
+    const state = (step: number): TrainerState<C> => ({ step, algorithm: algo.name, config: cfg, klCoef: run.kl.value, moments: run.moments.state(), ...(algo.state ? { algorithmState: algo.state() } : {}) });
     const save = (step: number) => saveCheckpoint(ckpt, checkpointParts(run as Run<OnlineConfig>), state(step));
     const initial = resumedFrom === null ? evaluate(run as Run<OnlineConfig>, 0, opts, log) : null;
     if (initial) say(`step 0: ${describeEval(initial)}`);
