@@ -1,12 +1,17 @@
-/** `rlhf train sft`, `rlhf train dpo` and `rlhf sample sentiment-pairs`: the offline policy trainers and their demo data. */
+/**
+ * `rlhf train sft|dpo|ipo|simpo|orpo|kto` and `rlhf sample sentiment-pairs|sentiment-labels`: the offline policy
+ * trainers and their demo data. IPO, SimPO and ORPO are `train dpo` with another default loss.type and out.
+ */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { describeSchema, loadConfig } from '../config.js';
 import { SFT_DEFAULTS, SFT_SCHEMA } from '../rlhf/sft/config.js';
 import { trainSft, type SftRunSummary } from '../rlhf/sft/trainer.js';
-import { DPO_DEFAULTS, DPO_SCHEMA } from '../rlhf/dpo/config.js';
-import { trainDpo, type DpoRunSummary } from '../rlhf/dpo/trainer.js';
-import { sentimentPairs, writePairs } from '../rlhf/dpo/synthetic-pairs.js';
+import { DPO_SCHEMA, OFFLINE_METHOD_DEFAULTS } from '../rlhf/dpo/config.js';
+import { trainDpo, type DpoEval, type DpoRunSummary } from '../rlhf/dpo/trainer.js';
+import { sentimentLabels, sentimentPairs, writeLabels, writePairs } from '../rlhf/dpo/synthetic-pairs.js';
+import { KTO_DEFAULTS, KTO_SCHEMA } from '../rlhf/kto/config.js';
+import { trainKto, type KtoRunSummary } from '../rlhf/kto/trainer.js';
 import { loadModel, resolveModelDir } from '../models/hub.js';
 import { loadTokenizer } from '../text/index.js';
 import { setNumThreads } from '../tensor/index.js';
@@ -18,6 +23,27 @@ const CONFIG_OPTIONS: OptionSpec[] = [
   { name: 'set', type: 'strings', default: [], help: 'override a config field: --set train.lr=3e-4 (repeatable)' },
   { name: 'fresh', type: 'boolean', default: false, help: 'ignore an existing checkpoint in the output directory and start over' },
 ];
+
+const evalLine = (e: DpoEval | null) =>
+  e ? `held-out implicit-reward accuracy ${e.accuracy.toFixed(3)} (ties ½), margin ${e.margin.toFixed(4)} (n ${e.n})\n` : '';
+
+/** `rlhf train <method>` for a method that is a loss of the DPO trainer: its defaults, the DPO schema. */
+function pairedCommand(method: keyof typeof OFFLINE_METHOD_DEFAULTS, summary: string): Command {
+  const defaults = OFFLINE_METHOD_DEFAULTS[method];
+  return {
+    summary: `${summary} (YAML config; see --help)`,
+    options: CONFIG_OPTIONS,
+    helpExtra: () => fields(describeSchema(defaults, DPO_SCHEMA)),
+    async run(o) {
+      const cfg = loadConfig(o.config as string | undefined, o.set as string[], defaults, DPO_SCHEMA);
+      return trainDpo(cfg, { fresh: o.fresh as boolean });
+    },
+    human(r) {
+      const s = r as DpoRunSummary;
+      return `policy saved to ${s.out}/model after ${s.steps} steps (${s.seconds.toFixed(1)} s)\n` + evalLine(s.eval);
+    },
+  };
+}
 
 const fields = (lines: string[]) => `config fields (YAML; nested keys as in --set):\n${lines.map((l) => '  ' + l).join('\n')}`;
 
@@ -36,19 +62,21 @@ export const offlineCommands: Record<string, Command> = {
         (s.eval ? `held-out loss ${s.eval.loss.toFixed(4)} per completion token (${s.eval.tokens} tokens)\n` : '');
     },
   },
-  'train dpo': {
-    summary: 'Direct Preference Optimization on preference pairs, reference log-probs cached (YAML config; see --help)',
+  'train dpo': pairedCommand('dpo', 'Direct Preference Optimization on preference pairs (loss.type sigmoid; also conservative and robust DPO, IPO, SimPO, ORPO), reference log-probs cached'),
+  'train ipo': pairedCommand('ipo', 'IPO (Azar et al. 2023): `train dpo` with loss.type ipo, the squared loss (h − 1/(2β))²'),
+  'train simpo': pairedCommand('simpo', 'SimPO (Meng et al. 2024): `train dpo` with loss.type simpo, reference-free, length-normalised, target margin γ'),
+  'train orpo': pairedCommand('orpo', 'ORPO (Hong et al. 2024): `train dpo` with loss.type orpo, SFT + λ·odds-ratio term, reference-free'),
+  'train kto': {
+    summary: 'KTO (Ethayarajh et al. 2024) on unpaired {prompt, completion, label} feedback, evaluated on held-out pairs (YAML config; see --help)',
     options: CONFIG_OPTIONS,
-    helpExtra: () => fields(describeSchema(DPO_DEFAULTS, DPO_SCHEMA)),
+    helpExtra: () => fields(describeSchema(KTO_DEFAULTS, KTO_SCHEMA)),
     async run(o) {
-      const cfg = loadConfig(o.config as string | undefined, o.set as string[], DPO_DEFAULTS, DPO_SCHEMA);
-      return trainDpo(cfg, { fresh: o.fresh as boolean });
+      const cfg = loadConfig(o.config as string | undefined, o.set as string[], KTO_DEFAULTS, KTO_SCHEMA);
+      return trainKto(cfg, { fresh: o.fresh as boolean });
     },
     human(r) {
-      const s = r as DpoRunSummary;
-      const e = s.eval;
-      return `policy saved to ${s.out}/model after ${s.steps} steps (${s.seconds.toFixed(1)} s)\n` +
-        (e ? `held-out implicit-reward accuracy ${e.accuracy.toFixed(3)} (ties ½), margin ${e.margin.toFixed(4)} (n ${e.n})\n` : '');
+      const s = r as KtoRunSummary;
+      return `policy saved to ${s.out}/model after ${s.steps} steps (${s.seconds.toFixed(1)} s) on ${s.desirable} desirable and ${s.undesirable} undesirable completions\n` + evalLine(s.eval);
     },
   },
   'sample sentiment-pairs': {
@@ -77,5 +105,32 @@ export const offlineCommands: Record<string, Command> = {
       }
     },
     human: (r) => `${(r as { pairs: number }).pairs} pairs written to ${(r as { out: string }).out}\n`,
+  },
+  'sample sentiment-labels': {
+    summary: 'unpaired feedback for KTO: one sample per story prompt, desirable when its AFINN sentiment is above the median, undesirable below (binary JSONL, balanced)',
+    options: [
+      { name: 'model', type: 'string', default: 'stories260k', help: "model directory or 'stories260k'" },
+      { name: 'n', type: 'number', default: 2000, help: 'labelled completions to write, half of each label (completions at the median are dropped)' },
+      { name: 'seed', type: 'number', default: 0, help: 'seed of the sampling streams' },
+      { name: 'max-new-tokens', type: 'number', default: 48, help: 'tokens per completion' },
+      { name: 'out', type: 'string', help: 'output JSONL file (required)' },
+      { name: 'threads', type: 'number', default: 0, help: 'libtorch + OpenBLAS threads (0 = default)' },
+    ],
+    async run(o) {
+      if (!o.out) throw new UsageError('--out is required');
+      const n = o.n as number;
+      if (!(Number.isInteger(n) && n > 1)) throw new UsageError(`--n must be an integer > 1, got ${n}`);
+      if ((o.threads as number) > 0) setNumThreads(o.threads as number);
+      const model = loadModel(o.model as string);
+      try {
+        const labels = sentimentLabels(model, loadTokenizer(resolveModelDir(o.model as string)), { n, seed: o.seed as number, maxNewTokens: o['max-new-tokens'] as number });
+        mkdirSync(dirname(o.out as string), { recursive: true });
+        writeLabels(o.out as string, labels);
+        return { out: o.out, completions: labels.length, desirable: labels.filter((x) => x.label).length };
+      } finally {
+        model.dispose();
+      }
+    },
+    human: (r) => `${(r as { completions: number }).completions} labelled completions written to ${(r as { out: string }).out}\n`,
   },
 };

@@ -3,8 +3,13 @@
  * its default, units and meaning. Validated at load (src/config.ts): unknown keys and wrong types are
  * errors. DPO: Rafailov et al. 2023, "Direct Preference Optimization: Your Language Model is Secretly a
  * Reward Model"; defaults after TRL's DPOConfig (β 0.1, sigmoid loss) scaled to stories260K.
+ *
+ * The same configuration trains the rest of the paired family through `loss.type`: IPO, robust DPO, and
+ * the reference-free SimPO and ORPO (`rlhf train ipo|simpo|orpo` are `train dpo` with that type as default,
+ * OFFLINE_METHOD_DEFAULTS below).
  */
 import type { Schema } from '../../config.js';
+import { REFERENCE_FREE, type PreferenceLossType } from '../core/preference.js';
 import type { OfflineTrainFields } from '../offline.js';
 
 export interface DpoConfig {
@@ -26,15 +31,20 @@ export interface DpoConfig {
   model: {
     /** The policy's initial weights (and tokenizer): a model directory or 'stories260k'. */
     policy: string;
-    /** The frozen reference π_ref ('' = the policy's initial weights). */
+    /** The frozen reference π_ref ('' = the policy's initial weights); never loaded by SimPO and ORPO. */
     reference: string;
   };
   loss: {
+    /** The preference loss (src/rlhf/core/preference.ts PREFERENCE_LOSSES). */
     type: string;
-    /** β of the implicit reward β log(π/π_ref): larger keeps the policy closer to the reference. */
+    /** β of the implicit reward β log(π/π_ref) (SimPO: β log π/|y|): larger keeps the policy closer to the reference. */
     beta: number;
-    /** ε of conservative DPO: the assumed probability that a preference label is flipped. */
+    /** ε of conservative (sigmoid) and robust DPO: the assumed probability that a preference label is flipped. */
     labelSmoothing: number;
+    /** γ, SimPO's target margin between the length-normalised rewards. */
+    simpoGamma: number;
+    /** λ, the weight of ORPO's odds-ratio term next to its SFT loss. */
+    orpoLambda: number;
   };
   train: OfflineTrainFields;
 }
@@ -44,11 +54,26 @@ export const DPO_DEFAULTS: DpoConfig = {
   out: 'runs/dpo',
   data: { path: '', testPath: '', format: 'pairwise', splitSeed: 0, splitRatio: 0.8, splitKey: 'record', maxTokens: 256, limit: 0, skipInvalid: false },
   model: { policy: 'stories260k', reference: '' },
-  loss: { type: 'sigmoid', beta: 0.1, labelSmoothing: 0 },
+  loss: { type: 'sigmoid', beta: 0.1, labelSmoothing: 0, simpoGamma: 1, orpoLambda: 0.1 },
   train: {
     epochs: 1, batchSize: 16, gradAccum: 1, lr: 1e-4, weightDecay: 0, warmupSteps: 10, schedule: 'cosine',
     maxSteps: 0, clipGradNorm: 1, evalEvery: 0, checkpointEvery: 0, threads: 0,
   },
+};
+
+/** Every paired `loss.type` (the keys of PREFERENCE_LOSSES). */
+export const PREFERENCE_LOSS_TYPES: readonly PreferenceLossType[] = ['sigmoid', 'ipo', 'robust', 'simpo', 'orpo'];
+
+/**
+ * The defaults of `rlhf train <method>` for the methods that are a loss of this trainer: the loss type,
+ * the output directory, and the hyper-parameters whose scale differs from DPO's (SimPO's β multiplies a
+ * per-token log-prob, so it is ~20× DPO's; Meng et al. 2024 use β 2–2.5 and γ/β ≈ 0.5).
+ */
+export const OFFLINE_METHOD_DEFAULTS: Readonly<Record<'dpo' | 'ipo' | 'simpo' | 'orpo', DpoConfig>> = {
+  dpo: DPO_DEFAULTS,
+  ipo: { ...DPO_DEFAULTS, out: 'runs/ipo', loss: { ...DPO_DEFAULTS.loss, type: 'ipo' } },
+  simpo: { ...DPO_DEFAULTS, out: 'runs/simpo', loss: { ...DPO_DEFAULTS.loss, type: 'simpo', beta: 2 } },
+  orpo: { ...DPO_DEFAULTS, out: 'runs/orpo', loss: { ...DPO_DEFAULTS.loss, type: 'orpo' } },
 };
 
 /** The data formats DPO reads: every pair format, and rankings as all the pairs they imply. */
@@ -73,9 +98,15 @@ export const DPO_SCHEMA: Schema<DpoConfig> = {
     reference: { doc: "frozen reference model directory ('' = the policy's initial weights); its tokenizer must match the policy's" },
   },
   loss: {
-    type: { doc: 'preference loss (src/rlhf/core/preference.ts): sigmoid = DPO (Rafailov et al. 2023)', oneOf: ['sigmoid'] },
-    beta: { doc: 'β, inverse temperature of the implicit reward β·log(π/π_ref) (TRL default 0.1)', min: 0 },
-    labelSmoothing: { doc: 'ε in [0, 0.5): conservative DPO, the assumed label-flip probability (Mitchell 2023)', min: 0 },
+    type: {
+      doc: 'preference loss (src/rlhf/core/preference.ts): sigmoid = DPO (Rafailov et al. 2023; with labelSmoothing, conservative DPO), ' +
+        'ipo (Azar et al. 2023), robust (Chowdhury et al. 2024), simpo (Meng et al. 2024, no reference), orpo (Hong et al. 2024, no reference)',
+      oneOf: PREFERENCE_LOSS_TYPES,
+    },
+    beta: { doc: 'β, inverse temperature of the implicit reward β·log(π/π_ref) (TRL default 0.1; IPO target margin 1/(2β) nats; SimPO: β·log π/|y|, Meng et al. use 2–2.5)', min: 0 },
+    labelSmoothing: { doc: 'ε in [0, 0.5): the assumed label-flip probability, for sigmoid (conservative DPO, Mitchell 2023) and robust', min: 0 },
+    simpoGamma: { doc: "γ, SimPO's target margin between β·log π(c)/|c| and β·log π(r)/|r| (loss.type simpo)", min: 0 },
+    orpoLambda: { doc: "λ, weight of ORPO's odds-ratio term next to the SFT loss on the chosen response (loss.type orpo; Hong et al. use 0.1)", min: 0 },
   },
   train: {
     epochs: { doc: 'passes over the training pairs', integer: true, min: 1 },
@@ -97,5 +128,8 @@ export const DPO_SCHEMA: Schema<DpoConfig> = {
 export function checkDpoConfig(cfg: DpoConfig): void {
   if (!(cfg.loss.labelSmoothing < 0.5)) throw new Error(`loss.labelSmoothing must be < 0.5 (0.5 makes every label a coin flip), got ${cfg.loss.labelSmoothing}`);
   if (!(cfg.loss.beta > 0)) throw new Error(`loss.beta must be > 0, got ${cfg.loss.beta}`);
+  if (REFERENCE_FREE.has(cfg.loss.type as PreferenceLossType) && cfg.model.reference) {
+    throw new Error(`model.reference is set ('${cfg.model.reference}') but loss.type ${cfg.loss.type} uses no reference model: leave it ''`);
+  }
   if (!(cfg.data.splitRatio <= 1)) throw new Error(`data.splitRatio must be in [0, 1], got ${cfg.data.splitRatio}`);
 }

@@ -64,3 +64,47 @@ export function sentimentPairs(model: CausalLM, tok: Tokenizer, opts: SentimentP
 export function writePairs(path: string, pairs: readonly SentimentPair[]): void {
   writeFileSync(path, pairs.map((p) => JSON.stringify({ prompt: p.prompt, chosen: p.chosen, rejected: p.rejected })).join('\n') + '\n');
 }
+
+/** An unpaired completion labelled desirable or not (KTO's `binary` format). */
+export interface SentimentLabel {
+  prompt: string;
+  completion: string;
+  /** true: sentiment above the median of all samples drawn; false: below it. */
+  label: boolean;
+  score: number;
+}
+
+/**
+ * Unpaired, balanced binary feedback by the same judge as sentimentPairs, for KTO: single completions
+ * (one per prompt draw, temperature 1, seeded streams) scored by AFINN comparative sentiment; those above
+ * the median of every sample drawn so far are desirable, those below undesirable, those at it dropped.
+ * Draws continue until each side has n/2; the first n/2 of each (in draw order) are kept, interleaved.
+ */
+export function sentimentLabels(model: CausalLM, tok: Tokenizer, opts: SentimentPairOptions): SentimentLabel[] {
+  const prompts = opts.prompts ?? STORY_PROMPTS;
+  const batch = opts.batch ?? 64;
+  const half = Math.ceil(opts.n / 2);
+  const drawn: { prompt: string; completion: string; score: number }[] = [];
+  for (let round = 0; ; round++) {
+    if (round > 1000) throw new Error(`sentimentLabels: fewer than ${half} completions on one side of the median after ${drawn.length} samples`);
+    const texts = Array.from({ length: batch }, (_, i) => prompts[(drawn.length + i) % prompts.length]!);
+    const streams = Array.from({ length: batch }, (_, i) => drawn.length + i);
+    const ids = texts.map((t) => tok.encode(t, { addBos: true }));
+    const completions = generate(model, ids, { maxNewTokens: opts.maxNewTokens ?? 48, temperature: 1, seed: opts.seed, streams });
+    completions.forEach((c, i) => {
+      const completion = texts[i] ? tok.decode(c.tokens) : tok.decode(c.tokens).trimStart();
+      drawn.push({ prompt: texts[i]!, completion, score: afinnComparative(completion) });
+    });
+    const sorted = drawn.map((x) => x.score).sort((a, b) => a - b);
+    const median = (sorted[(sorted.length - 1) >> 1]! + sorted[sorted.length >> 1]!) / 2;
+    const up = drawn.filter((x) => x.score > median).slice(0, half);
+    const down = drawn.filter((x) => x.score < median).slice(0, half);
+    if (up.length < half || down.length < half) continue;
+    return up.flatMap((x, i) => [{ ...x, label: true }, { ...down[i]!, label: false }]).slice(0, opts.n);
+  }
+}
+
+/** Writes labelled completions as `binary` JSONL: {prompt, completion, label} per line. */
+export function writeLabels(path: string, labels: readonly SentimentLabel[]): void {
+  writeFileSync(path, labels.map((x) => JSON.stringify({ prompt: x.prompt, completion: x.completion, label: x.label })).join('\n') + '\n');
+}

@@ -1,18 +1,21 @@
 /**
- * Direct Preference Optimization (`rlhf train dpo`; Rafailov et al. 2023). The loop reads: reference
- * log-probs (once, cached) → per step: pairs → policy log-probs of chosen and rejected (one forward of
- * 2B sequences) → preference loss over the step's pair count → backward (accumulated) → clip → schedule
- * → step → log → evaluate → checkpoint.
+ * Direct Preference Optimization (`rlhf train dpo`; Rafailov et al. 2023) and the paired family that is
+ * a loss of the same loop (`loss.type`: IPO, robust DPO, SimPO, ORPO; `rlhf train ipo|simpo|orpo`). The
+ * loop reads: reference log-probs (once, cached) → per step: pairs → policy log-probs of chosen and
+ * rejected (one forward of 2B sequences) → preference loss over the step's pair count → backward
+ * (accumulated) → clip → schedule → step → log → evaluate → checkpoint.
  *
  * The reference is frozen, so its summed completion log-probs are computed once for every training and
  * held-out pair (no gradient, batched), kept in memory and in out/reference-logprobs.json under a hash
  * of the reference and the tokenized data; a resumed run reads them back, and the reference model is
- * disposed before training starts. Implicit rewards are β(log π − log π_ref) of each response (summed
- * over completion tokens; prompt tokens never count).
+ * disposed before training starts. The reference-free losses (SimPO, ORPO) skip all of it: no reference
+ * is loaded, scored or cached. Implicit rewards are each loss's own (β(log π − log π_ref) for DPO, IPO
+ * and robust DPO; length-normalised log-probs for SimPO and ORPO), over completion tokens only.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { FeedbackError, readLines } from '../../data/index.js';
 import { clipGradNorm, noGrad, scope, setNumThreads, type Tensor, tensor } from '../../tensor/index.js';
 import { loadModel, readJson, resolveModelDir, saveModel, tokenizerFiles } from '../../models/hub.js';
 import type { CausalLM } from '../../models/common.js';
@@ -20,7 +23,7 @@ import { scoreCompletions } from '../../generate/score.js';
 import { loadTokenizer, type Tokenizer } from '../../text/index.js';
 import type { PairRecord } from '../../data/index.js';
 import { loadRewardRecords, tokenizeRecords, type RewardRecord } from '../../reward/pairs.js';
-import { pairAccuracy, PREFERENCE_LOSSES, type PreferenceLossType } from '../core/preference.js';
+import { pairAccuracy, PREFERENCE_LOSSES, REFERENCE_FREE, type PreferenceBatch, type PreferenceLossFn, type PreferenceLossType, type PreferenceParams } from '../core/preference.js';
 import { openRun, progressLine, resumable, StepPlan } from '../offline.js';
 import { checkDpoConfig, type DpoConfig } from './config.js';
 
@@ -53,7 +56,7 @@ export function impliedPairs(records: readonly RewardRecord[]): PairRecord[] {
 }
 
 /** Pairs as token ids, split at the prompt boundary tokenizeRecords found (prompt + response encoded together). */
-function tokenPairs(records: readonly PairRecord[], tok: Tokenizer, maxTokens: number): { pairs: TokenPair[]; tooLong: number } {
+export function tokenPairs(records: readonly PairRecord[], tok: Tokenizer, maxTokens: number): { pairs: TokenPair[]; tooLong: number } {
   const t = tokenizeRecords(records, tok, maxTokens);
   return {
     tooLong: t.tooLong,
@@ -76,6 +79,35 @@ export function checkTokenizers(policy: Tokenizer, reference: Tokenizer, names: 
   if (a.length !== b.length || a.some((x, i) => x !== b[i])) {
     throw new Error(`tokenizers of ${where} differ: ${JSON.stringify(probe)} encodes to [${a.slice(0, 8).join(', ')}…] vs [${b.slice(0, 8).join(', ')}…]; DPO needs one tokenizer for both`);
   }
+}
+
+/**
+ * The error for a file that holds the other kind of data than the method reads: a paired method given
+ * unpaired {prompt, completion, label} records (KTO's `binary` format), or KTO given pairs. `e` is the
+ * parser's error at the first bad line; the line is read again to see what it holds. Null when it is
+ * just a malformed record.
+ */
+export async function wrongShapeError(e: unknown, wants: 'paired' | 'unpaired', method: string): Promise<Error | null> {
+  if (!(e instanceof FeedbackError)) return null;
+  let raw: unknown;
+  for await (const { line, text } of readLines(e.file)) {
+    if (line !== e.line) continue;
+    try {
+      raw = JSON.parse(text);
+    } catch {
+      return null;
+    }
+    break;
+  }
+  if (raw === null || typeof raw !== 'object') return null;
+  const has = (k: string) => Object.hasOwn(raw as object, k);
+  if (wants === 'paired' && has('completion') && has('label') && !has('chosen')) {
+    return new Error(`${e.file}:${e.line}: an unpaired record {prompt, completion, label} (KTO's binary format), but ${method} needs pairs {prompt, chosen, rejected}: use \`rlhf train kto\` for unpaired data`);
+  }
+  if (wants === 'unpaired' && has('chosen') && has('rejected') && !has('completion')) {
+    return new Error(`${e.file}:${e.line}: a preference pair {prompt, chosen, rejected}, but ${method} needs unpaired records {prompt, completion, label} (format binary): use \`rlhf train dpo|ipo|simpo|orpo\` for pairs, or \`rlhf sample sentiment-labels\` for KTO data`);
+  }
+  return null;
 }
 
 // ---- log-probs
@@ -102,55 +134,85 @@ export function scorePairs(model: CausalLM, pairs: readonly TokenPair[], batchSi
   return { chosen, rejected };
 }
 
-/** The cache key: the reference (its directory, config and weights file's size and time) and the token ids of every pair. */
-function referenceKey(refDir: string, train: readonly TokenPair[], test: readonly TokenPair[]): string {
+/** A prompt (BOS first) and a completion as token ids: what the reference scores. */
+export interface TokenCompletion {
+  prompt: number[];
+  completion: number[];
+}
+
+/** Summed completion log-probs of single completions, batchSize per forward, no gradient. */
+export function scoreSequences(model: CausalLM, items: readonly TokenCompletion[], batchSize: number): Float32Array {
+  const out = new Float32Array(items.length);
+  noGrad(() => {
+    for (let i = 0; i < items.length; i += batchSize) {
+      const b = items.slice(i, i + batchSize);
+      out.set(scope(() => scoreCompletions(model, b.map((x) => x.prompt), b.map((x) => x.completion)).logprobs.sum(1).data() as Float32Array), i);
+    }
+  });
+  return out;
+}
+
+/** A pair list as the two completion lists the reference scores. */
+export function pairCompletions(pairs: readonly TokenPair[]): { chosen: TokenCompletion[]; rejected: TokenCompletion[] } {
+  return {
+    chosen: pairs.map((p) => ({ prompt: p.prompt, completion: p.chosen })),
+    rejected: pairs.map((p) => ({ prompt: p.prompt, completion: p.rejected })),
+  };
+}
+
+/** The cache key: the reference (its directory, config and weights file's size and time) and the token ids of every set. */
+function referenceKey(refDir: string, sets: Readonly<Record<string, readonly TokenCompletion[]>>): string {
   const weights = ['model.safetensors', 'model.safetensors.index.json'].filter((f) => existsSync(join(refDir, f))).map((f) => {
     const s = statSync(join(refDir, f));
     return [f, s.size, s.mtimeMs];
   });
-  return createHash('sha256').update(JSON.stringify({ refDir, config: readJson(join(refDir, 'config.json')), weights, train, test })).digest('hex');
+  return createHash('sha256').update(JSON.stringify({ refDir, config: readJson(join(refDir, 'config.json')), weights, sets })).digest('hex');
 }
 
 interface ReferenceCache {
   key: string;
-  train: { chosen: number[]; rejected: number[] };
-  test: { chosen: number[]; rejected: number[] };
+  sets: Record<string, number[]>;
 }
 
 /**
- * The reference's summed log-probs of the training and held-out pairs: read from out/reference-logprobs.json
- * when its key matches, else computed (the reference loaded, scored, disposed) and written atomically.
- * JSON holds float32 values exactly, so a resumed run sees the very numbers the first run trained on.
+ * The reference's summed completion log-probs of named sets of completions (DPO: the training and held-out
+ * pairs' chosen and rejected; KTO: its training completions and held-out pairs): read from
+ * out/reference-logprobs.json when its key matches, else computed (the reference loaded, scored, disposed)
+ * and written atomically. JSON holds float32 values exactly, so a resumed run sees the very numbers the
+ * first run trained on.
  */
-function referenceLogprobs(cfg: DpoConfig, refDir: string, train: readonly TokenPair[], test: readonly TokenPair[], say: (l: string) => void): { train: PairLogprobs; test: PairLogprobs; cached: boolean } {
-  const path = join(cfg.out, 'reference-logprobs.json');
-  const key = referenceKey(refDir, train, test);
-  const f32 = (x: { chosen: number[]; rejected: number[] }): PairLogprobs => ({ chosen: Float32Array.from(x.chosen), rejected: Float32Array.from(x.rejected) });
+export function referenceLogprobs<K extends string>(
+  out: string, refDir: string, sets: Readonly<Record<K, readonly TokenCompletion[]>>, batchSize: number, say: (l: string) => void, load: (dir: string) => CausalLM,
+): { logprobs: Record<K, Float32Array>; cached: boolean } {
+  const path = join(out, 'reference-logprobs.json');
+  const key = referenceKey(refDir, sets);
+  const names = Object.keys(sets) as K[];
   if (existsSync(path)) {
     const c = JSON.parse(readFileSync(path, 'utf8')) as ReferenceCache;
     if (c.key === key) {
       say(`reference log-probs read from ${path}`);
-      return { train: f32(c.train), test: f32(c.test), cached: true };
+      return { logprobs: Object.fromEntries(names.map((k) => [k, Float32Array.from(c.sets[k]!)])) as Record<K, Float32Array>, cached: true };
     }
   }
   const t0 = Date.now();
-  const ref = loadModel(refDir);
-  let out: { train: PairLogprobs; test: PairLogprobs };
+  const ref = load(refDir);
+  let logprobs: Record<K, Float32Array>;
   try {
-    out = { train: scorePairs(ref, train, cfg.train.batchSize), test: scorePairs(ref, test, cfg.train.batchSize) };
+    logprobs = Object.fromEntries(names.map((k) => [k, scoreSequences(ref, sets[k], batchSize)])) as Record<K, Float32Array>;
   } finally {
     ref.dispose();
   }
-  const arr = (x: PairLogprobs) => ({ chosen: [...x.chosen], rejected: [...x.rejected] });
-  writeFileSync(`${path}.tmp`, JSON.stringify({ key, train: arr(out.train), test: arr(out.test) } satisfies ReferenceCache));
+  const json: ReferenceCache = { key, sets: Object.fromEntries(names.map((k) => [k, [...logprobs[k]]])) };
+  writeFileSync(`${path}.tmp`, JSON.stringify(json));
   renameSync(`${path}.tmp`, path);
-  say(`reference log-probs of ${train.length + test.length} pairs computed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  return { ...out, cached: false };
+  const n = names.reduce((s, k) => s + sets[k].length, 0);
+  say(`reference log-probs of ${n} completions computed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  return { logprobs, cached: false };
 }
 
 // ---- evaluation
 
-/** Held-out implicit-reward evaluation: accuracy (ties ½), mean margin β(h), pairs n. */
+/** Held-out implicit-reward evaluation: accuracy (ties ½), mean margin, mean rewards, pairs n. */
 export interface DpoEval {
   accuracy: number;
   margin: number;
@@ -159,7 +221,7 @@ export interface DpoEval {
   n: number;
 }
 
-function rewardStats(chosen: ArrayLike<number>, rejected: ArrayLike<number>): DpoEval {
+export function rewardStats(chosen: ArrayLike<number>, rejected: ArrayLike<number>): DpoEval {
   const n = chosen.length;
   let c = 0;
   let r = 0;
@@ -170,10 +232,30 @@ function rewardStats(chosen: ArrayLike<number>, rejected: ArrayLike<number>): Dp
   return { accuracy: pairAccuracy(chosen, rejected), margin: (c - r) / n, chosenReward: c / n, rejectedReward: r / n, n };
 }
 
-/** Implicit rewards of the held-out pairs under the current policy. */
-export function evaluatePairs(policy: CausalLM, pairs: readonly TokenPair[], ref: PairLogprobs, beta: number, batchSize: number): DpoEval {
+/** A loss's inputs for pairs `idx`: the policy's (2B) log-probs split, the reference's (when it has one), the lengths. */
+function lossBatch(lp: Tensor, pairs: readonly TokenPair[], idx: readonly number[], ref: PairLogprobs | null): PreferenceBatch {
+  const b = idx.length;
+  const t = (f: (i: number) => number) => tensor(Float32Array.from(idx, f));
+  return {
+    policyChosen: lp.narrow(0, 0, b), policyRejected: lp.narrow(0, b, b),
+    ...(ref ? { refChosen: t((i) => ref.chosen[i]!), refRejected: t((i) => ref.rejected[i]!) } : {}),
+    chosenLengths: t((i) => pairs[i]!.chosen.length), rejectedLengths: t((i) => pairs[i]!.rejected.length),
+  };
+}
+
+/**
+ * The loss's own implicit rewards on held-out pairs under the current policy (β(log π − log π_ref) for
+ * DPO, IPO, robust DPO and KTO; length-normalised log-probs for SimPO and ORPO). `ref` is null for a
+ * reference-free loss.
+ */
+export function evaluatePairs(policy: CausalLM, pairs: readonly TokenPair[], ref: PairLogprobs | null, lossFn: PreferenceLossFn, params: PreferenceParams, batchSize: number): DpoEval {
   const lp = scorePairs(policy, pairs, batchSize);
-  return rewardStats(lp.chosen.map((x, i) => beta * (x - ref.chosen[i]!)), lp.rejected.map((x, i) => beta * (x - ref.rejected[i]!)));
+  const idx = pairs.map((_, i) => i);
+  const { chosen, rejected } = scope(() => {
+    const out = lossFn(lossBatch(tensor(Float32Array.from([...lp.chosen, ...lp.rejected])), pairs, idx, ref), params);
+    return { chosen: out.chosenRewards.data() as Float32Array, rejected: out.rejectedRewards.data() as Float32Array };
+  });
+  return rewardStats(chosen, rejected);
 }
 
 // ---- the run
@@ -186,8 +268,8 @@ export interface DpoRunSummary {
   trainPairs: number;
   heldOutPairs: number;
   dropped: { invalid: number; tooLong: number };
-  /** Whether the reference log-probs came from out/reference-logprobs.json. */
-  referenceCached: boolean;
+  /** Whether the reference log-probs came from out/reference-logprobs.json (null: a reference-free loss, none used). */
+  referenceCached: boolean | null;
   /** Final held-out implicit-reward evaluation (null without held-out pairs). */
   eval: DpoEval | null;
 }
@@ -195,11 +277,23 @@ export interface DpoRunSummary {
 export interface DpoRunOptions {
   fresh?: boolean;
   progress?: (line: string) => void;
+  /** How the policy and the reference are loaded from their directories (default src/models/hub.ts loadModel). */
+  loadModel?: (dir: string) => CausalLM;
 }
 
+/** The command a loss type is trained by, for messages. */
+export const methodName = (lossType: string): string => (lossType === 'sigmoid' ? 'dpo' : lossType);
+
 async function prepareData(cfg: DpoConfig, tok: Tokenizer, say: (l: string) => void) {
-  const trainRaw = await loadRewardRecords(cfg.data, 'train');
-  const testRaw = await loadRewardRecords(cfg.data, 'test');
+  const load = async (part: 'train' | 'test') => {
+    try {
+      return await loadRewardRecords(cfg.data, part);
+    } catch (e) {
+      throw (await wrongShapeError(e, 'paired', `${methodName(cfg.loss.type)} (loss.type ${cfg.loss.type})`)) ?? e;
+    }
+  };
+  const trainRaw = await load('train');
+  const testRaw = await load('test');
   const train = tokenPairs(impliedPairs(trainRaw.records), tok, cfg.data.maxTokens);
   const test = tokenPairs(impliedPairs(testRaw.records), tok, cfg.data.maxTokens);
   const pairs = cfg.data.limit > 0 ? train.pairs.slice(0, cfg.data.limit) : train.pairs;
@@ -210,29 +304,46 @@ async function prepareData(cfg: DpoConfig, tok: Tokenizer, say: (l: string) => v
   return { train: pairs, test: test.pairs, dropped };
 }
 
+/** The reference's log-probs of the training and held-out pairs (null for a reference-free loss: nothing is loaded). */
+function pairReference(cfg: DpoConfig, refDir: string, train: readonly TokenPair[], test: readonly TokenPair[], say: (l: string) => void, load: (dir: string) => CausalLM) {
+  if (REFERENCE_FREE.has(cfg.loss.type as PreferenceLossType)) {
+    say(`loss ${cfg.loss.type} is reference-free: no reference model is loaded`);
+    return null;
+  }
+  const [tr, te] = [pairCompletions(train), pairCompletions(test)];
+  const r = referenceLogprobs(cfg.out, refDir, { trainChosen: tr.chosen, trainRejected: tr.rejected, testChosen: te.chosen, testRejected: te.rejected }, cfg.train.batchSize, say, load);
+  return {
+    train: { chosen: r.logprobs.trainChosen, rejected: r.logprobs.trainRejected },
+    test: { chosen: r.logprobs.testChosen, rejected: r.logprobs.testRejected },
+    cached: r.cached,
+  };
+}
+
 export async function trainDpo(cfg: DpoConfig, opts: DpoRunOptions = {}): Promise<DpoRunSummary> {
   const t0 = Date.now();
-  const say = progressLine('[train dpo]', opts.progress);
+  const say = progressLine(`[train ${methodName(cfg.loss.type)}]`, opts.progress);
+  const load = opts.loadModel ?? loadModel;
   checkDpoConfig(cfg);
   if (cfg.train.threads > 0) setNumThreads(cfg.train.threads);
   const policyDir = resolveModelDir(cfg.model.policy);
   const refDir = resolveModelDir(cfg.model.reference || cfg.model.policy);
   const tok = loadTokenizer(policyDir);
-  checkTokenizers(tok, loadTokenizer(refDir), { policy: cfg.model.policy, reference: cfg.model.reference || cfg.model.policy });
+  const referenceFree = REFERENCE_FREE.has(cfg.loss.type as PreferenceLossType);
+  if (!referenceFree) checkTokenizers(tok, loadTokenizer(refDir), { policy: cfg.model.policy, reference: cfg.model.reference || cfg.model.policy });
   const d = await prepareData(cfg, tok, say);
   const plan = new StepPlan(d.train.length, cfg.train, cfg.seed);
   resumable(cfg.out, cfg, opts.fresh ?? false); // refuse another configuration's directory before writing to it
   mkdirSync(cfg.out, { recursive: true });
-  const ref = referenceLogprobs(cfg, refDir, d.train, d.test, say);
+  const ref = pairReference(cfg, refDir, d.train, d.test, say, load);
 
-  const policy = loadModel(policyDir).train();
+  const policy = load(policyDir).train();
   try {
     const run = openRun(cfg.out, cfg, policy, cfg.train, opts.fresh ?? false);
     if (run.resumedFrom !== null) say(`resuming from step ${run.resumedFrom}`);
     const lossFn = PREFERENCE_LOSSES[cfg.loss.type as PreferenceLossType];
     const evaluate = (step: number, final: boolean): DpoEval | null => {
       if (d.test.length === 0) return null;
-      const e = evaluatePairs(policy, d.test, ref.test, cfg.loss.beta, cfg.train.batchSize);
+      const e = evaluatePairs(policy, d.test, ref?.test ?? null, lossFn, cfg.loss, cfg.train.batchSize);
       run.logMetrics({ step, eval: { ...e, ...(final ? { final } : {}) } });
       say(`eval at step ${step}: held-out implicit-reward accuracy ${e.accuracy.toFixed(3)}, margin ${e.margin.toFixed(4)} (n ${e.n})`);
       return e;
@@ -251,9 +362,7 @@ export async function trainDpo(cfg: DpoConfig, opts: DpoRunOptions = {}): Promis
         for (const idx of micro) {
           scope(() => {
             const lp = pairSequenceLogprobs(policy, idx.map((i) => d.train[i]!)); // (2B)
-            const b = idx.length;
-            const refOf = (x: Float32Array) => tensor(Float32Array.from(idx, (i) => x[i]!));
-            const out = lossFn({ policyChosen: lp.narrow(0, 0, b), policyRejected: lp.narrow(0, b, b), refChosen: refOf(ref.train.chosen), refRejected: refOf(ref.train.rejected) }, cfg.loss);
+            const out = lossFn(lossBatch(lp, d.train, idx, ref?.train ?? null), cfg.loss);
             const l = out.losses.sum().div(pairsInStep);
             l.backward();
             loss += l.item();
@@ -278,7 +387,7 @@ export async function trainDpo(cfg: DpoConfig, opts: DpoRunOptions = {}): Promis
       if (final) writeFileSync(join(cfg.out, 'eval.json'), JSON.stringify(final, null, 2));
       return {
         out: cfg.out, steps: step, resumedFrom: run.resumedFrom, seconds: (Date.now() - t0) / 1000,
-        trainPairs: d.train.length, heldOutPairs: d.test.length, dropped: d.dropped, referenceCached: ref.cached, eval: final,
+        trainPairs: d.train.length, heldOutPairs: d.test.length, dropped: d.dropped, referenceCached: ref?.cached ?? null, eval: final,
       };
     } finally {
       run.opt.dispose();

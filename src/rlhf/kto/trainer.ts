@@ -1,0 +1,180 @@
+/**
+ * Kahneman–Tversky Optimization (`rlhf train kto`; Ethayarajh et al. 2024) on unpaired feedback. The loop
+ * reads: reference log-probs (once, cached; DPO's cache) → per step: completions → policy log-probs (one
+ * forward of B sequences) → reference point z0 → KTO loss over the step's completion count → backward
+ * (accumulated) → clip → schedule → step → log → evaluate → checkpoint.
+ *
+ * Everything around the loop is shared: the step plan, schedule, checkpoints and resume (../offline.ts),
+ * the reference cache, pair scoring and held-out evaluation (../dpo/trainer.ts). Held-out evaluation is on
+ * preference PAIRS with KTO's own implicit reward β(log π − log π_ref), exactly DPO's.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { clipGradNorm, scope, setNumThreads, tensor } from '../../tensor/index.js';
+import { loadModel, resolveModelDir, saveModel, tokenizerFiles } from '../../models/hub.js';
+import type { CausalLM } from '../../models/common.js';
+import { scoreCompletions } from '../../generate/score.js';
+import { loadTokenizer, type Tokenizer } from '../../text/index.js';
+import { loadFeedback, type BinaryRecord } from '../../data/index.js';
+import { loadRewardRecords } from '../../reward/pairs.js';
+import { ktoLoss, ktoReferencePoint, PREFERENCE_LOSSES } from '../core/preference.js';
+import { openRun, progressLine, resumable, StepPlan } from '../offline.js';
+import {
+  checkTokenizers, evaluatePairs, impliedPairs, pairCompletions, referenceLogprobs, tokenPairs, wrongShapeError,
+  type DpoEval, type DpoRunOptions, type TokenCompletion, type TokenPair,
+} from '../dpo/trainer.js';
+import { checkKtoConfig, type KtoConfig } from './config.js';
+
+/** A completion as token ids with its label. */
+export interface TokenLabelled extends TokenCompletion {
+  desirable: boolean;
+}
+
+// ---- data
+
+/** Records as token ids, split where the prompt encoded alone ends (as the pair trainers split); over maxTokens dropped. */
+export function tokenizeLabelled(records: readonly BinaryRecord[], tok: Tokenizer, maxTokens: number): { items: TokenLabelled[]; tooLong: number } {
+  const items: TokenLabelled[] = [];
+  let tooLong = 0;
+  for (const r of records) {
+    const ids = tok.encode(r.prompt + r.completion, { addBos: true });
+    if (ids.length > maxTokens) {
+      tooLong++;
+      continue;
+    }
+    const promptLen = r.prompt ? tok.encode(r.prompt, { addBos: true }).length : 1;
+    items.push({ prompt: ids.slice(0, promptLen), completion: ids.slice(promptLen), desirable: r.label });
+  }
+  return { items, tooLong };
+}
+
+async function prepareData(cfg: KtoConfig, tok: Tokenizer, say: (l: string) => void) {
+  let train;
+  try {
+    train = await loadFeedback(cfg.data.path, { format: 'binary', skipInvalid: cfg.data.skipInvalid });
+  } catch (e) {
+    throw (await wrongShapeError(e, 'unpaired', 'kto')) ?? e;
+  }
+  const t = tokenizeLabelled(train.records as BinaryRecord[], tok, cfg.data.maxTokens);
+  const items = cfg.data.limit > 0 ? t.items.slice(0, cfg.data.limit) : t.items;
+  let test: { pairs: TokenPair[]; tooLong: number } = { pairs: [], tooLong: 0 };
+  let testInvalid = 0;
+  if (cfg.data.testPath) {
+    const src = { path: cfg.data.testPath, testPath: cfg.data.testPath, format: cfg.data.testFormat, splitSeed: 0, splitRatio: 0, skipInvalid: cfg.data.skipInvalid };
+    try {
+      const r = await loadRewardRecords(src, 'test');
+      testInvalid = r.invalid;
+      test = tokenPairs(impliedPairs(r.records), tok, cfg.data.maxTokens);
+    } catch (e) {
+      throw (await wrongShapeError(e, 'paired', 'kto evaluation (data.testPath)')) ?? e;
+    }
+  }
+  const desirable = items.filter((x) => x.desirable).length;
+  const dropped = { invalid: train.report.invalid.count + testInvalid, tooLong: t.tooLong + test.tooLong };
+  say(`${items.length} training completions (${desirable} desirable, ${items.length - desirable} undesirable), ${test.pairs.length} held-out pairs (${dropped.invalid} invalid, ${dropped.tooLong} over ${cfg.data.maxTokens} tokens)`);
+  return { train: items, test: test.pairs, desirable, dropped };
+}
+
+// ---- the run
+
+export interface KtoRunSummary {
+  out: string;
+  steps: number;
+  resumedFrom: number | null;
+  seconds: number;
+  trainCompletions: number;
+  desirable: number;
+  undesirable: number;
+  heldOutPairs: number;
+  dropped: { invalid: number; tooLong: number };
+  /** Whether the reference log-probs came from out/reference-logprobs.json. */
+  referenceCached: boolean;
+  /** Final held-out implicit-reward evaluation on pairs (null without data.testPath). */
+  eval: DpoEval | null;
+}
+
+export async function trainKto(cfg: KtoConfig, opts: DpoRunOptions = {}): Promise<KtoRunSummary> {
+  const t0 = Date.now();
+  const say = progressLine('[train kto]', opts.progress);
+  const load = opts.loadModel ?? loadModel;
+  checkKtoConfig(cfg);
+  if (!cfg.data.path) throw new Error('data.path is required (unpaired {prompt, completion, label} JSONL)');
+  if (cfg.train.threads > 0) setNumThreads(cfg.train.threads);
+  const policyDir = resolveModelDir(cfg.model.policy);
+  const refDir = resolveModelDir(cfg.model.reference || cfg.model.policy);
+  const tok = loadTokenizer(policyDir);
+  checkTokenizers(tok, loadTokenizer(refDir), { policy: cfg.model.policy, reference: cfg.model.reference || cfg.model.policy });
+  const d = await prepareData(cfg, tok, say);
+  const plan = new StepPlan(d.train.length, cfg.train, cfg.seed);
+  resumable(cfg.out, cfg, opts.fresh ?? false); // refuse another configuration's directory before writing to it
+  mkdirSync(cfg.out, { recursive: true });
+  const test = pairCompletions(d.test);
+  const ref = referenceLogprobs(cfg.out, refDir, { train: d.train, testChosen: test.chosen, testRejected: test.rejected }, cfg.train.batchSize, say, load);
+  const refTest = { chosen: ref.logprobs.testChosen, rejected: ref.logprobs.testRejected };
+
+  const policy: CausalLM = load(policyDir).train();
+  try {
+    const run = openRun(cfg.out, cfg, policy, cfg.train, opts.fresh ?? false);
+    if (run.resumedFrom !== null) say(`resuming from step ${run.resumedFrom}`);
+    const evaluate = (step: number, final: boolean): DpoEval | null => {
+      if (d.test.length === 0) return null;
+      const e = evaluatePairs(policy, d.test, refTest, PREFERENCE_LOSSES.sigmoid, { beta: cfg.loss.beta, labelSmoothing: 0 }, cfg.train.batchSize);
+      run.logMetrics({ step, eval: { ...e, ...(final ? { final } : {}) } });
+      say(`eval at step ${step}: held-out implicit-reward accuracy ${e.accuracy.toFixed(3)}, margin ${e.margin.toFixed(4)} (n ${e.n})`);
+      return e;
+    };
+    let step = run.resumedFrom ?? 0;
+    try {
+      while (step < plan.totalSteps) {
+        // ---- one optimiser step over gradAccum micro-batches; the loss is a mean over all their completions
+        const lr = plan.lr(step);
+        run.opt.setLr(lr);
+        const micro = plan.step(step).filter((m) => m.length > 0);
+        const inStep = micro.reduce((n, m) => n + m.length, 0);
+        let loss = 0;
+        let kl = 0;
+        const up: number[] = [];
+        const down: number[] = [];
+        for (const idx of micro) {
+          scope(() => {
+            const items = idx.map((i) => d.train[i]!);
+            const lp = scoreCompletions(policy, items.map((x) => x.prompt), items.map((x) => x.completion)).logprobs.sum(1); // (B)
+            const refLp = Float32Array.from(idx, (i) => ref.logprobs.train[i]!);
+            const z0 = ktoReferencePoint(lp.data() as Float32Array, refLp);
+            const desirable = tensor(Float32Array.from(items, (x) => (x.desirable ? 1 : 0)));
+            const out = ktoLoss({ policy: lp, reference: tensor(refLp), desirable, z0 }, cfg.loss);
+            const l = out.losses.sum().div(inStep);
+            l.backward();
+            loss += l.item();
+            kl += (z0 * idx.length) / inStep;
+            (out.rewards.data() as Float32Array).forEach((r, j) => (items[j]!.desirable ? up : down).push(r));
+          });
+        }
+        const gradNorm = cfg.train.clipGradNorm > 0 ? clipGradNorm(policy.trainableParameters(), cfg.train.clipGradNorm) : null;
+        run.opt.step();
+        run.opt.zeroGrad();
+        step++;
+        // ---- log, evaluate, checkpoint
+        const mean = (x: number[]) => (x.length ? x.reduce((a, b) => a + b, 0) / x.length : null);
+        const [dr, ur] = [mean(up), mean(down)];
+        run.logMetrics({ step, loss, kl, desirableReward: dr, undesirableReward: ur, lr, gradNorm, seconds: (Date.now() - t0) / 1000 });
+        say(`step ${step}/${plan.totalSteps} loss ${loss.toFixed(4)} z0 ${kl.toFixed(4)} reward +${dr?.toFixed(4) ?? '–'} / −${ur?.toFixed(4) ?? '–'} lr ${lr.toExponential(2)}`);
+        if (cfg.train.evalEvery > 0 && step % cfg.train.evalEvery === 0 && step < plan.totalSteps) evaluate(step, false);
+        if (cfg.train.checkpointEvery > 0 && step % cfg.train.checkpointEvery === 0) run.checkpoint(step);
+      }
+      run.checkpoint(step);
+      saveModel(policy, join(cfg.out, 'model'), { extraFiles: tokenizerFiles(policyDir) });
+      const final = evaluate(step, true);
+      if (final) writeFileSync(join(cfg.out, 'eval.json'), JSON.stringify(final, null, 2));
+      return {
+        out: cfg.out, steps: step, resumedFrom: run.resumedFrom, seconds: (Date.now() - t0) / 1000, trainCompletions: d.train.length,
+        desirable: d.desirable, undesirable: d.train.length - d.desirable, heldOutPairs: d.test.length, dropped: d.dropped, referenceCached: ref.cached, eval: final,
+      };
+    } finally {
+      run.opt.dispose();
+    }
+  } finally {
+    policy.dispose();
+  }
+}
+
