@@ -9,6 +9,7 @@ import { formatOptions, nearest, type OptionSpec, type ParsedOptions, parseOptio
 import { benchCommands } from './bench.js';
 import { demoCommand, labOveroptimisationCommand } from './demo.js';
 import { infoCommand } from './info.js';
+import { iteratedCommands } from './iterated.js';
 import { modelCommands } from './model.js';
 import { policyCommands } from './policy.js';
 import { offlineCommands } from './policy-offline.js';
@@ -37,6 +38,7 @@ export const COMMANDS: Record<string, Command> = {
   ...modelCommands,
   ...rewardCommands,
   ...policyCommands,
+  ...iteratedCommands,
   ...offlineCommands,
   ...benchCommands,
 };
