@@ -1,6 +1,7 @@
 /**
- * `rlhf train ppo|grpo|rloo` (online policy optimisation from a YAML config) and `rlhf sample bon`
- * (best-of-N with any reward source). Ctrl-C stops a training run after its current step with a
+ * `rlhf train ppo|grpo|rloo|remax|reinforce|reinforcepp` (online policy optimisation from a YAML config),
+ * `rlhf train raft` (rounds of best-of-N → SFT on the winners) and `rlhf sample bon` (best-of-N with any
+ * reward source). Ctrl-C stops a training run after its current step with a
  * checkpoint written; rerunning the command resumes.
  */
 import { describeSchema, loadConfig, type Schema } from '../config.js';
@@ -15,6 +16,14 @@ import { GRPO_DEFAULTS, GRPO_SCHEMA } from '../rlhf/grpo/config.js';
 import { trainGrpo } from '../rlhf/grpo/trainer.js';
 import { RLOO_DEFAULTS, RLOO_SCHEMA } from '../rlhf/rloo/config.js';
 import { trainRloo } from '../rlhf/rloo/trainer.js';
+import { REMAX_DEFAULTS, REMAX_SCHEMA } from '../rlhf/remax/config.js';
+import { trainRemax } from '../rlhf/remax/trainer.js';
+import { REINFORCE_DEFAULTS, REINFORCE_SCHEMA } from '../rlhf/reinforce/config.js';
+import { trainReinforce } from '../rlhf/reinforce/trainer.js';
+import { REINFORCEPP_DEFAULTS, REINFORCEPP_SCHEMA } from '../rlhf/reinforcepp/config.js';
+import { trainReinforcepp } from '../rlhf/reinforcepp/trainer.js';
+import { RAFT_DEFAULTS, RAFT_SCHEMA } from '../rlhf/raft/config.js';
+import { type RaftRunSummary, trainRaft } from '../rlhf/raft/trainer.js';
 import { bestOfN, klBestOfN } from '../rlhf/bon.js';
 import { combinedReward, parseRewardSpec } from '../rlhf/rewards.js';
 import { UsageError } from './args.js';
@@ -36,14 +45,16 @@ export async function withInterrupt<T>(fn: (signal: AbortSignal) => Promise<T>):
   }
 }
 
+const CONFIG_OPTIONS: Command['options'] = [
+  { name: 'config', type: 'string', help: 'YAML/JSON config file (fields below; omitted fields take their defaults)' },
+  { name: 'set', type: 'strings', default: [], help: 'override a config field: --set train.lr=1e-4 (repeatable)' },
+  { name: 'fresh', type: 'boolean', default: false, help: 'ignore an existing checkpoint in the output directory and start over' },
+];
+
 function onlineCommand<C extends OnlineConfig>(name: string, summary: string, defaults: C, schema: Schema<C>, train: (cfg: C, opts: OnlineRunOptions) => Promise<OnlineRunSummary>): Command {
   return {
     summary,
-    options: [
-      { name: 'config', type: 'string', help: 'YAML/JSON config file (fields below; omitted fields take their defaults)' },
-      { name: 'set', type: 'strings', default: [], help: 'override a config field: --set train.lr=1e-4 (repeatable)' },
-      { name: 'fresh', type: 'boolean', default: false, help: 'ignore an existing checkpoint in the output directory and start over' },
-    ],
+    options: CONFIG_OPTIONS,
     helpExtra: () => `config fields (YAML; nested keys as in --set):\n${describeSchema(defaults, schema).map((l) => '  ' + l).join('\n')}`,
     async run(o) {
       const cfg = loadConfig(o.config as string | undefined, o.set as string[], defaults, schema);
@@ -61,6 +72,24 @@ export const policyCommands: Record<string, Command> = {
   'train ppo': onlineCommand('PPO', 'optimise a policy with PPO (value head or separate critic, GAE, KL penalty in the reward, PPO-ptx)', PPO_DEFAULTS, PPO_SCHEMA, trainPpo),
   'train grpo': onlineCommand('GRPO', 'optimise a policy with GRPO (group-normalised advantages, k3 KL in the loss; Dr. GRPO via grpo.scaleByStd=false)', GRPO_DEFAULTS, GRPO_SCHEMA, trainGrpo),
   'train rloo': onlineCommand('RLOO', 'optimise a policy with RLOO (leave-one-out baselines, KL in the reward)', RLOO_DEFAULTS, RLOO_SCHEMA, trainRloo),
+  'train remax': onlineCommand('ReMax', "optimise a policy with ReMax (REINFORCE, the greedy decode's reward as baseline, KL in the reward)", REMAX_DEFAULTS, REMAX_SCHEMA, trainRemax),
+  'train reinforce': onlineCommand('REINFORCE', 'optimise a policy with REINFORCE and a moving-average baseline (KL in the reward)', REINFORCE_DEFAULTS, REINFORCE_SCHEMA, trainReinforce),
+  'train reinforcepp': onlineCommand('REINFORCE++', 'optimise a policy with REINFORCE++ (token-level KL in the reward, globally whitened returns, PPO clipping)', REINFORCEPP_DEFAULTS, REINFORCEPP_SCHEMA, trainReinforcepp),
+  'train raft': {
+    summary: 'RAFT: rounds of best-of-N sampling under a reward source → SFT on the winners (a finished round is skipped on rerun)',
+    options: CONFIG_OPTIONS,
+    helpExtra: () => `config fields (YAML; nested keys as in --set):\n${describeSchema(RAFT_DEFAULTS, RAFT_SCHEMA).map((l) => '  ' + l).join('\n')}`,
+    async run(o) {
+      const cfg = loadConfig(o.config as string | undefined, o.set as string[], RAFT_DEFAULTS, RAFT_SCHEMA);
+      return withInterrupt((signal) => trainRaft(cfg, { fresh: o.fresh as boolean, signal }));
+    },
+    human(r) {
+      const s = r as RaftRunSummary;
+      const rounds = s.rounds.map((x) => `round ${x.round}: ${x.winners}/${x.prompts} winners, reward ${x.winnerReward.toFixed(4)} (candidates ${x.candidateReward.toFixed(4)})${x.eval ? `; ${describeEval(x.eval)}` : ''}\n`).join('');
+      return `RAFT: policy saved to ${s.out}/model after ${s.rounds.length} rounds (${s.seconds.toFixed(1)} s)\n` +
+        (s.initial ? `before: ${describeEval(s.initial)}\n` : '') + rounds;
+    },
+  },
   'sample bon': {
     summary: 'best-of-N sampling: N completions per prompt, the best under a reward source',
     options: [

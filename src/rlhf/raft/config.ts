@@ -98,5 +98,7 @@ export function checkRaftConfig(cfg: RaftConfig): void {
   }
   if (!(cfg.rollout.temperature > 0)) throw new Error(`rollout.temperature must be > 0 for RAFT (the N candidates must differ), got ${cfg.rollout.temperature}`);
   if (!(cfg.rollout.topP > 0 && cfg.rollout.topP <= 1)) throw new Error(`rollout.topP must be in (0, 1], got ${cfg.rollout.topP}`);
+  const t = cfg.raft.threshold;
+  if (t !== null && t !== undefined && !(typeof t === 'number' && Number.isFinite(t))) throw new Error(`raft.threshold must be a number or null (keep every best sample), got ${JSON.stringify(t)}`);
   if (cfg.rollout.samplesPerPrompt < 2) throw new Error(`RAFT needs rollout.samplesPerPrompt ≥ 2 (a best of N), got ${cfg.rollout.samplesPerPrompt}`);
 }

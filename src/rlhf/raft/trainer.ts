@@ -17,7 +17,7 @@ import { bestOfN } from '../bon.js';
 import { combinedReward, parseRewardSpec, type RewardSource } from '../rewards.js';
 import { evaluatePolicy, type SamplingSettings } from '../online/rollout.js';
 import { loadPrompts } from '../online/prompts.js';
-import { describeEval, type EvalRow, evalSeed, InterruptedError, stepSeed } from '../online/trainer.js';
+import { describeEval, type EvalRow, evalSeed, stepSeed } from '../online/trainer.js';
 import { SFT_DEFAULTS, type SftConfig } from '../sft/config.js';
 import { trainSft } from '../sft/trainer.js';
 import { checkRaftConfig, type RaftConfig } from './config.js';
@@ -197,7 +197,7 @@ export async function trainRaft(cfg: RaftConfig, opts: RaftRunOptions = {}): Pro
         say(`round ${round}: finished before, skipped`);
       } else {
         await new Promise((r) => setImmediate(r)); // let a pending SIGINT handler run
-        if (opts.signal?.aborted) throw new InterruptedError(round - 1, cfg.out);
+        if (opts.signal?.aborted) throw new Error(`interrupted after round ${round - 1}: finished rounds are kept in ${cfg.out}; rerun the same command to resume`);
         row = await runRound(ctx, round, policyDir);
         writeAtomic(done, JSON.stringify(row, null, 2));
       }

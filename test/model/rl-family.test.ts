@@ -1,0 +1,212 @@
+/**
+ * The critic-free RL family and rejection-sampling fine-tuning on stories260K (src/rlhf/remax, reinforce,
+ * reinforcepp, raft):
+ *   - ReMax's baseline is exactly the reward of the greedy decode of each prompt under the current policy
+ *     (checked against an independent greedy generate, one prompt at a time, scored by the AFINN function);
+ *   - REINFORCE++'s advantages are the undiscounted token returns (−β·k1 per token + the reward at the last
+ *     token) whitened over the whole rollout: mean 0 and std 1 over its tokens, equal to a JS recomputation;
+ *   - ReMax, REINFORCE, REINFORCE++ and RAFT at small size raise the AFINN sentiment of 128 fresh samples by
+ *     ≥ 3 s.e. at KL ≤ 20 nats with distinct-2 ≥ 0.8× initial (the assert of rl-sentiment.test.ts);
+ *   - REINFORCE's moving baseline resumes exactly (crash after step 3, resume from step 2: same metrics and
+ *     weights); a finished RAFT round is skipped on rerun;
+ *   - invalid configs are clear errors.
+ * Full-size figures (256 samples, 30 steps / 3 rounds): configs/{remax,reinforce,reinforcepp,raft}-stories.yaml.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { loadConfig, validateConfig } from '../../src/config.js';
+import { loadTensors } from '../../src/nn/serialize.js';
+import { generate } from '../../src/generate/generate.js';
+import { scope, type Tensor } from '../../src/tensor/index.js';
+import { afinnComparative } from '../../src/reward/functions.js';
+import { functionReward } from '../../src/rlhf/rewards.js';
+import { disposeScored, sample, scoreRollout } from '../../src/rlhf/online/rollout.js';
+import { closeRun, type EvalRow, openRun, rlStep, settings, shapeRewards, stepSeed } from '../../src/rlhf/online/trainer.js';
+import { REMAX_DEFAULTS, REMAX_SCHEMA } from '../../src/rlhf/remax/config.js';
+import { remaxAlgorithm, trainRemax } from '../../src/rlhf/remax/trainer.js';
+import { REINFORCE_DEFAULTS, REINFORCE_SCHEMA, type ReinforceConfig } from '../../src/rlhf/reinforce/config.js';
+import { trainReinforce } from '../../src/rlhf/reinforce/trainer.js';
+import { REINFORCEPP_DEFAULTS, REINFORCEPP_SCHEMA } from '../../src/rlhf/reinforcepp/config.js';
+import { reinforceppAdvantages, reinforceppAlgorithm, trainReinforcepp } from '../../src/rlhf/reinforcepp/trainer.js';
+import { RAFT_DEFAULTS, RAFT_SCHEMA } from '../../src/rlhf/raft/config.js';
+import { trainRaft } from '../../src/rlhf/raft/trainer.js';
+
+const TMP = mkdtempSync(join(tmpdir(), 'rlhf-rl-family-'));
+after(() => rmSync(TMP, { recursive: true, force: true }));
+const quiet = () => {};
+
+/** 8 rows (4 prompts × 2 samples) of 16 tokens over three prompts; evaluation on 8 samples. */
+const SMALL = { rollout: { prompts: 4, samplesPerPrompt: 2, maxNewTokens: 16 }, train: { evalSamples: 8, checkpointEvery: 0, lr: 1e-3, miniBatchSize: 4 }, data: { prompts: ['', 'Once upon a time', 'Lily'] } };
+
+const data = (t: Tensor): number[] => scope(() => [...(t.double().data() as Float64Array)]);
+
+describe('ReMax', () => {
+  test("each sample's baseline is exactly the reward of its prompt's greedy decode under the current policy", () => {
+    const cfg = validateConfig({ ...SMALL, out: join(TMP, 'remax-baseline'), train: { ...SMALL.train, lr: 1e-2 } }, REMAX_DEFAULTS, REMAX_SCHEMA, 'test');
+    const run = openRun(cfg, remaxAlgorithm);
+    try {
+      rlStep(run, remaxAlgorithm, 0); // one update at a large lr: the current policy is no longer the reference
+      const r = scoreRollout(sample(run.policy, run.tok, ['', '', 'Once upon a time', 'Once upon a time', 'Lily', 'Lily', '', ''], settings(cfg), stepSeed(cfg.seed, 1)), run.policy, run.reference, null, run.reward);
+      try {
+        const baseline = remaxAlgorithm.baseline!(run, r, 1);
+        // Independently: each prompt alone, argmax decoding, the prompt-relative text scored by the AFINN function.
+        const greedyReward = (prompt: string): number => {
+          const ids = run.tok.encode(prompt, { addBos: true });
+          const [c] = generate(run.policy, [ids], { maxNewTokens: cfg.rollout.maxNewTokens, temperature: 0, includeEos: true });
+          return afinnComparative(run.tok.decode([...ids, ...c!.tokens]).slice(run.tok.decode(ids).length));
+        };
+        assert.deepEqual(baseline, r.prompts.map(greedyReward));
+        // The advantage of sample i is its reward − β·KL_i − its baseline, on every one of its tokens.
+        const { advantages } = remaxAlgorithm.advantages(r, shapeRewards(r, run), cfg.kl.coef, cfg, baseline);
+        const kl = r.completionIds.map((_, i) => scope(() => r.oldLogProbs.sub(r.refLogProbs).mul(r.batch.actionMask).sum(1).double().data()[i] as number));
+        const a = advantages.size(1);
+        const adv = data(advantages);
+        r.completionIds.forEach((c, i) => {
+          const want = r.reward.rewards[i]! - cfg.kl.coef * kl[i]! - baseline[i]!;
+          for (let t = 0; t < c.length; t++) assert.ok(Math.abs(adv[i * a + t]! - want) < 1e-5, `row ${i} token ${t}: ${adv[i * a + t]} vs ${want}`);
+        });
+        advantages.dispose();
+      } finally {
+        disposeScored(r);
+      }
+    } finally {
+      closeRun(run);
+    }
+  });
+});
+
+describe('REINFORCE++', () => {
+  test('advantages are the token returns whitened over the whole rollout (mean 0, std 1 over its tokens)', () => {
+    const cfg = validateConfig({ ...SMALL, out: join(TMP, 'rpp-adv'), kl: { coef: 0.1 } }, REINFORCEPP_DEFAULTS, REINFORCEPP_SCHEMA, 'test');
+    const run = openRun(cfg, reinforceppAlgorithm);
+    try {
+      const r = scoreRollout(sample(run.policy, run.tok, ['', '', 'Once upon a time', 'Once upon a time', 'Lily', 'Lily', '', ''], settings(cfg), 7), run.policy, run.reference, null, run.reward);
+      try {
+        const adv = reinforceppAdvantages(r, r.reward.rewards, 0.1, cfg);
+        const a = adv.size(1);
+        const [got, lp, ref] = [data(adv), data(r.oldLogProbs), data(r.refLogProbs)];
+        adv.dispose();
+        // JS recomputation: r_t = −β·(log π − log π_ref) (+ R at the last token), G_t = Σ_{t'≥t} r_t', whitened globally.
+        const returns: number[] = [];
+        const where: number[] = [];
+        r.completionIds.forEach((c, i) => {
+          let g = 0;
+          const row: number[] = [];
+          for (let t = c.length - 1; t >= 0; t--) {
+            g += -0.1 * (lp[i * a + t]! - ref[i * a + t]!) + (t === c.length - 1 ? r.reward.rewards[i]! : 0);
+            row.unshift(g);
+          }
+          returns.push(...row);
+          where.push(...row.map((_, t) => i * a + t));
+        });
+        const n = returns.length;
+        const m = returns.reduce((s, x) => s + x, 0) / n;
+        const sd = Math.sqrt(returns.reduce((s, x) => s + (x - m) ** 2, 0) / (n - 1));
+        const mine = where.map((k) => got[k]!);
+        returns.forEach((x, j) => assert.ok(Math.abs(mine[j]! - (x - m) / sd) < 1e-4, `token ${j}: ${mine[j]} vs ${(x - m) / sd}`));
+        const gm = mine.reduce((s, x) => s + x, 0) / n;
+        assert.ok(Math.abs(gm) < 1e-5, `mean ${gm}`);
+        assert.ok(Math.abs(Math.sqrt(mine.reduce((s, x) => s + (x - gm) ** 2, 0) / (n - 1)) - 1) < 1e-4);
+        // Global, not per prompt: a prompt's tokens need not average 0.
+        const perRow = r.completionIds.map((c, i) => where.filter((k) => Math.floor(k / a) === i).reduce((s, k) => s + got[k]!, 0) / c.length);
+        assert.ok(perRow.some((x) => Math.abs(x) > 1e-3));
+        // Padding stays 0.
+        got.forEach((x, k) => !where.includes(k) && assert.equal(x, 0));
+      } finally {
+        disposeScored(r);
+      }
+    } finally {
+      closeRun(run);
+    }
+  });
+});
+
+function assertImproved(s: { algorithm: string; initial: EvalRow | null; final: EvalRow | null }): void {
+  const a = s.initial as EvalRow;
+  const b = s.final as EvalRow;
+  const se = Math.hypot(a.rewardSe, b.rewardSe);
+  const z = (b.reward - a.reward) / se;
+  const what = `${s.algorithm}: reward ${a.reward.toFixed(4)} → ${b.reward.toFixed(4)} (${z.toFixed(1)} s.e.), KL ${b.kl.toFixed(2)}, distinct-2 ${a.distinct2.toFixed(3)} → ${b.distinct2.toFixed(3)}`;
+  assert.ok(z >= 3, what);
+  assert.ok(b.kl <= 20, what);
+  assert.ok(b.distinct2 >= 0.8 * a.distinct2, what);
+}
+
+describe('small runs: AFINN sentiment up by ≥ 3 s.e. at KL ≤ 20 without collapse', () => {
+  const common = { reward: { sources: ['function:afinn_comparative'] }, rollout: { maxNewTokens: 32 }, train: { steps: 8, lr: 3e-4, evalSamples: 128, checkpointEvery: 0, threads: 1 } };
+
+  test('ReMax', async () => {
+    const cfg = validateConfig({ ...common, out: join(TMP, 'remax'), rollout: { ...common.rollout, prompts: 64, samplesPerPrompt: 1 } }, REMAX_DEFAULTS, REMAX_SCHEMA, 'test');
+    assertImproved(await trainRemax(cfg, { progress: quiet }));
+  });
+
+  test('REINFORCE with a moving baseline', async () => {
+    const cfg = validateConfig({ ...common, out: join(TMP, 'reinforce') }, REINFORCE_DEFAULTS, REINFORCE_SCHEMA, 'test');
+    assertImproved(await trainReinforce(cfg, { progress: quiet }));
+  });
+
+  test('REINFORCE++', async () => {
+    const cfg = validateConfig({ ...common, out: join(TMP, 'reinforcepp') }, REINFORCEPP_DEFAULTS, REINFORCEPP_SCHEMA, 'test');
+    assertImproved(await trainReinforcepp(cfg, { progress: quiet }));
+  });
+
+  test('RAFT, 2 rounds of best-of-8 over 32 prompts; a rerun skips the finished rounds', async () => {
+    const cfg = validateConfig({
+      out: join(TMP, 'raft'), rollout: { prompts: 32, samplesPerPrompt: 8, maxNewTokens: 32 }, raft: { rounds: 2 }, sft: { lr: 3e-4 }, train: { evalSamples: 128 },
+    }, RAFT_DEFAULTS, RAFT_SCHEMA, 'test');
+    const s = await trainRaft(cfg, { progress: quiet });
+    assertImproved(s);
+    for (const r of s.rounds) assert.ok(r.winnerReward > r.candidateReward, `round ${r.round}: winners ${r.winnerReward} vs candidates ${r.candidateReward}`);
+    const again = await trainRaft(cfg, { progress: quiet });
+    assert.equal(again.resumedFrom, 2);
+    assert.deepEqual(again.rounds, s.rounds);
+    await assert.rejects(trainRaft({ ...cfg, seed: 3 }, { progress: quiet }), /another configuration.*--fresh/);
+  });
+});
+
+/** metrics.jsonl rows without wall-clock fields. */
+function trajectory(out: string): unknown[] {
+  return readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => {
+    const { seconds: _s, tokens_per_s: _t, ...rest } = JSON.parse(l) as Record<string, unknown>;
+    return rest;
+  });
+}
+
+test("REINFORCE's moving baseline resumes exactly: a crash after step 3 resumes from step 2 and logs what an uninterrupted run logs", async () => {
+  const cfgFor = (out: string): ReinforceConfig => validateConfig({ ...SMALL, out, train: { ...SMALL.train, steps: 4, checkpointEvery: 2 } }, REINFORCE_DEFAULTS, REINFORCE_SCHEMA, 'test');
+  const reward = functionReward('afinn', (c) => afinnComparative(c));
+  const a = join(TMP, 'resume-a');
+  const b = join(TMP, 'resume-b');
+  const full = await trainReinforce(cfgFor(a), { progress: quiet, reward });
+  await assert.rejects(trainReinforce(cfgFor(b), { reward, progress: (l) => { if (l.includes('step 3/4')) throw new Error('simulated crash'); } }), /simulated crash/);
+  const saved = JSON.parse(readFileSync(join(b, 'checkpoint', 'trainer.json'), 'utf8')) as { step: number; algorithmState: { baseline: number } };
+  assert.equal(saved.step, 2);
+  assert.equal(typeof saved.algorithmState.baseline, 'number');
+  const resumed = await trainReinforce(cfgFor(b), { progress: quiet, reward });
+  assert.equal(resumed.resumedFrom, 2);
+  assert.deepEqual(trajectory(b), trajectory(a));
+  assert.deepEqual(resumed.final, full.final);
+  const [wa, wb] = [loadTensors(join(a, 'model', 'model.safetensors')).tensors, loadTensors(join(b, 'model', 'model.safetensors')).tensors];
+  for (const [k, t] of wa) assert.equal(scope(() => t.sub(wb.get(k)!).abs().max().item()), 0, k);
+});
+
+describe('bad input', () => {
+  const out = join(TMP, 'bad');
+  test('each method rejects what it cannot run, naming the field', async () => {
+    await assert.rejects(trainReinforce(validateConfig({ ...SMALL, out, reinforce: { baselineMomentum: 1 } }, REINFORCE_DEFAULTS, REINFORCE_SCHEMA, 'test'), { progress: quiet }), /reinforce\.baselineMomentum must be in \[0, 1\)/);
+    await assert.rejects(trainReinforcepp(validateConfig({ ...SMALL, out, reinforcepp: { gamma: 1.5 } }, REINFORCEPP_DEFAULTS, REINFORCEPP_SCHEMA, 'test'), { progress: quiet }), /reinforcepp\.gamma must be in \[0, 1\]/);
+    await assert.rejects(trainRemax(validateConfig({ ...SMALL, out, reward: { normalise: true } }, REMAX_DEFAULTS, REMAX_SCHEMA, 'test'), { progress: quiet }), /ReMax needs reward\.normalise false/);
+    await assert.rejects(trainRaft(validateConfig({ out, rollout: { samplesPerPrompt: 1 } }, RAFT_DEFAULTS, RAFT_SCHEMA, 'test'), { progress: quiet }), /RAFT needs rollout\.samplesPerPrompt ≥ 2/);
+    await assert.rejects(trainRaft(validateConfig({ out, raft: { threshold: 'high' } }, RAFT_DEFAULTS, RAFT_SCHEMA, 'test'), { progress: quiet }), /raft\.threshold must be a number or null/);
+  });
+
+  test('unknown keys and wrong types name the field', () => {
+    assert.throws(() => loadConfig(undefined, ['raft.rouns=2'], RAFT_DEFAULTS, RAFT_SCHEMA), /unknown key 'raft\.rouns' \(did you mean 'raft\.rounds'\?\)/);
+    assert.throws(() => loadConfig(undefined, ['sft.lr=fast'], RAFT_DEFAULTS, RAFT_SCHEMA), /'sft\.lr' must be a number/);
+    assert.throws(() => loadConfig(undefined, ['reinforce.baselineMomentum=-0.5'], REINFORCE_DEFAULTS, REINFORCE_SCHEMA), /'reinforce\.baselineMomentum' must be >= 0/);
+    assert.throws(() => loadConfig(undefined, ['reinforcepp.gama=1'], REINFORCEPP_DEFAULTS, REINFORCEPP_SCHEMA), /did you mean 'reinforcepp\.gamma'/);
+  });
+});
