@@ -28,7 +28,7 @@ export const demoCommand: Command = {
     const f = (x: number, d = 3) => x.toFixed(d);
     return [
       `rlhf demo (${s.algorithm.toUpperCase()}) finished in ${s.seconds.toFixed(0)} s`,
-      `  proxy reward: ${f(s.proxy.before)} → ${f(s.proxy.end)}   (held-out accuracy ${s.proxy.accuracy?.toFixed(3) ?? 'n/a'})`,
+      `  proxy reward: ${f(s.proxy.before)} → ${f(s.proxy.atGoldPeak)} at the gold peak → ${f(s.proxy.end)} at the end (highest ${f(s.proxy.max)}; held-out accuracy ${s.proxy.accuracy?.toFixed(3) ?? 'n/a'})`,
       `  gold reward:  ${f(s.gold.before)} → peak ${f(s.gold.peak)} at step ${s.gold.peakStep} (KL ${f(s.gold.peakKl, 2)} nats) → ${f(s.gold.end)} at the end (${(100 * s.gold.dropFromPeak).toFixed(0)}% of the rise lost)`,
       `  KL to the reference at the end: ${f(s.kl.end, 2)} nats`,
       `  best-of-n gold: ${s.bestOfN.map((b) => `n=${b.n} ${f(b.gold)}`).join(', ')}`,

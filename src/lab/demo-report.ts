@@ -32,7 +32,8 @@ export interface DemoSummary {
   seconds: number;
   algorithm: string;
   gold: { before: number; peak: number; end: number; peakStep: number; peakKl: number; dropFromPeak: number };
-  proxy: { before: number; end: number; accuracy: number | null };
+  /** The proxy on the same fresh samples: before RL, at the gold peak, its highest, at the end. */
+  proxy: { before: number; atGoldPeak: number; max: number; end: number; accuracy: number | null };
   kl: { end: number };
   fits: { rlGold: Fit | null; rlProxy: Fit | null; bonGold: Fit | null; bonProxy: Fit | null };
   bestOfN: BonPoint[];
@@ -81,7 +82,7 @@ export async function analyse(cfg: DemoConfig, d: DemoInputs): Promise<DemoSumma
   const summary: DemoSummary = {
     out: cfg.out, seconds: d.seconds, algorithm: cfg.rl.algorithm,
     gold: { before: base.gold, peak: peak.gold, end: end.gold, peakStep: peak.step, peakKl: peak.kl, dropFromPeak: rise > 0 ? (peak.gold - end.gold) / rise : 0 },
-    proxy: { before: base.proxy, end: end.proxy, accuracy: d.proxy.accuracy },
+    proxy: { before: base.proxy, atGoldPeak: peak.proxy, max: Math.max(...d.rl.map((p) => p.proxy)), end: end.proxy, accuracy: d.proxy.accuracy },
     kl: { end: end.kl }, fits, bestOfN: d.bon, report: join(cfg.out, 'report.html'),
   };
   await writeDemoReport(cfg, d, summary, { rlGold, rlProxy, bonGold, bonProxy, peak });
@@ -122,13 +123,16 @@ async function writeDemoReport(cfg: DemoConfig, d: DemoInputs, s: DemoSummary, c
   const end = d.rl[d.rl.length - 1]!;
   const sampleRows = [['before RL', d.rl[0]!.step], ['at the gold peak', c.peak.step], ['at the end', end.step]] as const;
   const over = s.gold.dropFromPeak > 0 && c.peak.step !== d.rl[0]!.step && c.peak.step !== end.step;
+  const proxyTop = d.rl.reduce((b, p) => (p.proxy > b.proxy ? p : b), d.rl[0]!);
   const sections: Section[] = [
     {
       id: 'overoptimisation', title: 'Over-optimisation: the proxy keeps rising, the gold does not',
       paragraphs: [
         `A proxy reward model was trained on ${d.prefs.pairs} comparisons of the initial policy's samples, labelled by synthetic annotators who prefer the completion with the higher gold reward with Bradley–Terry rationality β = ${cfg.preferences.rationality} (their labels agree with the gold ordering ${(100 * d.prefs.agreement).toFixed(1)}% of the time). The proxy's held-out accuracy on those labels is ${d.proxy.accuracy === null ? 'n/a' : fmt(d.proxy.accuracy)}.`,
         `${algo} then optimised the policy against the proxy for ${cfg.rl.steps} steps. On fresh samples, the proxy went from ${fmt(s.proxy.before)} to ${fmt(s.proxy.end)} while the gold went from ${fmt(s.gold.before)} to a peak of ${fmt(s.gold.peak)} at step ${s.gold.peakStep} (KL ${fmt(s.gold.peakKl, 2)} nats) and ended at ${fmt(s.gold.end)} (KL ${fmt(s.kl.end, 2)} nats)` +
-        (over ? ` — ${(100 * s.gold.dropFromPeak).toFixed(0)}% of its rise lost past the peak while the proxy kept climbing. That is Goodhart's law in the reward model: the policy found what the proxy over-values.` : '.'),
+        (over
+          ? ` — ${(100 * s.gold.dropFromPeak).toFixed(0)}% of its rise lost past the peak, while the proxy ${s.proxy.end > c.peak.proxy ? `ended above its value at the gold peak (${fmt(c.peak.proxy)}; highest ${fmt(proxyTop.proxy)} at step ${proxyTop.step})` : `did not end above its value at the gold peak (${fmt(c.peak.proxy)})`}. That is Goodhart's law in the reward model: the policy found what the proxy over-values.`
+          : '.'),
         `The x-axis is d = √KL(π ‖ π_ref), the distance the optimisation has moved the policy; Gao et al. (2022) found gold reward follows d(α − β log d) for RL and d(α − β d) for best-of-n. ${fitText('RL gold fit', s.fits.rlGold)} ${fitText('RL proxy fit', s.fits.rlProxy)}`,
       ],
       plots: [overRl, ...stepFigs],
