@@ -85,7 +85,7 @@ export const policyCommands: Record<string, Command> = {
     },
     human(r) {
       const s = r as RaftRunSummary;
-      const rounds = s.rounds.map((x) => `round ${x.round}: ${x.winners}/${x.prompts} winners, reward ${x.winnerReward.toFixed(4)} (candidates ${x.candidateReward.toFixed(4)})${x.eval ? `; ${describeEval(x.eval)}` : ''}\n`).join('');
+      const rounds = s.rounds.map((x) => `round ${x.round}: ${x.winners}/${x.prompts} winners, reward ${x.winnerReward === null ? 'n/a' : x.winnerReward.toFixed(4)} (candidates ${x.candidateReward.toFixed(4)})${x.eval ? `; ${describeEval(x.eval)}` : ''}\n`).join('');
       return `RAFT: policy saved to ${s.out}/model after ${s.rounds.length} rounds (${s.seconds.toFixed(1)} s)\n` +
         (s.initial ? `before: ${describeEval(s.initial)}\n` : '') + rounds;
     },

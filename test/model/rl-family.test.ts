@@ -159,7 +159,7 @@ describe('small runs: AFINN sentiment up by ≥ 3 s.e. at KL ≤ 20 without coll
     }, RAFT_DEFAULTS, RAFT_SCHEMA, 'test');
     const s = await trainRaft(cfg, { progress: quiet });
     assertImproved(s);
-    for (const r of s.rounds) assert.ok(r.winnerReward > r.candidateReward, `round ${r.round}: winners ${r.winnerReward} vs candidates ${r.candidateReward}`);
+    for (const r of s.rounds) assert.ok(r.winnerReward !== null && r.winnerReward > r.candidateReward, `round ${r.round}: winners ${r.winnerReward} vs candidates ${r.candidateReward}`);
     const again = await trainRaft(cfg, { progress: quiet });
     assert.equal(again.resumedFrom, 2);
     assert.deepEqual(again.rounds, s.rounds);

@@ -27,8 +27,8 @@ export interface RaftRound {
   /** Prompts sampled, and winners kept (fewer with a threshold). */
   prompts: number;
   winners: number;
-  /** Mean reward of the kept winners, and of every candidate (the policy's own mean). */
-  winnerReward: number;
+  /** Mean reward of the kept winners (null: none kept), and of every candidate (the policy's own mean). */
+  winnerReward: number | null;
   candidateReward: number;
   sftSteps: number;
   /** The policy after the round (the previous one when no winner was kept). */
@@ -122,12 +122,12 @@ async function runRound(ctx: RaftContext, round: number, policyDir: string): Pro
   const threshold = cfg.raft.threshold;
   const winners = results.filter((r) => threshold === null || threshold === undefined || r.reward > threshold);
   const candidateReward = mean(results.flatMap((r) => r.rewards));
+  if (winners.length === 0) {
+    say(`round ${round}: no winner above raft.threshold ${threshold} (candidates ${candidateReward.toFixed(4)}): the policy is unchanged`);
+    return { round, prompts: p, winners: 0, winnerReward: null, candidateReward, sftSteps: 0, policy: policyDir, eval: null, seconds: (Date.now() - t0) / 1000 };
+  }
   const winnerReward = mean(winners.map((w) => w.reward));
   say(`round ${round}: ${winners.length}/${p} winners, reward ${winnerReward.toFixed(4)} (candidates ${candidateReward.toFixed(4)})`);
-  if (winners.length === 0) {
-    say(`round ${round}: no winner above raft.threshold ${threshold}: the policy is unchanged`);
-    return { round, prompts: p, winners: 0, winnerReward: NaN, candidateReward, sftSteps: 0, policy: policyDir, eval: null, seconds: (Date.now() - t0) / 1000 };
-  }
   writeAtomic(join(dir, 'winners.jsonl'), winners.map((w) => JSON.stringify({ prompt: w.prompt, completion: w.text, reward: w.reward }) + '\n').join(''));
   // ---- SFT on the winners (rows longer than any prompt + completion + EOS never occur: retokenising can add a few)
   const longestPrompt = Math.max(...prompts.map((x) => tok.encode(x, { addBos: true }).length));
