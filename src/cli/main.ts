@@ -8,6 +8,7 @@
 import { formatOptions, nearest, type OptionSpec, type ParsedOptions, parseOptions, UsageError } from './args.js';
 import { benchCommands } from './bench.js';
 import { demoCommand, labOveroptimisationCommand } from './demo.js';
+import { labCommands } from './lab.js';
 import { infoCommand } from './info.js';
 import { iteratedCommands } from './iterated.js';
 import { modelCommands } from './model.js';
@@ -34,6 +35,7 @@ const COMMON: OptionSpec[] = [
 export const COMMANDS: Record<string, Command> = {
   demo: demoCommand,
   'lab overoptimisation': labOveroptimisationCommand,
+  ...labCommands,
   info: infoCommand,
   ...modelCommands,
   ...rewardCommands,

@@ -1,0 +1,9 @@
+/**
+ * Every `rlhf lab <name>` experiment, by name (src/lab/experiment.ts has the shape). Add one by importing
+ * it here; the command line and the report pick it up.
+ */
+import type { Experiment } from './experiment.js';
+
+export const LAB_EXPERIMENTS: Readonly<Record<string, Experiment>> = Object.fromEntries(
+  ([] as Experiment[]).map((e) => [e.name, e]),
+);
