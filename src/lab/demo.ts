@@ -37,13 +37,13 @@ export interface DemoOptions {
 }
 
 /** Writes text atomically (temp file + rename). */
-function writeAtomic(path: string, text: string): void {
+export function writeAtomic(path: string, text: string): void {
   writeFileSync(`${path}.tmp`, text);
   renameSync(`${path}.tmp`, path);
 }
 
 /** A phase runs unless its done-marker holds this configuration's fingerprint. */
-function phase<T>(out: string, name: string, fingerprint: unknown, run: () => Promise<T>): Promise<T> {
+export function phase<T>(out: string, name: string, fingerprint: unknown, run: () => Promise<T>): Promise<T> {
   const marker = join(out, `${name}.done.json`);
   if (existsSync(marker)) {
     const saved = JSON.parse(readFileSync(marker, 'utf8')) as { fingerprint: unknown; result: T };
@@ -58,7 +58,7 @@ function phase<T>(out: string, name: string, fingerprint: unknown, run: () => Pr
 const SAMPLING = (cfg: DemoConfig) => ({ maxNewTokens: cfg.preferences.maxNewTokens, temperature: 1, topK: 0, topP: 1 });
 
 /** Phase 1: comparisons of two fresh samples each, labelled by the synthetic annotators. */
-async function preferences(cfg: DemoConfig, say: (l: string) => void): Promise<{ path: string; pairs: number; agreement: number }> {
+export async function preferences(cfg: DemoConfig, say: (l: string) => void): Promise<{ path: string; pairs: number; agreement: number }> {
   const policy = loadModel(cfg.model);
   const tok = loadTokenizer(resolveModelDir(cfg.model));
   try {

@@ -3,7 +3,11 @@
  * it here; the command line and the report pick it up.
  */
 import type { Experiment } from './experiment.js';
+import { noisy } from './noisy.js';
+import { misspecification } from './misspecification.js';
+import { paradoxExperiment } from './paradox.js';
+import { sparse } from './sparse.js';
 
 export const LAB_EXPERIMENTS: Readonly<Record<string, Experiment>> = Object.fromEntries(
-  ([] as Experiment[]).map((e) => [e.name, e]),
+  ([paradoxExperiment, sparse, misspecification, noisy] as unknown as Experiment[]).map((e) => [e.name, e]),
 );
