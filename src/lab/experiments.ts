@@ -5,9 +5,10 @@
 import type { Experiment } from './experiment.js';
 import { noisy } from './noisy.js';
 import { misspecification } from './misspecification.js';
+import { mitigationsExperiment } from './mitigations.js';
 import { paradoxExperiment } from './paradox.js';
 import { sparse } from './sparse.js';
 
 export const LAB_EXPERIMENTS: Readonly<Record<string, Experiment>> = Object.fromEntries(
-  ([paradoxExperiment, sparse, misspecification, noisy] as unknown as Experiment[]).map((e) => [e.name, e]),
+  ([paradoxExperiment, mitigationsExperiment, sparse, misspecification, noisy] as unknown as Experiment[]).map((e) => [e.name, e]),
 );
