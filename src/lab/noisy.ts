@@ -16,7 +16,7 @@
  * Layout under OUT/noisy: comparisons.json, heldout.jsonl, <setting>/{train.jsonl, proxy/, ppo/},
  * dpo/, cdpo/, each step with a done-marker (comparisons.ts `resumable`) so a rerun skips finished work.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Schema } from '../config.js';
 import { validateConfig } from '../config.js';
@@ -295,15 +295,14 @@ async function runNoisy(cfg: NoisyConfig, ctx: LabContext): Promise<LabOutcome> 
 
   // ---- comparisons, once: training part and the gold-ordered held-out part
   const p = cfg.pairs;
+  const heldOut = join(dir, 'heldout.jsonl');
   const comparisons = await resumable(dir, 'comparisons', { seed, model: cfg.model, p }, async () => {
     const all = sampleComparisons(cfg.model, p.train + p.heldOut, p.maxNewTokens, seed + 101, (l) => say(`[comparisons] ${l}`));
     writeAtomic(join(dir, 'comparisons.json'), JSON.stringify(all));
+    writeAtomic(heldOut, toJsonl(goldOrdered(all.slice(p.train))));
     return { path: join(dir, 'comparisons.json') };
   });
-  const all = JSON.parse(readFileSync(comparisons.path, 'utf8')) as Comparison[];
-  const train = all.slice(0, p.train);
-  const heldOut = join(dir, 'heldout.jsonl');
-  if (!existsSync(heldOut)) writeAtomic(heldOut, toJsonl(goldOrdered(all.slice(p.train))));
+  const train = (JSON.parse(readFileSync(comparisons.path, 'utf8')) as Comparison[]).slice(0, p.train);
 
   // ---- per setting: labels → proxy → PPO against it
   const rows: NoisyRow[] = [];
@@ -364,6 +363,11 @@ export function observations(r: NoisyResult): string[] {
   const betaSweep = bt.filter((x) => x.flip === 0);
   const flipSweep = bt.filter((x) => x.beta === null);
   const out: string[] = [];
+  const clean = bt.find((x) => x.beta === null && x.flip === 0);
+  if (clean && clean.labelNoise > 0) {
+    out.push(`Even β = ∞ labels disagree with the gold ordering on ${f3(clean.labelNoise)} of the training pairs: ${f3(2 * clean.labelNoise)} of the comparisons are gold ties ` +
+      '(two samples with the same gold, e.g. neither with a sentiment word), which any annotator labels by a coin flip; the held-out set drops them.');
+  }
   const sweep = (rows: NoisyRow[], what: string, from: string, to: string) => {
     const [a, b] = [rows[0]!, rows.at(-1)!];
     const acc = change(a.accuracy, ciSe(a.accuracyCi), b.accuracy, ciSe(b.accuracyCi));
@@ -371,7 +375,7 @@ export function observations(r: NoisyResult): string[] {
     const monotone = rows.every((x, i) => i === 0 || x.accuracy <= rows[i - 1]!.accuracy);
     const gold = change(a.gold, a.goldSe, b.gold, b.goldSe);
     return `${what} (${from} → ${to}; training labels against the gold ordering ${f3(a.labelNoise)} → ${f3(b.labelNoise)}): ` +
-      `proxy accuracy against the gold ordering ${acc.text} — ${falls ? (acc.resolved ? 'a drop beyond the bootstrap intervals' : 'lower, but within the intervals, so not resolved') : 'the expected drop did not appear'}` +
+      `proxy accuracy against the gold ordering ${acc.text} — ${falls ? (acc.resolved ? 'a resolved drop' : 'lower, but not resolved') : 'the expected drop did not appear'}` +
       `${rows.length > 2 ? `, ${monotone ? 'monotone across the sweep' : 'not monotone across the sweep'}` : ''}; ` +
       `ECE ${f3(a.ece)} → ${f3(b.ece)}; the policy's gold after PPO ${gold.text} (${gold.resolved ? (b.gold < a.gold ? 'lower, resolved' : 'higher, resolved — not the expected direction') : 'within the gold measurement\'s noise'}).`;
   };
