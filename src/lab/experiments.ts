@@ -5,10 +5,11 @@
 import type { Experiment } from './experiment.js';
 import { noisy } from './noisy.js';
 import { misspecification } from './misspecification.js';
+import { generalisationExperiment } from './generalisation.js';
 import { mitigationsExperiment } from './mitigations.js';
 import { paradoxExperiment } from './paradox.js';
 import { sparse } from './sparse.js';
 
 export const LAB_EXPERIMENTS: Readonly<Record<string, Experiment>> = Object.fromEntries(
-  ([paradoxExperiment, mitigationsExperiment, sparse, misspecification, noisy] as unknown as Experiment[]).map((e) => [e.name, e]),
+  ([generalisationExperiment, paradoxExperiment, mitigationsExperiment, sparse, misspecification, noisy] as unknown as Experiment[]).map((e) => [e.name, e]),
 );
