@@ -17,7 +17,8 @@
  * estimate, as the noise-to-signal ratio of per-sequence gradients (see `gradientNoise`).
  *
  * Cost: the token granularity scores one VADER call per distinct prefix (~1 ms each), so maxNewTokens is
- * kept small. Each granularity trains in OUT/sparse/<granularity>/ and resumes from its checkpoint; the
+ * kept small. Measured on the shared 2-core CPU: the full default 207 s (sequence 63 s, sentence 61 s,
+ * token 79 s), --quick ~10 s. Each granularity trains in OUT/sparse/<granularity>/ and resumes from its checkpoint; the
  * gradient probes are cached there (probe.json) under the configuration they were made with.
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -72,7 +73,7 @@ export const SPARSE_DEFAULTS: SparseConfig = {
   model: 'stories260k',
   granularities: [...GRANULARITIES],
   steps: 30,
-  lr: 5e-4,
+  lr: 2e-4,
   klCoef: 0.01,
   prompts: 16,
   samplesPerPrompt: 4,
@@ -273,7 +274,6 @@ interface GranularityResult {
   evals: EvalPoint[];
   noiseInitial: GradientNoise;
   noiseFinal: GradientNoise;
-  seconds: number;
 }
 
 const f3 = (x: number | null): string => (x === null ? 'n/a' : x.toFixed(3));
@@ -288,12 +288,14 @@ function analyse(cfg: SparseConfig, runs: GranularityResult[]): { table: Table; 
     // Learning speed: the mean gold gain over the evaluations after step 0 (the area under gold − gold₀ per step).
     const later = r.evals.slice(1);
     const auc = later.length ? later.reduce((a, e) => a + e.gold - first.gold, 0) / later.length : 0;
-    return { g: r.granularity, gold0: first.gold, midStep: mid(r).step, midGain: mid(r).gold - first.gold, gold: last.gold, se: last.goldSe, kl: last.kl, auc, atKl: atKl[i]!, n0: r.noiseInitial.ratio, n1: r.noiseFinal.ratio, seconds: r.seconds };
+    return { g: r.granularity, gold0: first.gold, midStep: mid(r).step, midGain: mid(r).gold - first.gold, gold: last.gold, se: last.goldSe, kl: last.kl, auc, atKl: atKl[i]!, n0: r.noiseInitial.ratio, n1: r.noiseFinal.ratio };
   });
+  const lowest = (k: (r: (typeof rows)[number]) => number) => [...rows].sort((a, b) => k(a) - k(b))[0]!.g;
+  const ratioCell = (x: number) => (Number.isFinite(x) ? x : 'no mean gradient detected');
   const table: Table = {
     caption: `PPO against the same gold at three granularities, ${cfg.steps} steps each, same seeds. Gold on ${cfg.evalSamples} fresh samples; KL in nats per sequence; gradient noise = tr Cov(g_i) / ‖ḡ‖² over ${cfg.probeSequences} sequences (lower: fewer samples for the same gradient accuracy).`,
-    columns: ['granularity', 'gold at step 0', `gold gain at step ${rows[0]?.midStep ?? '?'}`, 'mean gold gain (learning speed)', `final gold (± s.e.)`, 'final KL', `gold at KL ${commonKl.toFixed(2)}`, 'gradient noise, initial policy', 'gradient noise, final policy', 'seconds'],
-    rows: rows.map((r) => [r.g, r.gold0, r.midGain, r.auc, `${r.gold.toFixed(4)} ± ${r.se.toFixed(4)}`, r.kl, r.atKl, r.n0, r.n1, Math.round(r.seconds)]),
+    columns: ['granularity', 'gold at step 0', `gold gain at step ${rows[0]?.midStep ?? '?'}`, 'mean gold gain (learning speed)', `final gold (± s.e.)`, 'final KL', `gold at KL ${commonKl.toFixed(2)}`, 'gradient noise, initial policy', 'gradient noise, final policy'],
+    rows: rows.map((r) => [r.g, r.gold0, r.midGain, r.auc, `${r.gold.toFixed(4)} ± ${r.se.toFixed(4)}`, r.kl, r.atKl, ratioCell(r.n0), ratioCell(r.n1)]),
   };
   const byAuc = [...rows].sort((a, b) => b.auc - a.auc);
   const seq = rows.find((r) => r.g === 'sequence');
@@ -311,14 +313,20 @@ function analyse(cfg: SparseConfig, runs: GranularityResult[]): { table: Table; 
       : `The expected effect — denser feedback learning faster — ${faster.length === 0 ? 'did not appear' : `appeared only for ${faster.map((r) => r.g).join(', ')}`}: ` +
         `${dense.filter((r) => r.auc <= seq.auc).map((r) => r.g).join(', ')} did not beat the sequence-level reward's mean gain of ${seq.auc.toFixed(4)}. Differences smaller than the final gold's standard error are noise at this size.`);
   }
+  const beatAtKl = seq?.atKl != null ? rows.filter((r) => r.g !== 'sequence' && r.atKl !== null && r.atKl > seq.atKl!) : [];
+  const lostAtKl = seq?.atKl != null ? rows.filter((r) => r.g !== 'sequence' && r.atKl !== null && r.atKl <= seq.atKl!) : [];
   paragraphs.push(commonKl > 0
-    ? `At equal KL (${commonKl.toFixed(2)} nats, the largest KL every run reached), gold was ${rows.map((r) => `${r.g} ${f3(r.atKl)}`).join(', ')} (linear interpolation between evaluations; n/a where a run's KL never crossed it after step 0).`
+    ? `At equal KL (${commonKl.toFixed(2)} nats, the largest KL every run reached), gold was ${rows.map((r) => `${r.g} ${f3(r.atKl)}`).join(', ')} (linear interpolation between evaluations at the first crossing; n/a where a run's KL never crossed it).` +
+      (beatAtKl.length ? ` Denser feedback bought more gold for the same divergence for ${beatAtKl.map((r) => r.g).join(', ')}.` : '') +
+      (lostAtKl.length ? ` It did not for ${lostAtKl.map((r) => r.g).join(', ')}, which reached no more gold than the sequence-level reward at that KL.` : '')
     : 'No run moved away from the initial policy (KL 0), so gold cannot be compared at equal KL.');
-  paragraphs.push(`Gradient noise-to-signal ratio tr Cov(g_i) / ‖ḡ‖² of the per-sequence policy gradients (whitened GAE advantages; lower is better): at the initial policy with an untrained value head ${rows.map((r) => `${r.g} ${r.n0.toFixed(2)}`).join(', ')}; at each run's final policy and value head ${rows.map((r) => `${r.g} ${r.n1.toFixed(2)}`).join(', ')}. ` +
-    (seq ? (rows.every((r) => r.g === 'sequence' || r.n1 < seq.n1) ? 'Denser feedback gave the lower-noise gradient at the end of training.' : 'Denser feedback did not lower the gradient noise everywhere: with a telescoping decomposition the increments carry the same total and the value head already spreads a terminal reward through GAE.') : ''));
+  paragraphs.push(`Gradient noise-to-signal ratio tr Cov(g_i) / ‖ḡ‖² of the per-sequence policy gradients (whitened GAE advantages; lower is better): at the initial policy with an untrained value head ${rows.map((r) => `${r.g} ${Number.isFinite(r.n0) ? r.n0.toFixed(1) : '∞ (no mean gradient detected)'}`).join(', ')}; at each run's final policy and value head ${rows.map((r) => `${r.g} ${Number.isFinite(r.n1) ? r.n1.toFixed(1) : '∞ (no mean gradient detected)'}`).join(', ')}. ` +
+    `Lowest noise: ${lowest((r) => r.n0)} at the initial policy, ${lowest((r) => r.n1)} at the final policies` +
+    (seq ? (rows.every((r) => r.g === 'sequence' || (r.n0 < seq.n0 && r.n1 < seq.n1)) ? ' — denser feedback gave the less noisy gradient at both probes.' : ' — so the expected effect, denser feedback giving a less noisy gradient, did not hold at both probes.') : '.') +
+    ` A ratio above the probe's ${cfg.probeSequences} sequences means a batch of that size barely resolves the mean gradient, so these ratios are themselves noisy (one rollout per probe).`);
   const result = {
     commonKl,
-    runs: Object.fromEntries(rows.map((r) => [r.g, { finalGold: r.gold, finalGoldSe: r.se, finalKl: r.kl, meanGain: r.auc, goldAtCommonKl: r.atKl, gradientNoiseInitial: r.n0, gradientNoiseFinal: r.n1, seconds: r.seconds }])),
+    runs: Object.fromEntries(rows.map((r) => [r.g, { finalGold: r.gold, finalGoldSe: r.se, finalKl: r.kl, meanGain: r.auc, goldAtCommonKl: r.atKl, gradientNoiseInitial: Number.isFinite(r.n0) ? r.n0 : null, gradientNoiseFinal: Number.isFinite(r.n1) ? r.n1 : null }])),
   };
   return { table, paragraphs, result };
 }
@@ -339,7 +347,6 @@ async function run(cfg: SparseConfig, ctx: LabContext): Promise<LabOutcome> {
   const tok = loadTokenizer(resolveModelDir(cfg.model));
   const runs: GranularityResult[] = [];
   for (const g of grans) {
-    const t0 = Date.now();
     const dir = join(ctx.dir, g);
     const pcfg = ppoConfig(cfg, dir, ctx.seed);
     const reward = prefixGoldReward(g, tok);
@@ -349,9 +356,11 @@ async function run(cfg: SparseConfig, ctx: LabContext): Promise<LabOutcome> {
       initial: gradientNoise(pcfg, reward, null, cfg.probeSequences, probeSeed),
       final: gradientNoise(pcfg, reward, join(dir, 'checkpoint'), cfg.probeSequences, probeSeed),
     }));
+    // JSON keeps Infinity (no mean gradient detected) as null.
+    for (const p of [probes.initial, probes.final]) p.ratio ??= Infinity;
     const evals = readEvals(dir);
     ctx.progress(`[${g}] gold ${f3(evals[0]!.gold)} → ${f3(evals[evals.length - 1]!.gold)}, gradient noise ${probes.initial.ratio.toFixed(2)} → ${probes.final.ratio.toFixed(2)}`);
-    runs.push({ granularity: g, evals, noiseInitial: probes.initial, noiseFinal: probes.final, seconds: (Date.now() - t0) / 1000 });
+    runs.push({ granularity: g, evals, noiseInitial: probes.initial, noiseFinal: probes.final });
   }
   const { table, paragraphs, result } = analyse(cfg, runs);
   const series = (y: (e: EvalPoint) => number, x: (e: EvalPoint) => number): Series[] => runs.map((r) => ({ name: r.granularity, points: r.evals.map((e): Point => ({ x: x(e), y: y(e) })) }));
