@@ -374,10 +374,11 @@ export function observations(r: NoisyResult): string[] {
     const falls = b.accuracy < a.accuracy;
     const monotone = rows.every((x, i) => i === 0 || x.accuracy <= rows[i - 1]!.accuracy);
     const gold = change(a.gold, a.goldSe, b.gold, b.goldSe);
+    const goldMonotone = rows.every((x, i) => i === 0 || x.gold <= rows[i - 1]!.gold);
     return `${what} (${from} → ${to}; training labels against the gold ordering ${f3(a.labelNoise)} → ${f3(b.labelNoise)}): ` +
       `proxy accuracy against the gold ordering ${acc.text} — ${falls ? (acc.resolved ? 'a resolved drop' : 'lower, but not resolved') : 'the expected drop did not appear'}` +
       `${rows.length > 2 ? `, ${monotone ? 'monotone across the sweep' : 'not monotone across the sweep'}` : ''}; ` +
-      `ECE ${f3(a.ece)} → ${f3(b.ece)}; the policy's gold after PPO ${gold.text} (${gold.resolved ? (b.gold < a.gold ? 'lower, resolved' : 'higher, resolved — not the expected direction') : 'within the gold measurement\'s noise'}).`;
+      `ECE ${f3(a.ece)} → ${f3(b.ece)}; the policy's gold after PPO ${gold.text} (${gold.resolved ? (b.gold < a.gold ? 'lower, resolved' : 'higher, resolved — not the expected direction') : 'within the gold measurement\'s noise'}${rows.length > 2 && !goldMonotone ? '; not monotone in between' : ''}).`;
   };
   // Noise order: the β sweep goes from β = ∞ (clean) down to the smallest β.
   if (betaSweep.length >= 2) {
