@@ -15,6 +15,9 @@
  *
  * Layout under OUT/noisy: comparisons.json, heldout.jsonl, <setting>/{train.jsonl, proxy/, ppo/},
  * dpo/, cdpo/, each step with a done-marker (comparisons.ts `resumable`) so a rerun skips finished work.
+ *
+ * Measured on the shared 2-core CPU, 1 thread: the full run (defaults, seed 0) takes 213 s with the machine
+ * idle (562 s with other jobs loading it), `--quick` 10–15 s idle (35 s loaded).
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
