@@ -44,15 +44,10 @@ function torchCmakeDir() {
   throw new Error('libtorch not found: install libtorch-dev (Debian/Ubuntu) or set LIBTORCH=/path/to/libtorch');
 }
 
-// RLHF_PORTABLE=1: no CPU-specific instructions (a binary for any x86-64), else the kernels use AVX2 + FMA
-// when this machine has them (native/CMakeLists.txt).
-const portable = process.env.RLHF_PORTABLE === '1';
-
 function sourcesHash(torchDir) {
   const h = createHash('sha256');
   h.update(torchDir);
   h.update(process.version);
-  h.update(`portable=${portable}`);
   const files = readdirSync(join(root, 'native')).sort();
   for (const f of files) h.update(f).update(readFileSync(join(root, 'native', f)));
   h.update(readFileSync(fileURLToPath(import.meta.url)));
@@ -79,7 +74,6 @@ const run = (args) => execFileSync('cmake', args, { stdio: ['ignore', process.st
 run([
   '-S', join(root, 'native'), '-B', buildDir, '-DCMAKE_BUILD_TYPE=Release',
   `-DTorch_DIR=${torch.dir}`, `-DNODE_INCLUDE_DIR=${nodeInclude}`, `-DNODE_ADDON_API_DIR=${addonApi}`,
-  `-DRLHF_PORTABLE=${portable ? 'ON' : 'OFF'}`,
 ]);
 run(['--build', buildDir, '--parallel', String(Math.max(1, Number(process.env.BUILD_JOBS ?? 2)))]);
 // Install atomically: a half-copied .node would crash the next process that loads it.
