@@ -7,12 +7,11 @@
  * shared with reward-model training), the optimiser state is restored bit for bit, and nothing else in
  * the loop is random. metrics.jsonl keeps only the rows the checkpoint covers.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AdamW, type Tensor } from '../tensor/index.js';
+import { AdamW } from '../tensor/index.js';
 import { lrAt, type ScheduleKind } from '../nn/schedule.js';
-import { loadTensors, saveTensors } from '../nn/serialize.js';
-import { writeDirAtomic } from '../models/hub.js';
+import { type CheckpointParts, loadCheckpoint, openMetricsLog, saveCheckpoint } from '../nn/checkpoint.js';
 import type { CausalLM } from '../models/common.js';
 import { epochOrder } from '../reward/train.js';
 
@@ -72,36 +71,9 @@ interface TrainerState<C> {
   config: C;
 }
 
-/** Writes the resumable state atomically: policy and optimiser tensors, the step, the config. */
-export function saveCheckpoint<C>(dir: string, model: CausalLM, opt: AdamW, state: TrainerState<C>): void {
-  writeDirAtomic(dir, (tmp) => {
-    saveTensors(join(tmp, 'model.safetensors'), model.stateDict());
-    const os = opt.stateDict();
-    const tensors = new Map<string, Tensor>();
-    const steps: (number | null)[] = [];
-    os.params.forEach((p, i) => {
-      steps.push(p ? p.step ?? 0 : null);
-      p?.buffers.forEach((b, j) => tensors.set(`${i}.${j}`, b));
-    });
-    saveTensors(join(tmp, 'optimizer.safetensors'), tensors, { steps: JSON.stringify(steps), lrs: JSON.stringify(os.lrs) });
-    for (const t of tensors.values()) t.dispose();
-    writeFileSync(join(tmp, 'trainer.json'), JSON.stringify(state, null, 2));
-  });
-}
-
-function loadCheckpoint(dir: string, model: CausalLM, opt: AdamW): number {
-  const state = JSON.parse(readFileSync(join(dir, 'trainer.json'), 'utf8')) as TrainerState<unknown>;
-  const m = loadTensors(join(dir, 'model.safetensors'));
-  model.loadStateDict(m.tensors, { source: dir });
-  for (const t of m.tensors.values()) t.dispose();
-  const o = loadTensors(join(dir, 'optimizer.safetensors'));
-  const steps = JSON.parse(o.metadata.steps ?? '[]') as (number | null)[];
-  opt.loadStateDict({
-    kind: 'adamw', lrs: JSON.parse(o.metadata.lrs ?? '[]') as number[],
-    params: steps.map((s, i) => (s === null ? null : { step: s, buffers: [o.tensors.get(`${i}.0`)!, o.tensors.get(`${i}.1`)!] })),
-  });
-  for (const t of o.tensors.values()) t.dispose();
-  return state.step;
+/** The checkpoint's parts (src/nn/checkpoint.ts): the policy as model.safetensors, AdamW as optimizer.safetensors. */
+function parts(model: CausalLM, opt: AdamW): CheckpointParts {
+  return { modules: { model }, optimizers: { optimizer: opt } };
 }
 
 /**
@@ -137,21 +109,15 @@ export function openRun<C>(out: string, config: C, policy: CausalLM, t: OfflineT
   const ckpt = join(out, 'checkpoint');
   let resumedFrom: number | null = null;
   try {
-    if (resumable(out, config, fresh)) resumedFrom = loadCheckpoint(ckpt, policy, opt);
+    if (resumable(out, config, fresh)) resumedFrom = loadCheckpoint<TrainerState<C>>(ckpt, parts(policy, opt)).step;
   } catch (e) {
     opt.dispose();
     throw e;
   }
-  const metricsPath = join(out, 'metrics.jsonl');
-  const kept = existsSync(metricsPath) && resumedFrom !== null
-    ? readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l && (JSON.parse(l) as { step: number }).step <= resumedFrom!)
-    : [];
-  writeFileSync(`${metricsPath}.tmp`, kept.map((l) => l + '\n').join(''));
-  renameSync(`${metricsPath}.tmp`, metricsPath);
   return {
     opt, resumedFrom,
-    checkpoint: (step) => saveCheckpoint(ckpt, policy, opt, { step, config }),
-    logMetrics: (row) => writeFileSync(metricsPath, JSON.stringify(row) + '\n', { flag: 'a' }),
+    checkpoint: (step) => saveCheckpoint(ckpt, parts(policy, opt), { step, config }),
+    logMetrics: openMetricsLog(join(out, 'metrics.jsonl'), resumedFrom),
   };
 }
 
