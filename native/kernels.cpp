@@ -7,7 +7,18 @@
 // same either way (tests compare the two paths).
 #include <ATen/Parallel.h>
 
+// x86-64: the decode attention has an AVX2 + FMA path, compiled for those instructions function by
+// function (target attributes) and chosen at run time when the CPU has them, so one binary runs anywhere
+// and nothing else in this file changes with the build machine.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define RLHF_AVX2 1
+#define RLHF_AVX2_FN __attribute__((target("avx2,fma")))
+#endif
+
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 
@@ -121,6 +132,112 @@ static inline float expNonPositive(float x) {
   return y * scale;
 }
 
+#ifdef RLHF_AVX2
+// Eight lanes of expNonPositive (same Cody–Waite reduction and polynomial). Inputs below −87 are clamped.
+RLHF_AVX2_FN static inline __m256 expNonPositive8(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+  __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
+  __m256 z = _mm256_mul_ps(r, r);
+  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
+  y = _mm256_fmadd_ps(y, z, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+// Dot products of q with eight key rows at once: the eight products reduced by a horizontal-add tree.
+RLHF_AVX2_FN static inline __m256 dot8x8(__m256 q, const float* k, int64_t stride) {
+  __m256 p0 = _mm256_mul_ps(q, _mm256_loadu_ps(k)), p1 = _mm256_mul_ps(q, _mm256_loadu_ps(k + stride));
+  __m256 p2 = _mm256_mul_ps(q, _mm256_loadu_ps(k + 2 * stride)), p3 = _mm256_mul_ps(q, _mm256_loadu_ps(k + 3 * stride));
+  __m256 p4 = _mm256_mul_ps(q, _mm256_loadu_ps(k + 4 * stride)), p5 = _mm256_mul_ps(q, _mm256_loadu_ps(k + 5 * stride));
+  __m256 p6 = _mm256_mul_ps(q, _mm256_loadu_ps(k + 6 * stride)), p7 = _mm256_mul_ps(q, _mm256_loadu_ps(k + 7 * stride));
+  __m256 t0 = _mm256_hadd_ps(p0, p1), t1 = _mm256_hadd_ps(p2, p3), t2 = _mm256_hadd_ps(p4, p5), t3 = _mm256_hadd_ps(p6, p7);
+  __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);  // per 128-bit half: keys 0–3 | 4–7
+  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+// One query row (head size 8, already scaled) over keys [0, n): scores → softmax → weighted values.
+RLHF_AVX2_FN static void attendRow8(const float* q, const float* kb, int64_t kL, const float* vb, int64_t vL, const float* brow, int64_t n, float* s, float* out) {
+  __m256 qv = _mm256_loadu_ps(q);
+  const __m256 ninf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  __m256 mx8 = ninf;
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    __m256 d = dot8x8(qv, kb + j * kL, kL);
+    if (brow) d = _mm256_add_ps(d, _mm256_loadu_ps(brow + j));
+    // A NaN score (an infinite key under a −∞ bias) counts as masked, as in the scalar loop, so the
+    // maximum does not depend on max_ps's operand order.
+    d = _mm256_blendv_ps(d, ninf, _mm256_cmp_ps(d, d, _CMP_UNORD_Q));
+    _mm256_storeu_ps(s + j, d);
+    mx8 = _mm256_max_ps(mx8, d);
+  }
+  float lanes[8];
+  _mm256_storeu_ps(lanes, mx8);
+  float mx = lanes[0];
+  for (int i = 1; i < 8; ++i) mx = std::max(mx, lanes[i]);
+  for (; j < n; ++j) {
+    const float* kr = kb + j * kL;
+    float d = 0;
+    for (int c = 0; c < 8; ++c) d += q[c] * kr[c];
+    if (brow) d += brow[j];
+    s[j] = d;
+    mx = std::max(mx, d);
+  }
+  if (!(mx > -std::numeric_limits<float>::infinity())) {  // every key masked: NaN, as softmax gives
+    for (int c = 0; c < 8; ++c) out[c] = std::numeric_limits<float>::quiet_NaN();
+    return;
+  }
+  __m256 m8 = _mm256_set1_ps(mx), sum8 = _mm256_setzero_ps();
+  j = 0;
+  for (; j + 8 <= n; j += 8) {
+    // A masked key (score −∞) weighs exactly 0, as in the scalar loop, not the clamped e^−87.
+    __m256 sc = _mm256_loadu_ps(s + j);
+    __m256 e = _mm256_and_ps(expNonPositive8(_mm256_sub_ps(sc, m8)), _mm256_cmp_ps(sc, ninf, _CMP_NEQ_OQ));
+    _mm256_storeu_ps(s + j, e);
+    sum8 = _mm256_add_ps(sum8, e);
+  }
+  _mm256_storeu_ps(lanes, sum8);
+  float sum = 0;
+  for (int i = 0; i < 8; ++i) sum += lanes[i];
+  for (; j < n; ++j) {
+    float e = s[j] > -std::numeric_limits<float>::infinity() ? expNonPositive(s[j] - mx) : 0.0f;
+    s[j] = e;
+    sum += e;
+  }
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  j = 0;
+  for (; j + 2 <= n; j += 2) {  // two accumulators: independent FMA chains
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(s[j]), _mm256_loadu_ps(vb + j * vL), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(s[j + 1]), _mm256_loadu_ps(vb + (j + 1) * vL), acc1);
+  }
+  if (j < n) acc0 = _mm256_fmadd_ps(_mm256_set1_ps(s[j]), _mm256_loadu_ps(vb + j * vL), acc0);
+  _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_add_ps(acc0, acc1), _mm256_set1_ps(1.0f / sum)));
+}
+
+static const bool cpuHasAvx2Fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+static const bool cpuHasAvx2Fma = false;
+#endif
+// Whether the fused loops take their vector path (on by default where the CPU has it; tests switch it
+// off to check the scalar loop, RLHF_SCALAR_KERNELS=1 does for a whole process).
+static std::atomic<bool> useVector{cpuHasAvx2Fma && !std::getenv("RLHF_SCALAR_KERNELS")};
+
+// vectorKernels(on: -1 query | 0 | 1) → whether the vector path is in use afterwards (never where the
+// CPU lacks it).
+static Napi::Value vectorKernels(const Napi::CallbackInfo& info) {
+  return guard(info, "vectorKernels", [&] {
+    double on = argF64(info, 0);
+    if (on >= 0) useVector = cpuHasAvx2Fma && on > 0;
+    return Napi::Boolean::New(info.Env(), useVector.load());
+  });
+}
+
 // ---- attention with grouped-query heads ----------------------------------------------------------------
 // groupedAttention(q (B, nh, T, hs), k (B, nkv, L, hs), v (B, nkv, L, hs), bias (B|1, 1, T, L) | -1,
 // causal): softmax(q kᵀ/√hs + bias [+ causal mask]) v, query head h reading kv head ⌊h / (nh/nkv)⌋ (HF's
@@ -185,6 +302,12 @@ static Napi::Value groupedAttention(const Napi::CallbackInfo& info) {
             auto qa1 = qa[b][kv * G + g][t];
             for (int64_t d = 0; d < hs; ++d) qv[d] = qa1[d] * scale;
             float* s = w.data() + g * L;
+#ifdef RLHF_AVX2
+            if (hs == 8 && ks[3] == 1 && vs[3] == 1 && useVector) {  // the vector path: 8-wide keys, values and exp
+              attendRow8(qv.data(), kb, ks[2], vb, vs[2], brow, n, s, po + ((b * H + kv * G + g) * T + t) * hs);
+              continue;
+            }
+#endif
             // Four keys at a time: four independent accumulation chains instead of one long one.
             int64_t j = 0;
             for (; j + 4 <= n; j += 4) {
@@ -242,6 +365,7 @@ void registerKernels(Napi::Env env, Exports exports) {
   RLHF_EXPORT("rmsNorm", rmsNorm);
   RLHF_EXPORT("rotary", rotary);
   RLHF_EXPORT("groupedAttention", groupedAttention);
+  RLHF_EXPORT("vectorKernels", vectorKernels);
 }
 
 }  // namespace rlhf

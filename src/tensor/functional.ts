@@ -84,6 +84,14 @@ export function rotary(x: Tensor, cos: Tensor, sinSigned: Tensor): Tensor {
 export function groupedAttention(q: Tensor, k: Tensor, v: Tensor, opts: { bias?: Tensor | null; causal?: boolean } = {}): Tensor {
   return new Tensor(native.groupedAttention(q.handle, k.handle, v.handle, opt(opts.bias), opts.causal ?? false));
 }
+/**
+ * Whether the fused decode loops use their AVX2 + FMA path (x86-64 CPUs that have both; chosen at run
+ * time). `on` switches it (the scalar loop is the fallback the tests compare against); returns the state
+ * afterwards, false where the CPU lacks the instructions.
+ */
+export function vectorKernels(on?: boolean): boolean {
+  return native.vectorKernels(on === undefined ? -1 : on ? 1 : 0);
+}
 
 // ---- autograd mode ---------------------------------------------------------------------------------
 /** Runs `fn` with gradient tracking off (torch.no_grad). Synchronous: grad mode is per thread. */

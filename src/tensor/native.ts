@@ -100,6 +100,7 @@ export interface NativeAddon {
   // kernels.cpp: fused loops when nothing needs a gradient (float32, CPU), composite ops otherwise
   rotary(x: H, cos: H, sinSigned: H): H;
   groupedAttention(q: H, k: H, v: H, bias: H, causal: boolean): H;
+  vectorKernels(on: number): boolean;
   dropout(x: H, p: number, train: boolean): H;
   crossEntropy(logits: H, target: H, ignoreIndex: number, reduction: number, labelSmoothing: number): H;
   sdpa(q: H, k: H, v: H, mask: H, dropoutP: number, isCausal: boolean, scale: number | null): H;

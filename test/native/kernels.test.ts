@@ -2,19 +2,42 @@
  * The fused decode-time attention loop (native/kernels.cpp groupedAttention: T ≤ 4, no gradient, float32)
  * against libtorch's attention (the composite path the same entry point takes when a gradient is needed):
  * grouped-query heads, head sizes 8, 12 and 16, key counts that are and are not multiples of 8, a padding
- * bias with −∞, causal masks, strided cache views.
+ * bias with −∞, causal masks, strided cache views. Where the CPU has AVX2 + FMA both the vector path
+ * (head size 8) and the scalar loop are checked, and they agree with each other to float rounding.
  */
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
-import { full, groupedAttention, noGrad, randn, scope, type Tensor, zeros } from '../../src/tensor/index.js';
+import { after, describe, test } from 'node:test';
+import { full, groupedAttention, noGrad, randn, scope, type Tensor, vectorKernels, zeros } from '../../src/tensor/index.js';
 
 function maxAbsDiff(a: Tensor, b: Tensor): number {
   return scope(() => a.sub(b).abs().max().item());
 }
 
+const vectorByDefault = vectorKernels();
+after(() => vectorKernels(vectorByDefault));
+/** The fused loop under each path this CPU has (the scalar loop always; the vector one where available). */
+function fusedPaths(): { path: string; run: <T>(fn: () => T) => T }[] {
+  const paths = [{ path: 'scalar', on: false }, ...(vectorKernels(true) ? [{ path: 'avx2', on: true }] : [])];
+  vectorKernels(vectorByDefault);
+  return paths.map(({ path, on }) => ({
+    path,
+    run: <T>(fn: () => T): T => {
+      vectorKernels(on);
+      try {
+        return noGrad(fn);
+      } finally {
+        vectorKernels(vectorByDefault);
+      }
+    },
+  }));
+}
+
 describe('groupedAttention: fused decode loop = libtorch attention', () => {
+  test(`the vector path is ${vectorByDefault ? 'on' : 'off'} by default (${process.arch})`, () => {
+    if (process.arch !== 'x64') assert.equal(vectorByDefault, false);
+  });
   for (const hs of [8, 12, 16]) {
-    for (const L of [1, 7, 8, 29, 64]) {
+    for (const L of [1, 7, 8, 9, 29, 64]) {
       test(`hs ${hs}, ${L} keys, 8 query heads over 4 kv heads, T 1 and 3, padding bias`, () => scope(() => {
         const B = 3;
         const cacheK = randn([B, 4, 80, hs]);
@@ -27,10 +50,11 @@ describe('groupedAttention: fused decode loop = libtorch attention', () => {
           if (L > 2) bias.narrow(3, 0, 2).select(0, 1).copy_(full([1, T, 2], -Infinity)); // row 1: two padded keys
           const q = randn([B, 8, T, hs]);
           for (const causal of [false, true]) {
-            const fused = noGrad(() => groupedAttention(q, k, v, { bias, causal }));
             const reference = groupedAttention(q.clone().requiresGrad_(), k, v, { bias, causal }).detach(); // composite path
-            const d = maxAbsDiff(fused, reference);
-            assert.ok(d < 1e-5, `hs ${hs} L ${L} T ${T} causal ${causal}: max |Δ| ${d}`);
+            for (const { path, run } of fusedPaths()) {
+              const d = maxAbsDiff(run(() => groupedAttention(q, k, v, { bias, causal })), reference);
+              assert.ok(d < 1e-5, `${path}: hs ${hs} L ${L} T ${T} causal ${causal}: max |Δ| ${d}`);
+            }
           }
         }
       }));
@@ -42,7 +66,9 @@ describe('groupedAttention: fused decode loop = libtorch attention', () => {
     const k = randn([1, 1, 5, 8]);
     const v = randn([1, 1, 5, 8]);
     const bias = full([1, 1, 1, 5], -Infinity);
-    const fused = noGrad(() => groupedAttention(q, k, v, { bias }));
-    assert.ok((fused.data() as Float32Array).every((x) => Number.isNaN(x)));
+    for (const { path, run } of fusedPaths()) {
+      const fused = run(() => groupedAttention(q, k, v, { bias }));
+      assert.ok((fused.data() as Float32Array).every((x) => Number.isNaN(x)), path);
+    }
   }));
 });

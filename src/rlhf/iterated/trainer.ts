@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { validateConfig } from '../../config.js';
 import { loadModel, resolveModelDir } from '../../models/hub.js';
 import { loadTokenizer } from '../../text/index.js';
+import { setNumThreads } from '../../tensor/index.js';
 import { REWARD_DEFAULTS, REWARD_SCHEMA } from '../../reward/config.js';
 import { trainRewardModel } from '../../reward/train.js';
 import { sample } from '../online/rollout.js';
@@ -224,6 +225,9 @@ export async function trainIterated(cfg: IteratedConfig, annotator: Annotator, o
   const t0 = Date.now();
   const say = opts.progress ?? ((l: string) => process.stderr.write(l + '\n'));
   checkIteratedConfig(cfg);
+  // Before anything samples: round 1's labels would otherwise be drawn with whatever thread count the
+  // process had (OpenBLAS's sums differ with it) and later rounds, or a resumed run, with cfg.threads.
+  if (cfg.threads > 0) setNumThreads(cfg.threads);
   mkdirSync(cfg.out, { recursive: true });
   const fp = fingerprint(cfg, annotator);
   const rows: RoundRow[] = [];
