@@ -204,6 +204,9 @@ static Napi::Value full(const Napi::CallbackInfo& info) {
 static Napi::Value zeros(const Napi::CallbackInfo& info) {
   return guard(info, "zeros", [&] { return ret(info, at::zeros(argI64s(info, 0), opts(info, 1, 2))); });
 }
+static Napi::Value empty(const Napi::CallbackInfo& info) {
+  return guard(info, "empty", [&] { return ret(info, at::empty(argI64s(info, 0), opts(info, 1, 2))); });
+}
 
 static Napi::Value arange(const Napi::CallbackInfo& info) {
   return guard(info, "arange", [&] {
@@ -377,6 +380,7 @@ void registerTensor(Napi::Env env, Exports exports) {
   RLHF_EXPORT("item", item);
   RLHF_EXPORT("full", full);
   RLHF_EXPORT("zeros", zeros);
+  RLHF_EXPORT("empty", empty);
   RLHF_EXPORT("arange", arange);
   RLHF_EXPORT("linspace", linspace);
   RLHF_EXPORT("eye", eye);

@@ -133,6 +133,10 @@ const dev = (o: CreateOptions) => o.device ?? 'cpu';
 export function zeros(shape: readonly number[], opts: CreateOptions = {}): Tensor {
   return new Tensor(native.zeros([...shape], dt(opts), dev(opts)));
 }
+/** Uninitialised memory (torch.empty): for buffers every element of which is written before it is read. */
+export function empty(shape: readonly number[], opts: CreateOptions = {}): Tensor {
+  return new Tensor(native.empty([...shape], dt(opts), dev(opts)));
+}
 export function ones(shape: readonly number[], opts: CreateOptions = {}): Tensor {
   return new Tensor(native.full([...shape], 1, dt(opts), dev(opts)));
 }

@@ -35,6 +35,7 @@ export interface NativeAddon {
   item(h: H): number;
   full(shape: number[], value: number, dtype: number, device: string): H;
   zeros(shape: number[], dtype: number, device: string): H;
+  empty(shape: number[], dtype: number, device: string): H;
   arange(start: number, end: number, step: number, dtype: number, device: string): H;
   linspace(start: number, end: number, steps: number, dtype: number, device: string): H;
   eye(n: number, m: number, dtype: number, device: string): H;
