@@ -361,11 +361,49 @@ static Napi::Value groupedAttention(const Napi::CallbackInfo& info) {
   });
 }
 
+// ---- inverse-CDF sampling ------------------------------------------------------------------------------
+// sampleCdf(probs (B, V) float32, uniforms Float64Array(B)) → (B,) int64: per row, the number of j with
+// cdf_j ≤ u · cdf_{V−1}, cdf summed in float64 left to right, clamped to V − 1. The same arithmetic as the
+// composite chain in src/generate/sampling.ts (double, cumsum, mul, le, sum, clamp: libtorch's cumsum
+// adds sequentially too), so both give the same tokens; this one is a single pass with no (B, V) float64
+// temporaries. Rows are independent, each reads only its own uniform.
+static Napi::Value sampleCdf(const Napi::CallbackInfo& info) {
+  return guard(info, "sampleCdf", [&] {
+    const at::Tensor& probs = argT(info, 0);
+    auto u = info[1].As<Napi::Float64Array>();
+    if (probs.dim() != 2 || probs.scalar_type() != at::kFloat || !probs.device().is_cpu())
+      throw std::invalid_argument("sampleCdf expects float32 CPU probabilities (B, V)");
+    int64_t B = probs.size(0), V = probs.size(1);
+    if (static_cast<int64_t>(u.ElementLength()) != B)
+      throw std::invalid_argument("sampleCdf: " + std::to_string(u.ElementLength()) + " uniforms for " + std::to_string(B) + " rows");
+    if (V == 0) throw std::invalid_argument("sampleCdf: empty vocabulary");
+    at::Tensor pc = probs.contiguous();
+    at::Tensor out = at::empty({B}, probs.options().dtype(at::kLong));
+    const float* pp = pc.data_ptr<float>();
+    const double* pu = u.Data();
+    int64_t* po = out.data_ptr<int64_t>();
+    std::vector<double> cdf(static_cast<size_t>(V));
+    for (int64_t b = 0; b < B; ++b) {
+      const float* row = pp + b * V;
+      double c = 0;
+      for (int64_t j = 0; j < V; ++j) cdf[j] = c += static_cast<double>(row[j]);
+      double threshold = pu[b] * c;
+      // cdf is non-decreasing (probabilities are ≥ 0), so the count of cdf_j ≤ threshold is the first j
+      // where that fails; from a NaN on every comparison fails, as in the composite chain.
+      int64_t n = 0;
+      while (n < V && cdf[n] <= threshold) ++n;
+      po[b] = std::min(n, V - 1);
+    }
+    return ret(info, out);
+  });
+}
+
 void registerKernels(Napi::Env env, Exports exports) {
   RLHF_EXPORT("rmsNorm", rmsNorm);
   RLHF_EXPORT("rotary", rotary);
   RLHF_EXPORT("groupedAttention", groupedAttention);
   RLHF_EXPORT("vectorKernels", vectorKernels);
+  RLHF_EXPORT("sampleCdf", sampleCdf);
 }
 
 }  // namespace rlhf

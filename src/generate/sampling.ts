@@ -3,7 +3,7 @@
  * sampling distribution only; the log-probabilities reported for a sampled token are always those of
  * the raw model (softmax of the unmodified logits), which is what RL's importance ratios need.
  */
-import { type Tensor, tensor } from '../tensor/index.js';
+import { sampleCdf, type Tensor } from '../tensor/index.js';
 
 export interface SamplingOptions {
   /** 0 means greedy (argmax, lowest id on ties). Default 1. */
@@ -49,14 +49,7 @@ export function topPFilter(logits: Tensor, p: number): Tensor {
  * [cdf_{j−1}, cdf_j).
  */
 export function sampleRows(logits: Tensor, uniforms: Float64Array): Tensor {
-  // The CDF in float64 with u < 1 exactly: u · total < cdf of the last token with non-zero probability,
-  // so a token filtered to probability 0 (an empty interval) can never be chosen, even at u → 1. The
-  // comparison is ≤, not <: with <, u = 0 would choose token 0 even when it was filtered out.
-  const probs = logits.float().softmax(-1).double(); // (B, V)
-  const cdf = probs.cumsum(-1);
-  const total = cdf.narrow(-1, cdf.size(-1) - 1, 1); // (B, 1): 1 up to rounding
-  const u = tensor(uniforms, { shape: [uniforms.length, 1] }).mul(total);
-  return cdf.le(u).sum(-1).clamp(0, logits.size(-1) - 1); // (B,) int64
+  return sampleCdf(logits.float().softmax(-1), uniforms); // (B,) int64
 }
 
 /** Chooses the next token of every row: greedy, or sampled after temperature / top-k / top-p. */

@@ -1,5 +1,6 @@
 /** Free functions over several tensors, the neural-network ops, autograd mode and the runtime. */
 import { native } from './native.js';
+import { tensor } from './create.js';
 import { Tensor } from './tensor.js';
 
 const handles = (ts: readonly Tensor[]) => ts.map((t) => t.handle);
@@ -84,6 +85,23 @@ export function rotary(x: Tensor, cos: Tensor, sinSigned: Tensor): Tensor {
 export function groupedAttention(q: Tensor, k: Tensor, v: Tensor, opts: { bias?: Tensor | null; causal?: boolean } = {}): Tensor {
   return new Tensor(native.groupedAttention(q.handle, k.handle, v.handle, opt(opts.bias), opts.causal ?? false));
 }
+/**
+ * Inverse-CDF sampling, one token per row of probabilities (B, V): the number of j with
+ * cdf_j ≤ u · cdf_{V−1}, the cdf summed in float64, clamped to V − 1; u is the row's uniform in [0, 1).
+ * With u < 1, u · total < the cdf of the last token of non-zero probability, so a token filtered to
+ * probability 0 (an empty interval) is never chosen, even at u → 1; the comparison is ≤, not <, since
+ * with < u = 0 would choose token 0 even when it was filtered out. On the CPU one native pass
+ * (native/kernels.cpp, the same float64 arithmetic without the (B, V) float64 temporaries); elsewhere
+ * tensor ops.
+ */
+export function sampleCdf(probs: Tensor, uniforms: Float64Array): Tensor {
+  if (probs.device === 'cpu' && probs.dtype === 'float32' && probs.ndim === 2) return new Tensor(native.sampleCdf(probs.handle, uniforms));
+  const cdf = probs.double().cumsum(-1);
+  const total = cdf.narrow(-1, cdf.size(-1) - 1, 1); // (B, 1): 1 up to rounding
+  const u = tensor(uniforms, { shape: [uniforms.length, 1], device: probs.device }).mul(total);
+  return cdf.le(u).sum(-1).clamp(0, probs.size(-1) - 1);
+}
+
 /**
  * Whether the fused decode loops use their AVX2 + FMA path (x86-64 CPUs that have both; chosen at run
  * time). `on` switches it (the scalar loop is the fallback the tests compare against); returns the state

@@ -102,6 +102,7 @@ export interface NativeAddon {
   rotary(x: H, cos: H, sinSigned: H): H;
   groupedAttention(q: H, k: H, v: H, bias: H, causal: boolean): H;
   vectorKernels(on: number): boolean;
+  sampleCdf(probs: H, uniforms: Float64Array): H;
   dropout(x: H, p: number, train: boolean): H;
   crossEntropy(logits: H, target: H, ignoreIndex: number, reduction: number, labelSmoothing: number): H;
   sdpa(q: H, k: H, v: H, mask: H, dropoutP: number, isCausal: boolean, scale: number | null): H;

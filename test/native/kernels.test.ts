@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { full, groupedAttention, noGrad, randn, scope, type Tensor, vectorKernels, zeros } from '../../src/tensor/index.js';
+import { full, groupedAttention, noGrad, randn, sampleCdf, scope, type Tensor, tensor, vectorKernels, zeros } from '../../src/tensor/index.js';
 
 function maxAbsDiff(a: Tensor, b: Tensor): number {
   return scope(() => a.sub(b).abs().max().item());
@@ -70,5 +70,26 @@ describe('groupedAttention: fused decode loop = libtorch attention', () => {
       const fused = run(() => groupedAttention(q, k, v, { bias }));
       assert.ok((fused.data() as Float32Array).every((x) => Number.isNaN(x)), path);
     }
+  }));
+});
+
+describe('sampleCdf: one native pass = the float64 tensor chain', () => {
+  test('random rows with filtered (zero) tokens and edge uniforms give the same tokens', () => scope(() => {
+    const B = 64;
+    const V = 512;
+    const logits = randn([B, V]).mul(3);
+    const filtered = logits.maskedFill(randn([B, V]).gt(0.5), -Infinity); // ~30% of tokens at probability 0
+    const probs = filtered.softmax(-1);
+    const u = Float64Array.from({ length: B }, (_, i) => (i === 0 ? 0 : i === 1 ? 1 - 2 ** -53 : ((i * 0.6180339887498949) % 1)));
+    const cdf = probs.double().cumsum(-1);
+    const reference = cdf.le(tensor(u, { shape: [B, 1] }).mul(cdf.narrow(-1, V - 1, 1))).sum(-1).clamp(0, V - 1);
+    const drawn = sampleCdf(probs, u);
+    assert.deepEqual(Array.from(drawn.data() as BigInt64Array), Array.from(reference.data() as BigInt64Array));
+    const p = probs.data() as Float32Array;
+    for (let i = 0; i < B; i++) assert.ok(p[i * V + Number((drawn.data() as BigInt64Array)[i])]! > 0, `row ${i} drew a filtered token`);
+  }));
+
+  test('bad input: a clear error', () => scope(() => {
+    assert.throws(() => sampleCdf(randn([2, 5]).softmax(-1), new Float64Array(3)), /3 uniforms for 2 rows/);
   }));
 });
