@@ -162,6 +162,21 @@ RLHF_AVX2_FN static inline __m256 dot8x8(__m256 q, const float* k, int64_t strid
   return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
 }
 
+// Horizontal max and sum of eight lanes, in registers (a store and eight scalar reloads stall on
+// store-to-load forwarding).
+RLHF_AVX2_FN static inline float hmax8(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 0x55));
+  return _mm_cvtss_f32(m);
+}
+RLHF_AVX2_FN static inline float hsum8(__m256 v) {
+  __m128 m = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_add_ss(m, _mm_shuffle_ps(m, m, 0x55));
+  return _mm_cvtss_f32(m);
+}
+
 // One query row (head size 8, already scaled) over keys [0, n): scores → softmax → weighted values.
 RLHF_AVX2_FN static void attendRow8(const float* q, const float* kb, int64_t kL, const float* vb, int64_t vL, const float* brow, int64_t n, float* s, float* out) {
   __m256 qv = _mm256_loadu_ps(q);
@@ -177,10 +192,7 @@ RLHF_AVX2_FN static void attendRow8(const float* q, const float* kb, int64_t kL,
     _mm256_storeu_ps(s + j, d);
     mx8 = _mm256_max_ps(mx8, d);
   }
-  float lanes[8];
-  _mm256_storeu_ps(lanes, mx8);
-  float mx = lanes[0];
-  for (int i = 1; i < 8; ++i) mx = std::max(mx, lanes[i]);
+  float mx = hmax8(mx8);
   for (; j < n; ++j) {
     const float* kr = kb + j * kL;
     float d = 0;
@@ -202,22 +214,25 @@ RLHF_AVX2_FN static void attendRow8(const float* q, const float* kb, int64_t kL,
     _mm256_storeu_ps(s + j, e);
     sum8 = _mm256_add_ps(sum8, e);
   }
-  _mm256_storeu_ps(lanes, sum8);
-  float sum = 0;
-  for (int i = 0; i < 8; ++i) sum += lanes[i];
+  float sum = hsum8(sum8);
   for (; j < n; ++j) {
     float e = s[j] > -std::numeric_limits<float>::infinity() ? expNonPositive(s[j] - mx) : 0.0f;
     s[j] = e;
     sum += e;
   }
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  // Four accumulators: independent FMA chains (an FMA's latency is four or five cycles).
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
   j = 0;
-  for (; j + 2 <= n; j += 2) {  // two accumulators: independent FMA chains
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(s[j]), _mm256_loadu_ps(vb + j * vL), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(s[j + 1]), _mm256_loadu_ps(vb + (j + 1) * vL), acc1);
+  for (; j + 4 <= n; j += 4) {
+    const float* v0 = vb + j * vL;
+    acc0 = _mm256_fmadd_ps(_mm256_broadcast_ss(s + j), _mm256_loadu_ps(v0), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_broadcast_ss(s + j + 1), _mm256_loadu_ps(v0 + vL), acc1);
+    acc2 = _mm256_fmadd_ps(_mm256_broadcast_ss(s + j + 2), _mm256_loadu_ps(v0 + 2 * vL), acc2);
+    acc3 = _mm256_fmadd_ps(_mm256_broadcast_ss(s + j + 3), _mm256_loadu_ps(v0 + 3 * vL), acc3);
   }
-  if (j < n) acc0 = _mm256_fmadd_ps(_mm256_set1_ps(s[j]), _mm256_loadu_ps(vb + j * vL), acc0);
-  _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_add_ps(acc0, acc1), _mm256_set1_ps(1.0f / sum)));
+  for (; j < n; ++j) acc0 = _mm256_fmadd_ps(_mm256_broadcast_ss(s + j), _mm256_loadu_ps(vb + j * vL), acc0);
+  __m256 acc = _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3));
+  _mm256_storeu_ps(out, _mm256_mul_ps(acc, _mm256_set1_ps(1.0f / sum)));
 }
 
 static const bool cpuHasAvx2Fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
