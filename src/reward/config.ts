@@ -3,6 +3,7 @@
  * default, units and meaning. Validated at load (src/config.ts): unknown keys and wrong types are errors.
  */
 import type { Schema } from '../config.js';
+import { type EpochTrainFields, epochTrainSchema } from '../nn/train-fields.js';
 import type { AggregatorName } from './ensemble.js';
 import { formatKind, type RewardRecordKind } from './pairs.js';
 
@@ -68,28 +69,9 @@ export interface RewardTrainConfig {
     /** Observation noise σ of the gaussian rating loss, in standardised rating units. */
     sigma: number;
   };
-  train: {
-    epochs: number;
-    /** Records per micro-batch (all of a record's responses go through the model together: 2× sequences for pairs, K× for rankings). */
-    batchSize: number;
-    /** Micro-batches per optimiser step. */
-    gradAccum: number;
-    lr: number;
-    weightDecay: number;
-    warmupSteps: number;
-    schedule: string;
-    /** Stop after this many optimiser steps (0 = run the epochs). */
-    maxSteps: number;
-    /** Clip the global gradient norm (0 = off). */
-    clipGradNorm: number;
-    /** Evaluate on held-out pairs every this many steps (0 = only at the end). */
-    evalEvery: number;
+  train: EpochTrainFields & {
     /** Held-out records used by periodic evaluation (0 = all). */
     evalLimit: number;
-    /** Save a resumable checkpoint every this many steps (0 = only at the end). */
-    checkpointEvery: number;
-    /** Intra-op threads (libtorch and OpenBLAS); 0 = leave the default. */
-    threads: number;
   };
 }
 
@@ -106,7 +88,7 @@ export const REWARD_DEFAULTS: RewardTrainConfig = {
   loss: { type: 'bradley_terry', margin: 0, labelSmoothing: 0, centerCoef: 0, sigma: 1 },
   train: {
     epochs: 1, batchSize: 16, gradAccum: 1, lr: 1e-3, weightDecay: 0.01, warmupSteps: 10, schedule: 'cosine',
-    maxSteps: 0, clipGradNorm: 1, evalEvery: 0, evalLimit: 512, checkpointEvery: 0, threads: 0,
+    maxSteps: 0, clipGradNorm: 1, evalEvery: 0, checkpointEvery: 0, threads: 0, evalLimit: 512,
   },
 };
 
@@ -152,19 +134,13 @@ export const REWARD_SCHEMA: Schema<RewardTrainConfig> = {
     sigma: { doc: 'observation noise σ of the gaussian rating loss (standardised units)', min: 0 },
   },
   train: {
-    epochs: { doc: 'passes over the training pairs', integer: true, min: 1 },
-    batchSize: { doc: 'records per micro-batch', integer: true, min: 1 },
-    gradAccum: { doc: 'micro-batches per optimiser step', integer: true, min: 1 },
-    lr: { doc: 'peak AdamW learning rate', min: 0 },
-    weightDecay: { doc: 'AdamW decoupled weight decay', min: 0 },
-    warmupSteps: { doc: 'linear warm-up steps', integer: true, min: 0 },
-    schedule: { doc: 'learning-rate schedule after warm-up', oneOf: ['constant', 'linear', 'cosine'] },
-    maxSteps: { doc: 'stop after this many optimiser steps (0 = run the epochs)', integer: true, min: 0 },
-    clipGradNorm: { doc: 'global gradient-norm clip (0 = off)', min: 0 },
-    evalEvery: { doc: 'held-out evaluation period in steps (0 = end only)', integer: true, min: 0 },
+    ...epochTrainSchema({
+      epochs: 'passes over the training records',
+      batchSize: "records per micro-batch (a record's responses go through the model together: 2× sequences for pairs, K× for rankings)",
+      gradAccum: 'micro-batches per optimiser step',
+      evalEvery: 'held-out evaluation period in steps (0 = end only)',
+    }),
     evalLimit: { doc: 'held-out records used by periodic evaluation (0 = all)', integer: true, min: 0 },
-    checkpointEvery: { doc: 'checkpoint period in steps (0 = end only)', integer: true, min: 0 },
-    threads: { doc: 'libtorch + OpenBLAS threads (0 = default)', integer: true, min: 0 },
   },
 };
 

@@ -14,22 +14,7 @@ import { lrAt, type ScheduleKind } from '../nn/schedule.js';
 import { type CheckpointParts, loadCheckpoint, openMetricsLog, saveCheckpoint } from '../nn/checkpoint.js';
 import type { CausalLM } from '../models/common.js';
 import { epochOrder } from '../reward/train.js';
-
-/** The optimisation fields SFT and DPO configs share (documented in each config's schema). */
-export interface OfflineTrainFields {
-  epochs: number;
-  batchSize: number;
-  gradAccum: number;
-  lr: number;
-  weightDecay: number;
-  warmupSteps: number;
-  schedule: string;
-  maxSteps: number;
-  clipGradNorm: number;
-  evalEvery: number;
-  checkpointEvery: number;
-  threads: number;
-}
+import type { EpochTrainFields } from '../nn/train-fields.js';
 
 /**
  * The optimiser-step plan over `units` (examples, packed rows or pairs): micro-batches of batchSize units,
@@ -40,7 +25,7 @@ export class StepPlan {
   readonly microPerEpoch: number;
   readonly totalSteps: number;
 
-  constructor(private readonly units: number, private readonly t: OfflineTrainFields, private readonly seed: number) {
+  constructor(private readonly units: number, private readonly t: EpochTrainFields, private readonly seed: number) {
     if (units === 0) throw new Error('no training data left (after splitting, limits and length filters)');
     this.microPerEpoch = Math.ceil(units / t.batchSize);
     const stepsPerEpoch = Math.ceil(this.microPerEpoch / t.gradAccum);
@@ -103,7 +88,7 @@ export interface OpenRun {
  * written by this exact configuration (any other is refused, naming --fresh). metrics.jsonl is cut back
  * to the rows the checkpoint covers: later ones belong to the interrupted run.
  */
-export function openRun<C>(out: string, config: C, policy: CausalLM, t: OfflineTrainFields, fresh: boolean): OpenRun {
+export function openRun<C>(out: string, config: C, policy: CausalLM, t: EpochTrainFields, fresh: boolean): OpenRun {
   mkdirSync(out, { recursive: true });
   const opt = new AdamW(policy.trainableParameters(), { lr: t.lr, weightDecay: t.weightDecay });
   const ckpt = join(out, 'checkpoint');

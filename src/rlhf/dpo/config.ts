@@ -10,7 +10,7 @@
  */
 import type { Schema } from '../../config.js';
 import { REFERENCE_FREE, type PreferenceLossType } from '../core/preference.js';
-import type { OfflineTrainFields } from '../offline.js';
+import { type EpochTrainFields, epochTrainSchema } from '../../nn/train-fields.js';
 
 export interface DpoConfig {
   seed: number;
@@ -46,7 +46,7 @@ export interface DpoConfig {
     /** λ, the weight of ORPO's odds-ratio term next to its SFT loss. */
     orpoLambda: number;
   };
-  train: OfflineTrainFields;
+  train: EpochTrainFields;
 }
 
 export const DPO_DEFAULTS: DpoConfig = {
@@ -108,20 +108,13 @@ export const DPO_SCHEMA: Schema<DpoConfig> = {
     simpoGamma: { doc: "γ, SimPO's target margin between β·log π(c)/|c| and β·log π(r)/|r| (loss.type simpo)", min: 0 },
     orpoLambda: { doc: "λ, weight of ORPO's odds-ratio term next to the SFT loss on the chosen response (loss.type orpo; Hong et al. use 0.1)", min: 0 },
   },
-  train: {
-    epochs: { doc: 'passes over the training pairs', integer: true, min: 1 },
-    batchSize: { doc: 'pairs per micro-batch (2× sequences through the policy)', integer: true, min: 1 },
-    gradAccum: { doc: 'micro-batches per optimiser step (the loss is a mean over all their pairs)', integer: true, min: 1 },
-    lr: { doc: 'peak AdamW learning rate (stories260K collapses near 3e-3, ../shared/FINDINGS.md)', min: 0 },
-    weightDecay: { doc: 'AdamW decoupled weight decay (Loshchilov & Hutter 2019)', min: 0 },
-    warmupSteps: { doc: 'linear warm-up steps', integer: true, min: 0 },
-    schedule: { doc: 'learning-rate schedule after warm-up (src/nn/schedule.ts, as transformers)', oneOf: ['constant', 'linear', 'cosine'] },
-    maxSteps: { doc: 'stop after this many optimiser steps (0 = run the epochs)', integer: true, min: 0 },
-    clipGradNorm: { doc: 'global gradient-norm clip (0 = off)', min: 0 },
-    evalEvery: { doc: 'held-out implicit-reward accuracy period in steps (0 = end only)', integer: true, min: 0 },
-    checkpointEvery: { doc: 'checkpoint period in steps (0 = end only)', integer: true, min: 0 },
-    threads: { doc: 'libtorch + OpenBLAS threads (0 = default)', integer: true, min: 0 },
-  },
+  train: epochTrainSchema({
+    epochs: 'passes over the training pairs',
+    batchSize: 'pairs per micro-batch (2× sequences through the policy)',
+    gradAccum: 'micro-batches per optimiser step (the loss is a mean over all their pairs)',
+    evalEvery: 'held-out implicit-reward accuracy period in steps (0 = end only)',
+    lr: 'peak AdamW learning rate (stories260K collapses near 3e-3, ../shared/FINDINGS.md)',
+  }),
 };
 
 /** What the per-field schema cannot check. */

@@ -8,6 +8,7 @@
  * (one rollout each), KL in nats.
  */
 import type { Schema } from '../../config.js';
+import { THREADS_FIELD } from '../../nn/train-fields.js';
 
 export interface IteratedConfig {
   seed: number;
@@ -100,7 +101,7 @@ export const ITERATED_SCHEMA: Schema<IteratedConfig> = {
     evalSamples: { doc: 'fresh samples per evaluation', integer: true, min: 1 },
     checkpointEvery: { doc: 'RL checkpoint period in steps (0 = end of the round only)', integer: true, min: 0 },
   },
-  threads: { doc: 'libtorch + OpenBLAS threads (0 = default)', integer: true, min: 0 },
+  threads: THREADS_FIELD,
 };
 
 /** Checks what the per-field schema cannot. */

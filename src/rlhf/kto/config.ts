@@ -9,7 +9,7 @@
  * reward β(log π − log π_ref) as DPO is, so the two are compared on the same footing.
  */
 import type { Schema } from '../../config.js';
-import type { OfflineTrainFields } from '../offline.js';
+import type { EpochTrainFields } from '../../nn/train-fields.js';
 import { DPO_DEFAULTS, DPO_FORMATS, DPO_SCHEMA } from '../dpo/config.js';
 
 export interface KtoConfig {
@@ -43,7 +43,7 @@ export interface KtoConfig {
     /** λ_U, the weight of undesirable completions. */
     undesirableWeight: number;
   };
-  train: OfflineTrainFields;
+  train: EpochTrainFields;
 }
 
 export const KTO_DEFAULTS: KtoConfig = {

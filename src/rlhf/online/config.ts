@@ -5,6 +5,7 @@
  * nats, lengths in tokens, steps = RL iterations (one rollout each).
  */
 import type { Schema } from '../../config.js';
+import { THREADS_FIELD } from '../../nn/train-fields.js';
 
 export interface OnlineConfig {
   seed: number;
@@ -162,7 +163,7 @@ export const ONLINE_SCHEMA: Schema<OnlineConfig> = {
     checkpointEvery: { doc: 'checkpoint period in steps (0 = end only)', integer: true, min: 0 },
     evalEvery: { doc: 'evaluation period in steps (0 = start and end only)', integer: true, min: 0 },
     evalSamples: { doc: 'fresh samples per evaluation (0 = none)', integer: true, min: 0 },
-    threads: { doc: 'libtorch + OpenBLAS threads (0 = default)', integer: true, min: 0 },
+    threads: THREADS_FIELD,
   },
 };
 

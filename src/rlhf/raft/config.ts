@@ -6,8 +6,13 @@
  * nats (evaluation only: RAFT has no KL term), lengths in tokens.
  */
 import type { Schema } from '../../config.js';
+import type { EpochTrainFields } from '../../nn/train-fields.js';
 import { ONLINE_DEFAULTS, ONLINE_SCHEMA, type OnlineConfig } from '../online/config.js';
 import { SFT_SCHEMA } from '../sft/config.js';
+
+/** The SFT fields a RAFT round takes (the rest are fixed: no step cap, no periodic evaluation or checkpoints). */
+const RAFT_SFT_FIELDS = ['epochs', 'batchSize', 'gradAccum', 'lr', 'weightDecay', 'warmupSteps', 'schedule', 'clipGradNorm'] as const;
+type RaftSftField = (typeof RAFT_SFT_FIELDS)[number];
 
 export interface RaftConfig {
   seed: number;
@@ -33,16 +38,7 @@ export interface RaftConfig {
     appendEos: boolean;
   };
   /** The SFT of each round on its winners (src/rlhf/sft; fields as `rlhf train sft`'s train section). */
-  sft: {
-    epochs: number;
-    batchSize: number;
-    gradAccum: number;
-    lr: number;
-    weightDecay: number;
-    warmupSteps: number;
-    schedule: string;
-    clipGradNorm: number;
-  };
+  sft: Pick<EpochTrainFields, RaftSftField>;
   train: {
     /** Fresh samples per evaluation, at the start and after every round (0 = none). */
     evalSamples: number;
@@ -63,7 +59,6 @@ export const RAFT_DEFAULTS: RaftConfig = {
   train: { evalSamples: 256, threads: 1 },
 };
 
-const S = SFT_SCHEMA.train;
 export const RAFT_SCHEMA: Schema<RaftConfig> = {
   seed: { doc: 'seed of sampling and of the SFT data order', integer: true },
   out: { doc: 'output directory' },
@@ -83,7 +78,7 @@ export const RAFT_SCHEMA: Schema<RaftConfig> = {
     threshold: { doc: "keep a prompt's best sample only when its reward exceeds this (null = always)", optional: true },
     appendEos: { doc: 'append end-of-sequence to every winner in the SFT data (most are cut, not finished)' },
   },
-  sft: { epochs: S.epochs, batchSize: S.batchSize, gradAccum: S.gradAccum, lr: S.lr, weightDecay: S.weightDecay, warmupSteps: S.warmupSteps, schedule: S.schedule, clipGradNorm: S.clipGradNorm },
+  sft: Object.fromEntries(RAFT_SFT_FIELDS.map((k) => [k, SFT_SCHEMA.train[k]])) as Schema<RaftConfig['sft']>,
   train: {
     evalSamples: { doc: 'fresh samples per evaluation, at the start and after each round (0 = none)', integer: true, min: 0 },
     threads: ONLINE_SCHEMA.train.threads,

@@ -7,6 +7,7 @@
  * `completion_only_loss`), averaged over every completion token of the optimiser step.
  */
 import type { Schema } from '../../config.js';
+import { type EpochTrainFields, epochTrainSchema } from '../../nn/train-fields.js';
 
 export interface SftConfig {
   seed: number;
@@ -35,22 +36,8 @@ export interface SftConfig {
     /** The policy to fine-tune: a model directory or 'stories260k'. */
     policy: string;
   };
-  train: {
-    epochs: number;
-    /** Rows per micro-batch (examples, or packed rows with data.packing). */
-    batchSize: number;
-    gradAccum: number;
-    lr: number;
-    weightDecay: number;
-    warmupSteps: number;
-    schedule: string;
-    maxSteps: number;
-    clipGradNorm: number;
-    /** Held-out loss every this many steps (0 = only at the end). */
-    evalEvery: number;
-    checkpointEvery: number;
-    threads: number;
-  };
+  /** batchSize counts rows (examples, or packed rows with data.packing); evalEvery is the held-out loss. */
+  train: EpochTrainFields;
 }
 
 export const SFT_DEFAULTS: SftConfig = {
@@ -89,18 +76,11 @@ export const SFT_SCHEMA: Schema<SftConfig> = {
   model: {
     policy: { doc: "model directory or 'stories260k': the weights to fine-tune, and the tokenizer" },
   },
-  train: {
-    epochs: { doc: 'passes over the training examples', integer: true, min: 1 },
-    batchSize: { doc: 'rows per micro-batch (an example, or a packed row)', integer: true, min: 1 },
-    gradAccum: { doc: 'micro-batches per optimiser step (the loss is a mean over all their completion tokens)', integer: true, min: 1 },
-    lr: { doc: 'peak AdamW learning rate (stories260K collapses near 3e-3, ../shared/FINDINGS.md)', min: 0 },
-    weightDecay: { doc: 'AdamW decoupled weight decay (Loshchilov & Hutter 2019)', min: 0 },
-    warmupSteps: { doc: 'linear warm-up steps', integer: true, min: 0 },
-    schedule: { doc: 'learning-rate schedule after warm-up (src/nn/schedule.ts, as transformers)', oneOf: ['constant', 'linear', 'cosine'] },
-    maxSteps: { doc: 'stop after this many optimiser steps (0 = run the epochs)', integer: true, min: 0 },
-    clipGradNorm: { doc: 'global gradient-norm clip (0 = off)', min: 0 },
-    evalEvery: { doc: 'held-out loss period in steps (0 = end only)', integer: true, min: 0 },
-    checkpointEvery: { doc: 'checkpoint period in steps (0 = end only)', integer: true, min: 0 },
-    threads: { doc: 'libtorch + OpenBLAS threads (0 = default)', integer: true, min: 0 },
-  },
+  train: epochTrainSchema({
+    epochs: 'passes over the training examples',
+    batchSize: 'rows per micro-batch (an example, or a packed row)',
+    gradAccum: 'micro-batches per optimiser step (the loss is a mean over all their completion tokens)',
+    evalEvery: 'held-out loss period in steps (0 = end only)',
+    lr: 'peak AdamW learning rate (stories260K collapses near 3e-3, ../shared/FINDINGS.md)',
+  }),
 };

@@ -1,0 +1,51 @@
+/**
+ * The optimisation-loop fields of every trainer that makes epochs over a dataset (reward models, SFT,
+ * DPO and its family, KTO): one interface and one schema, each trainer naming its own unit (records,
+ * examples, pairs, completions) and what its periodic evaluation measures.
+ */
+import type { FieldDoc, Schema } from '../config.js';
+
+export interface EpochTrainFields {
+  /** Passes over the training data. */
+  epochs: number;
+  /** Units per micro-batch (the trainer says which). */
+  batchSize: number;
+  /** Micro-batches per optimiser step. */
+  gradAccum: number;
+  /** Peak AdamW learning rate. */
+  lr: number;
+  weightDecay: number;
+  warmupSteps: number;
+  /** Learning-rate schedule after warm-up (src/nn/schedule.ts). */
+  schedule: string;
+  /** Stop after this many optimiser steps (0 = run the epochs). */
+  maxSteps: number;
+  /** Clip the global gradient norm (0 = off). */
+  clipGradNorm: number;
+  /** Periodic held-out evaluation every this many steps (0 = only at the end). */
+  evalEvery: number;
+  checkpointEvery: number;
+  /** libtorch + OpenBLAS threads (0 = leave the default). */
+  threads: number;
+}
+
+/** libtorch + OpenBLAS threads, as every trainer's config spells it. */
+export const THREADS_FIELD: FieldDoc = { doc: 'libtorch + OpenBLAS threads (0 = default)', integer: true, min: 0 };
+
+/** The schema of EpochTrainFields with the trainer's own words for its unit and its evaluation. */
+export function epochTrainSchema(docs: { epochs: string; batchSize: string; gradAccum: string; evalEvery: string; lr?: string }): Schema<EpochTrainFields> {
+  return {
+    epochs: { doc: docs.epochs, integer: true, min: 1 },
+    batchSize: { doc: docs.batchSize, integer: true, min: 1 },
+    gradAccum: { doc: docs.gradAccum, integer: true, min: 1 },
+    lr: { doc: docs.lr ?? 'peak AdamW learning rate', min: 0 },
+    weightDecay: { doc: 'AdamW decoupled weight decay (Loshchilov & Hutter 2019)', min: 0 },
+    warmupSteps: { doc: 'linear warm-up steps', integer: true, min: 0 },
+    schedule: { doc: 'learning-rate schedule after warm-up (src/nn/schedule.ts, as transformers)', oneOf: ['constant', 'linear', 'cosine'] },
+    maxSteps: { doc: 'stop after this many optimiser steps (0 = run the epochs)', integer: true, min: 0 },
+    clipGradNorm: { doc: 'global gradient-norm clip (0 = off)', min: 0 },
+    evalEvery: { doc: docs.evalEvery, integer: true, min: 0 },
+    checkpointEvery: { doc: 'checkpoint period in steps (0 = end only)', integer: true, min: 0 },
+    threads: THREADS_FIELD,
+  };
+}
