@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { full, groupedAttention, noGrad, randn, sampleCdf, scope, type Tensor, tensor, vectorKernels, zeros } from '../../src/tensor/index.js';
+import { full, getNumThreads, groupedAttention, noGrad, randn, rmsNorm, rotary, sampleCdf, scope, setNumThreads, type Tensor, tensor, vectorKernels, zeros } from '../../src/tensor/index.js';
 
 function maxAbsDiff(a: Tensor, b: Tensor): number {
   return scope(() => a.sub(b).abs().max().item());
@@ -91,5 +91,30 @@ describe('sampleCdf: one native pass = the float64 tensor chain', () => {
 
   test('bad input: a clear error', () => scope(() => {
     assert.throws(() => sampleCdf(randn([2, 5]).softmax(-1), new Float64Array(3)), /3 uniforms for 2 rows/);
+  }));
+});
+
+describe('fused loops over several threads', () => {
+  test('rmsNorm, rotary and groupedAttention give the same bits on 1 and 2 threads', () => scope(() => {
+    const before = getNumThreads();
+    const x = randn([64, 5, 64]);
+    const w = randn([64]);
+    const q = randn([64, 8, 1, 8]);
+    const k = randn([64, 4, 37, 8]);
+    const v = randn([64, 4, 37, 8]);
+    const bias = zeros([64, 1, 1, 37]);
+    const cos = randn([64, 1, 1, 8]);
+    const sin = randn([64, 1, 1, 8]);
+    const run = (threads: number) => {
+      setNumThreads(threads, { blas: 1 });
+      return noGrad(() => [rmsNorm(x, w, 1e-5), rotary(q, cos, sin), groupedAttention(q, k, v, { bias, causal: true })].map((t) => Buffer.from((t.data() as Float32Array).buffer)));
+    };
+    try {
+      const one = run(1);
+      const two = run(2);
+      one.forEach((b, i) => assert.ok(b.equals(two[i]!), ['rmsNorm', 'rotary', 'groupedAttention'][i]));
+    } finally {
+      setNumThreads(before.torch, { blas: before.blas ?? before.torch });
+    }
   }));
 });
