@@ -13,7 +13,8 @@ import { sentimentLabels, sentimentPairs, writeLabels, writePairs } from '../rlh
 import { KTO_DEFAULTS, KTO_SCHEMA } from '../rlhf/kto/config.js';
 import { trainKto, type KtoRunSummary } from '../rlhf/kto/trainer.js';
 import { loadModel, resolveModelDir } from '../models/hub.js';
-import { loadTokenizer } from '../text/index.js';
+import { loadTokenizer, type Tokenizer } from '../text/index.js';
+import type { CausalLM } from '../models/common.js';
 import { setNumThreads } from '../tensor/index.js';
 import { type OptionSpec, UsageError } from './args.js';
 import type { Command } from './main.js';
@@ -26,6 +27,50 @@ const CONFIG_OPTIONS: OptionSpec[] = [
 
 const evalLine = (e: DpoEval | null) =>
   e ? `held-out implicit-reward accuracy ${e.accuracy.toFixed(3)} (ties ½), margin ${e.margin.toFixed(4)} (n ${e.n})\n` : '';
+
+/**
+ * `rlhf sample sentiment-*`: n records drawn from a model's samples scored by AFINN (src/rlhf/dpo/
+ * synthetic-pairs.ts), written as JSONL; the command's JSON is { out, ...result(records) }.
+ */
+function sentimentSampler<R>(spec: {
+  summary: string;
+  n: number;
+  minN: number;
+  nHelp: string;
+  seedHelp: string;
+  draw(model: CausalLM, tok: Tokenizer, o: { n: number; seed: number; maxNewTokens: number }): R[];
+  write(path: string, records: readonly R[]): void;
+  result(records: readonly R[]): Record<string, number>;
+  human(r: Record<string, number> & { out: string }): string;
+}): Command {
+  return {
+    summary: spec.summary,
+    options: [
+      { name: 'model', type: 'string', default: 'stories260k', help: "model directory or 'stories260k'" },
+      { name: 'n', type: 'number', default: spec.n, help: spec.nHelp },
+      { name: 'seed', type: 'number', default: 0, help: spec.seedHelp },
+      { name: 'max-new-tokens', type: 'number', default: 48, help: 'tokens per completion' },
+      { name: 'out', type: 'string', help: 'output JSONL file (required)' },
+      { name: 'threads', type: 'number', default: 0, help: 'libtorch + OpenBLAS threads (0 = default)' },
+    ],
+    async run(o) {
+      if (!o.out) throw new UsageError('--out is required');
+      const n = o.n as number;
+      if (!(Number.isInteger(n) && n >= spec.minN)) throw new UsageError(`--n must be an integer >= ${spec.minN}, got ${n}`);
+      if ((o.threads as number) > 0) setNumThreads(o.threads as number);
+      const model = loadModel(o.model as string);
+      try {
+        const records = spec.draw(model, loadTokenizer(resolveModelDir(o.model as string)), { n, seed: o.seed as number, maxNewTokens: o['max-new-tokens'] as number });
+        mkdirSync(dirname(o.out as string), { recursive: true });
+        spec.write(o.out as string, records);
+        return { out: o.out, ...spec.result(records) };
+      } finally {
+        model.dispose();
+      }
+    },
+    human: (r) => spec.human(r as Record<string, number> & { out: string }),
+  };
+}
 
 /** `rlhf train <method>` for a method that is a loss of the DPO trainer: its defaults, the DPO schema. */
 function pairedCommand(method: keyof typeof OFFLINE_METHOD_DEFAULTS, summary: string): Command {
@@ -79,58 +124,20 @@ export const offlineCommands: Record<string, Command> = {
       return `policy saved to ${s.out}/model after ${s.steps} steps (${s.seconds.toFixed(1)} s) on ${s.desirable} desirable and ${s.undesirable} undesirable completions\n` + evalLine(s.eval);
     },
   },
-  'sample sentiment-pairs': {
+  'sample sentiment-pairs': sentimentSampler({
     summary: 'preference pairs for DPO: two samples per story prompt, the one with higher AFINN sentiment chosen (pairwise JSONL)',
-    options: [
-      { name: 'model', type: 'string', default: 'stories260k', help: "model directory or 'stories260k'" },
-      { name: 'n', type: 'number', default: 1000, help: 'pairs to write (ties are dropped and resampled)' },
-      { name: 'seed', type: 'number', default: 0, help: 'seed of the sampling streams (use different seeds for train and held-out files)' },
-      { name: 'max-new-tokens', type: 'number', default: 48, help: 'tokens per completion' },
-      { name: 'out', type: 'string', help: 'output JSONL file (required)' },
-      { name: 'threads', type: 'number', default: 0, help: 'libtorch + OpenBLAS threads (0 = default)' },
-    ],
-    async run(o) {
-      if (!o.out) throw new UsageError('--out is required');
-      const n = o.n as number;
-      if (!(Number.isInteger(n) && n > 0)) throw new UsageError(`--n must be a positive integer, got ${n}`);
-      if ((o.threads as number) > 0) setNumThreads(o.threads as number);
-      const model = loadModel(o.model as string);
-      try {
-        const pairs = sentimentPairs(model, loadTokenizer(resolveModelDir(o.model as string)), { n, seed: o.seed as number, maxNewTokens: o['max-new-tokens'] as number });
-        mkdirSync(dirname(o.out as string), { recursive: true });
-        writePairs(o.out as string, pairs);
-        return { out: o.out, pairs: pairs.length };
-      } finally {
-        model.dispose();
-      }
-    },
-    human: (r) => `${(r as { pairs: number }).pairs} pairs written to ${(r as { out: string }).out}\n`,
-  },
-  'sample sentiment-labels': {
+    n: 1000, minN: 1, nHelp: 'pairs to write (ties are dropped and resampled)',
+    seedHelp: 'seed of the sampling streams (use different seeds for train and held-out files)',
+    draw: sentimentPairs, write: writePairs,
+    result: (pairs) => ({ pairs: pairs.length }),
+    human: (r) => `${r.pairs} pairs written to ${r.out}\n`,
+  }),
+  'sample sentiment-labels': sentimentSampler({
     summary: 'unpaired feedback for KTO: one sample per story prompt, desirable when its AFINN sentiment is above the median, undesirable below (binary JSONL, balanced)',
-    options: [
-      { name: 'model', type: 'string', default: 'stories260k', help: "model directory or 'stories260k'" },
-      { name: 'n', type: 'number', default: 2000, help: 'labelled completions to write, half of each label (completions at the median are dropped)' },
-      { name: 'seed', type: 'number', default: 0, help: 'seed of the sampling streams' },
-      { name: 'max-new-tokens', type: 'number', default: 48, help: 'tokens per completion' },
-      { name: 'out', type: 'string', help: 'output JSONL file (required)' },
-      { name: 'threads', type: 'number', default: 0, help: 'libtorch + OpenBLAS threads (0 = default)' },
-    ],
-    async run(o) {
-      if (!o.out) throw new UsageError('--out is required');
-      const n = o.n as number;
-      if (!(Number.isInteger(n) && n > 1)) throw new UsageError(`--n must be an integer > 1, got ${n}`);
-      if ((o.threads as number) > 0) setNumThreads(o.threads as number);
-      const model = loadModel(o.model as string);
-      try {
-        const labels = sentimentLabels(model, loadTokenizer(resolveModelDir(o.model as string)), { n, seed: o.seed as number, maxNewTokens: o['max-new-tokens'] as number });
-        mkdirSync(dirname(o.out as string), { recursive: true });
-        writeLabels(o.out as string, labels);
-        return { out: o.out, completions: labels.length, desirable: labels.filter((x) => x.label).length };
-      } finally {
-        model.dispose();
-      }
-    },
-    human: (r) => `${(r as { completions: number }).completions} labelled completions written to ${(r as { out: string }).out}\n`,
-  },
+    n: 2000, minN: 2, nHelp: 'labelled completions to write, half of each label (completions at the median are dropped)',
+    seedHelp: 'seed of the sampling streams',
+    draw: sentimentLabels, write: writeLabels,
+    result: (labels) => ({ completions: labels.length, desirable: labels.filter((x) => x.label).length }),
+    human: (r) => `${r.completions} labelled completions written to ${r.out}\n`,
+  }),
 };
