@@ -2,18 +2,14 @@
  * Small pieces the lab's experiments share with the demo's preferences phase (demo.ts): comparisons of
  * two fresh samples of the initial policy, and resumable steps with done-markers.
  */
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModel, resolveModelDir } from '../models/hub.js';
 import { loadTokenizer } from '../text/index.js';
 import { sample } from '../rlhf/online/rollout.js';
 import type { Comparison } from './annotators.js';
+import { writeAtomic } from '../atomic.js';
 
-/** Writes text atomically (temp file + rename). */
-export function writeAtomic(path: string, text: string): void {
-  writeFileSync(`${path}.tmp`, text);
-  renameSync(`${path}.tmp`, path);
-}
 
 /**
  * A resumable step: skipped (its saved result returned) when `dir/<name>.done.json` holds this

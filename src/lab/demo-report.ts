@@ -7,12 +7,13 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { blasInfo, buildInfo, getNumThreads } from '../tensor/index.js';
 import { packageRoot } from '../models/hub.js';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { fitOveroptimisation, fitPeak, type Fit } from './fit.js';
 import { GOLD_FORMULA } from './gold.js';
 import { overoptimisationChart, renderChart, type LineChart, type Point } from './plots.js';
 import { buildReport, writeReport, type Section } from './report.js';
 import type { DemoConfig } from './demo-config.js';
+import { writeAtomic } from '../atomic.js';
 
 export interface RlPoint { step: number; kl: number; proxy: number; proxySe: number; gold: number; goldSe: number; distinct2: number; length: number }
 export interface BonPoint { n: number; kl: number; proxy: number; gold: number }
@@ -91,8 +92,7 @@ export async function analyse(cfg: DemoConfig, d: DemoInputs): Promise<DemoSumma
     ...d.bon.map((p) => JSON.stringify({ phase: 'bon', ...p, sqrt_kl: Math.sqrt(p.kl) })),
   ].join('\n') + '\n';
   for (const [name, text] of [['metrics.jsonl', metrics], ['summary.json', JSON.stringify(summary, null, 2)]] as const) {
-    writeFileSync(join(cfg.out, `${name}.tmp`), text);
-    renameSync(join(cfg.out, `${name}.tmp`), join(cfg.out, name));
+    writeAtomic(join(cfg.out, name), text);
   }
   return summary;
 }

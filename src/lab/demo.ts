@@ -9,7 +9,7 @@
  *   4. best-of-n — n candidates ranked by the proxy, the chosen one's gold and proxy, for n = 1, 2, 4, …;
  *   5. report — Gao et al.'s forms fitted to gold vs √KL, report.html, metrics.jsonl, summary.json.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setNumThreads } from '../tensor/index.js';
 import { loadModel, resolveModelDir } from '../models/hub.js';
@@ -30,17 +30,13 @@ import { goldReward } from './gold.js';
 import { klBestOfN } from './fit.js';
 import type { DemoConfig } from './demo-config.js';
 import { analyse, type BonPoint, type DemoSummary, type RlPoint, type SampleSet } from './demo-report.js';
+import { writeAtomic } from '../atomic.js';
 
 export interface DemoOptions {
   progress?: (line: string) => void;
   signal?: AbortSignal;
 }
 
-/** Writes text atomically (temp file + rename). */
-export function writeAtomic(path: string, text: string): void {
-  writeFileSync(`${path}.tmp`, text);
-  renameSync(`${path}.tmp`, path);
-}
 
 /** A phase runs unless its done-marker holds this configuration's fingerprint. */
 export function phase<T>(out: string, name: string, fingerprint: unknown, run: () => Promise<T>): Promise<T> {

@@ -25,7 +25,7 @@
  * Measured on the shared 2-core CPU, seed 0: the defaults take 4 min 11 s (sampling ~1 min, four RMs
  * ~2 min, PPO ~1 min); --quick about 25 s.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setNumThreads } from '../tensor/index.js';
 import { loadModel, resolveModelDir } from '../models/hub.js';
@@ -47,6 +47,7 @@ import { vaderCompound, words } from './gold.js';
 import type { Experiment, LabContext, LabOutcome } from './experiment.js';
 import { renderChart, type Figure } from './plots.js';
 import type { Section, Table } from './report.js';
+import { writeAtomic } from '../atomic.js';
 
 // ---- configuration
 
@@ -150,10 +151,6 @@ function checkFractions(cfg: MisspecificationConfig): void {
 
 // ---- resumable phases
 
-function writeAtomic(path: string, text: string): void {
-  writeFileSync(`${path}.tmp`, text);
-  renameSync(`${path}.tmp`, path);
-}
 
 /** Runs `run` unless `dir/<name>.done.json` holds this fingerprint; the marker is written last. */
 async function phase<T>(dir: string, name: string, fingerprint: unknown, run: () => Promise<T>): Promise<T> {

@@ -3,12 +3,13 @@
  * (AdamW moments and step counts, learning rates) and a JSON trainer state, written into a directory
  * atomically (a temp directory renamed into place: an interrupted save leaves the previous checkpoint).
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Optimizer, Tensor } from '../tensor/index.js';
 import { writeDirAtomic } from '../models/hub.js';
 import type { Module } from './module.js';
 import { loadTensors, saveTensors } from './serialize.js';
+import { writeAtomic } from '../atomic.js';
 
 export interface CheckpointParts {
   /** name → module: saved as name.safetensors. */
@@ -81,7 +82,6 @@ export function openMetricsLog(path: string, resumedFrom: number | null): (row: 
   const kept = existsSync(path) && resumedFrom !== null
     ? readFileSync(path, 'utf8').split('\n').filter((l) => l && (JSON.parse(l) as { step: number }).step <= resumedFrom)
     : [];
-  writeFileSync(`${path}.tmp`, kept.map((l) => l + '\n').join(''));
-  renameSync(`${path}.tmp`, path);
+  writeAtomic(path, kept.map((l) => l + '\n').join(''));
   return (row) => writeFileSync(path, JSON.stringify(row) + '\n', { flag: 'a' });
 }

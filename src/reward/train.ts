@@ -10,7 +10,7 @@
  * With model.ensemble.members = K > 0 the same loop trains K members one after another, each on its own
  * bootstrap resample with its own seed and checkpoint, and out/model becomes an ensemble manifest.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AdamW, clipGradNorm, Generator, manualSeed, scope, setNumThreads, tensor, type Tensor } from '../tensor/index.js';
 import { lrAt } from '../nn/schedule.js';
@@ -30,6 +30,7 @@ import { checkRewardConfig, configAggregation, type RewardTrainConfig, type Rewa
 import { loadRewardRecords, tokenizeRecords, type TokenizedRecord } from './pairs.js';
 import { scoreScaleOf, type ScoreScale } from './rating-metrics.js';
 import { mulberry32 } from '../generate/rng.js';
+import { writeAtomic } from '../atomic.js';
 
 export { evaluateRewardModel } from './evaluate.js';
 
@@ -347,7 +348,7 @@ function evalRow(e: HeldOutReport): Record<string, unknown> {
 /** Writes the final held-out evaluation to out/eval.json; false when there is none. */
 function writeEval(out: string, e: HeldOutReport): boolean {
   const report = e.eval ?? e.ratingEval;
-  if (report) writeFileSync(join(out, 'eval.json'), JSON.stringify(report, null, 2));
+  if (report) writeAtomic(join(out, 'eval.json'), JSON.stringify(report, null, 2));
   return report !== null;
 }
 

@@ -4,11 +4,11 @@
  * AFINN-165 comparative sentiment (npm `sentiment`, src/reward/functions.ts) chosen; ties (often both 0:
  * no sentiment words) are dropped. Records are in the `pairwise` format loadRewardRecords reads.
  */
-import { writeFileSync } from 'node:fs';
 import type { CausalLM } from '../../models/common.js';
 import { generate } from '../../generate/generate.js';
 import type { Tokenizer } from '../../text/index.js';
 import { afinnComparative } from '../../reward/functions.js';
+import { writeAtomic } from '../../atomic.js';
 
 /** Story openings (TinyStories style); '' samples from BOS alone. */
 export const STORY_PROMPTS: readonly string[] = [
@@ -62,7 +62,7 @@ export function sentimentPairs(model: CausalLM, tok: Tokenizer, opts: SentimentP
 
 /** Writes pairs as `pairwise` JSONL: {prompt, chosen, rejected} per line. */
 export function writePairs(path: string, pairs: readonly SentimentPair[]): void {
-  writeFileSync(path, pairs.map((p) => JSON.stringify({ prompt: p.prompt, chosen: p.chosen, rejected: p.rejected })).join('\n') + '\n');
+  writeAtomic(path, pairs.map((p) => JSON.stringify({ prompt: p.prompt, chosen: p.chosen, rejected: p.rejected })).join('\n') + '\n');
 }
 
 /** An unpaired completion labelled desirable or not (KTO's `binary` format). */
@@ -106,5 +106,5 @@ export function sentimentLabels(model: CausalLM, tok: Tokenizer, opts: Sentiment
 
 /** Writes labelled completions as `binary` JSONL: {prompt, completion, label} per line. */
 export function writeLabels(path: string, labels: readonly SentimentLabel[]): void {
-  writeFileSync(path, labels.map((x) => JSON.stringify({ prompt: x.prompt, completion: x.completion, label: x.label })).join('\n') + '\n');
+  writeAtomic(path, labels.map((x) => JSON.stringify({ prompt: x.prompt, completion: x.completion, label: x.label })).join('\n') + '\n');
 }

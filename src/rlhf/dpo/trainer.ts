@@ -13,7 +13,7 @@
  * and robust DPO; length-normalised log-probs for SimPO and ORPO), over completion tokens only.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { FeedbackError, readLines } from '../../data/index.js';
 import { clipGradNorm, noGrad, scope, setNumThreads, type Tensor, tensor } from '../../tensor/index.js';
@@ -26,6 +26,7 @@ import { loadRewardRecords, tokenizeRecords, type RewardRecord } from '../../rew
 import { pairAccuracy, PREFERENCE_LOSSES, REFERENCE_FREE, type PreferenceBatch, type PreferenceLossFn, type PreferenceLossType, type PreferenceParams } from '../core/preference.js';
 import { openRun, progressLine, resumable, StepPlan } from '../offline.js';
 import { checkDpoConfig, type DpoConfig } from './config.js';
+import { writeAtomic } from '../../atomic.js';
 
 /** A preference pair as token ids: the prompt (BOS first) and each response's completion tokens. */
 export interface TokenPair {
@@ -203,8 +204,7 @@ export function referenceLogprobs<K extends string>(
     ref.dispose();
   }
   const json: ReferenceCache = { key, sets: Object.fromEntries(names.map((k) => [k, [...logprobs[k]]])) };
-  writeFileSync(`${path}.tmp`, JSON.stringify(json));
-  renameSync(`${path}.tmp`, path);
+  writeAtomic(path, JSON.stringify(json));
   const n = names.reduce((s, k) => s + sets[k].length, 0);
   say(`reference log-probs of ${n} completions computed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   return { logprobs, cached: false };
@@ -384,7 +384,7 @@ export async function trainDpo(cfg: DpoConfig, opts: DpoRunOptions = {}): Promis
       run.checkpoint(step);
       saveModel(policy, join(cfg.out, 'model'), { extraFiles: tokenizerFiles(policyDir) });
       const final = evaluate(step, true);
-      if (final) writeFileSync(join(cfg.out, 'eval.json'), JSON.stringify(final, null, 2));
+      if (final) writeAtomic(join(cfg.out, 'eval.json'), JSON.stringify(final, null, 2));
       return {
         out: cfg.out, steps: step, resumedFrom: run.resumedFrom, seconds: (Date.now() - t0) / 1000,
         trainPairs: d.train.length, heldOutPairs: d.test.length, dropped: d.dropped, referenceCached: ref?.cached ?? null, eval: final,

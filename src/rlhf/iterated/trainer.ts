@@ -13,7 +13,7 @@
  * Inside an unfinished round, labels.jsonl (written atomically once the annotator answered) is reused —
  * an annotator is never asked twice — and the reward-model and RL trainers resume from their checkpoints.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { validateConfig } from '../../config.js';
 import { loadModel, resolveModelDir } from '../../models/hub.js';
@@ -30,6 +30,7 @@ import { GRPO_DEFAULTS, GRPO_SCHEMA } from '../grpo/config.js';
 import { trainGrpo } from '../grpo/trainer.js';
 import { type Annotator, checkLabels, type Comparison, type PairwiseLabel } from './annotator.js';
 import { checkIteratedConfig, type IteratedConfig } from './config.js';
+import { writeAtomic } from '../../atomic.js';
 
 export interface IteratedRunOptions {
   progress?: (line: string) => void;
@@ -67,11 +68,6 @@ export interface IteratedSummary {
   seconds: number;
 }
 
-/** Writes text atomically (temp file + rename). */
-function writeAtomic(path: string, text: string): void {
-  writeFileSync(`${path}.tmp`, text);
-  renameSync(`${path}.tmp`, path);
-}
 
 const readJsonl = <T>(path: string): T[] => readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
 const toJsonl = (rows: readonly object[]): string => rows.map((r) => JSON.stringify(r) + '\n').join('');

@@ -8,7 +8,7 @@
  * the reference cache, pair scoring and held-out evaluation (../dpo/trainer.ts). Held-out evaluation is on
  * preference PAIRS with KTO's own implicit reward β(log π − log π_ref), exactly DPO's.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { clipGradNorm, scope, setNumThreads, tensor } from '../../tensor/index.js';
 import { loadModel, resolveModelDir, saveModel, tokenizerFiles } from '../../models/hub.js';
@@ -24,6 +24,7 @@ import {
   type DpoEval, type DpoRunOptions, type TokenCompletion, type TokenPair,
 } from '../dpo/trainer.js';
 import { checkKtoConfig, type KtoConfig } from './config.js';
+import { writeAtomic } from '../../atomic.js';
 
 /** A completion as token ids with its label. */
 export interface TokenLabelled extends TokenCompletion {
@@ -165,7 +166,7 @@ export async function trainKto(cfg: KtoConfig, opts: DpoRunOptions = {}): Promis
       run.checkpoint(step);
       saveModel(policy, join(cfg.out, 'model'), { extraFiles: tokenizerFiles(policyDir) });
       const final = evaluate(step, true);
-      if (final) writeFileSync(join(cfg.out, 'eval.json'), JSON.stringify(final, null, 2));
+      if (final) writeAtomic(join(cfg.out, 'eval.json'), JSON.stringify(final, null, 2));
       return {
         out: cfg.out, steps: step, resumedFrom: run.resumedFrom, seconds: (Date.now() - t0) / 1000, trainCompletions: d.train.length,
         desirable: d.desirable, undesirable: d.train.length - d.desirable, heldOutPairs: d.test.length, dropped: d.dropped, referenceCached: ref.cached, eval: final,
