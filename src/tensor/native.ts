@@ -148,4 +148,11 @@ function findAddon(): string {
   throw new Error('rlhf-ts native addon not built: run `npm run setup` (or `node scripts/build-native.mjs`)');
 }
 
+// OpenBLAS (pthreads) and libtorch's OpenMP pool both busy-wait between jobs. With more than one thread
+// in each they starve each other on the same cores: on this 2-core machine, 2 + 2 threads made a
+// stories260K training step ~3× and a batch-256 decode step ~2× slower than 1 thread. Passive OpenMP
+// waiting removes that (measured: 2 + 2 threads then cost the same as 1). libgomp reads this when it
+// loads, with the addon, so it is set first; a policy the user chose is kept. Child processes inherit
+// it, the Python baselines of `rlhf bench` included.
+process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
 export const native: NativeAddon = createRequire(import.meta.url)(findAddon()) as NativeAddon;
