@@ -235,7 +235,12 @@ RLHF_AVX2_FN static void attendRow8(const float* q, const float* kb, int64_t kL,
   _mm256_storeu_ps(out, _mm256_mul_ps(acc, _mm256_set1_ps(1.0f / sum)));
 }
 
-static const bool cpuHasAvx2Fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+// __builtin_cpu_init first: this runs in a static initialiser, which may come before libgcc's own.
+static bool detectAvx2Fma() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+static const bool cpuHasAvx2Fma = detectAvx2Fma();
 #else
 static const bool cpuHasAvx2Fma = false;
 #endif

@@ -10,7 +10,6 @@ import { sample } from '../rlhf/online/rollout.js';
 import type { Comparison } from './annotators.js';
 import { writeAtomic } from '../atomic.js';
 
-
 /**
  * A resumable step: skipped (its saved result returned) when `dir/<name>.done.json` holds this
  * fingerprint; otherwise run, and the marker written last. A marker of another fingerprint means the

@@ -37,7 +37,6 @@ export interface DemoOptions {
   signal?: AbortSignal;
 }
 
-
 /** A phase runs unless its done-marker holds this configuration's fingerprint. */
 export function phase<T>(out: string, name: string, fingerprint: unknown, run: () => Promise<T>): Promise<T> {
   const marker = join(out, `${name}.done.json`);

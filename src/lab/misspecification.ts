@@ -151,7 +151,6 @@ function checkFractions(cfg: MisspecificationConfig): void {
 
 // ---- resumable phases
 
-
 /** Runs `run` unless `dir/<name>.done.json` holds this fingerprint; the marker is written last. */
 async function phase<T>(dir: string, name: string, fingerprint: unknown, run: () => Promise<T>): Promise<T> {
   const marker = join(dir, `${name}.done.json`);

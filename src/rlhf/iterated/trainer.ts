@@ -68,7 +68,6 @@ export interface IteratedSummary {
   seconds: number;
 }
 
-
 const readJsonl = <T>(path: string): T[] => readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
 const toJsonl = (rows: readonly object[]): string => rows.map((r) => JSON.stringify(r) + '\n').join('');
 
