@@ -10,6 +10,7 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
   registerAutograd(env, exports);
   registerOptim(env, exports);
   registerKernels(env, exports);
+  registerDecode(env, exports);
   return exports;
 }
 

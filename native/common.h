@@ -104,6 +104,7 @@ void registerAutograd(Napi::Env env, Exports exports);
 void registerOptim(Napi::Env env, Exports exports);
 void registerRuntime(Napi::Env env, Exports exports);
 void registerKernels(Napi::Env env, Exports exports);
+void registerDecode(Napi::Env env, Exports exports);
 
 #define RLHF_EXPORT(name, fn) exports.Set(name, Napi::Function::New(env, fn, name))
 

@@ -7,7 +7,7 @@
 import { noGrad, scope, type Tensor, tensor, zeros } from '../tensor/index.js';
 import type { CausalLM } from '../models/common.js';
 import { streamKey, uniformAt } from './rng.js';
-import { chooseTokens, type SamplingOptions, validateSampling } from './sampling.js';
+import { nextTokens, type SamplingOptions, validateSampling } from './sampling.js';
 
 export type FinishReason = 'eos' | 'length' | 'stop';
 
@@ -102,9 +102,8 @@ export function generate(model: CausalLM, prompts: readonly (readonly number[])[
             // Prefill builds its (B, 1, P, P) bias from the mask; decode steps narrow the preallocated one.
             const mask = t === 0 ? { attentionMask: input.mask } : { bias: padBias.narrow(3, 0, len) };
             const logits = model.forward(ids, { cache, ...mask, positionIds: positions, lastOnly: true }).squeeze(1); // (B, V)
-            const next = chooseTokens(logits, sampling, () => Float64Array.from(keys, (k) => uniformAt(k, t)));
-            const logp = logits.float().logSoftmax(-1).gather(-1, next.unsqueeze(-1)).squeeze(-1); // raw-model log-probs
-            return [next.data() as BigInt64Array, logp.data() as Float32Array] as const;
+            const { tokens, logprobs } = nextTokens(logits, sampling, () => Float64Array.from(keys, (k) => uniformAt(k, t))); // raw-model log-probs
+            return [tokens, logprobs] as const;
           });
           ids.dispose();
           positions.dispose();

@@ -36,15 +36,22 @@ export class KVCache {
   append(layer: number, k: Tensor, v: Tensor): { k: Tensor; v: Tensor } {
     const t = k.size(2);
     const end = this.length + t;
-    if (end > this.maxLen) throw new Error(`KV cache overflow: ${end} positions, capacity ${this.maxLen}`);
-    if (end > this.k[layer]!.size(2)) this.grow(layer, Math.min(this.maxLen, Math.ceil(end / GROW_BY) * GROW_BY));
+    this.ensure(layer, end);
     // Written in place and never differentiated: the cache is for generation (see ForwardOptions.cache).
     this.k[layer]!.narrow(2, this.length, t).copy_(k);
     this.v[layer]!.narrow(2, this.length, t).copy_(v);
     return { k: this.k[layer]!.narrow(2, 0, end), v: this.v[layer]!.narrow(2, 0, end) };
   }
+  /** Room for positions [0, end) in every layer, for writers that fill all layers in one call (decoderStep). */
+  reserve(end: number): void {
+    for (let layer = 0; layer < this.k.length; layer++) this.ensure(layer, end);
+  }
   advance(t: number): void {
     this.length += t;
+  }
+  private ensure(layer: number, end: number): void {
+    if (end > this.maxLen) throw new Error(`KV cache overflow: ${end} positions, capacity ${this.maxLen}`);
+    if (end > this.k[layer]!.size(2)) this.grow(layer, Math.min(this.maxLen, Math.ceil(end / GROW_BY) * GROW_BY));
   }
   /** Reallocates one layer's K and V with room for `capacity` positions, keeping the filled ones. */
   private grow(layer: number, capacity: number): void {

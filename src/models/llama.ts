@@ -4,7 +4,7 @@
  * and grouped-query attention → residual → RMSNorm → SwiGLU MLP → residual. Parameter names are HF's,
  * so `model.safetensors` loads by key copy.
  */
-import { type Generator, type Tensor, type DType } from '../tensor/index.js';
+import { decoderStep, type DecoderLayerWeights, type Generator, isGradEnabled, type Tensor, type DType } from '../tensor/index.js';
 import { Linear, Embedding, RMSNorm } from '../nn/layers.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { Rotary, type RopeScaling } from '../nn/rotary.js';
@@ -147,6 +147,17 @@ class LlamaModel extends Module {
   }
 }
 
+let fused = true;
+/**
+ * Whether Llama-family decode steps (a cache, one new position, no gradient, float32 on the CPU) run
+ * every layer in one native call (native/decode.cpp) instead of layer by layer. On by default; `on`
+ * switches it (the tests compare the two paths). Returns the state afterwards.
+ */
+export function fusedDecode(on?: boolean): boolean {
+  if (on !== undefined) fused = on;
+  return fused;
+}
+
 export class LlamaForCausalLM extends Module implements CausalLM {
   readonly model: LlamaModel;
   readonly lm_head: Linear | null;
@@ -158,22 +169,53 @@ export class LlamaForCausalLM extends Module implements CausalLM {
   }
 
   hidden(ids: Tensor, opts: ForwardOptions = {}): Tensor {
+    return this.decode(ids, opts, false);
+  }
+
+  forward(ids: Tensor, opts: ForwardOptions = {}): Tensor {
+    return this.decode(ids, opts, true);
+  }
+
+  /** The final (normed) hidden states (B, T, C), or with `head` the logits (B, T, V) ((B, 1, V) with lastOnly). */
+  private decode(ids: Tensor, opts: ForwardOptions, head: boolean): Tensor {
     const { b, t, cache, past, positions } = forwardInputs(ids, this.config, opts);
     const rope = this.model.rotary.tables(positions);
     let x = this.model.embed_tokens.forward(ids); // (B, T, C)
     // Without padding or a cache, the causal flag alone masks (no bias tensor to build).
     const bias = biasFor(opts, b, t, past, x);
+    if (cache && t === 1 && this.fusable(x)) {
+      // A decode step: every layer (and the head) in one native call (native/decode.cpp), the arithmetic below.
+      cache.reserve(past + 1);
+      const c = this.config;
+      const rowBias = bias ? bias.select(1, 0).select(1, 0).expand(b, past + 1) : null; // (B, L)
+      const headWeights = head ? { norm: this.model.norm.weight, weight: (this.lm_head ?? this.model.embed_tokens).weight } : null;
+      const out = decoderStep(x.view(b, c.hiddenSize), this.decoderWeights(), cache, past, rope, rowBias, c.numHeads, c.rmsNormEps, headWeights);
+      cache.advance(1);
+      return head ? out.view(b, 1, c.vocabSize) : this.model.norm.forward(out.view(b, 1, c.hiddenSize));
+    }
     this.model.layers.items.forEach((layer, i) => {
       x = layer.forward(x, rope, bias, i, cache);
     });
     cache?.advance(t);
-    return this.model.norm.forward(x);
-  }
-
-  forward(ids: Tensor, opts: ForwardOptions = {}): Tensor {
-    let h = this.hidden(ids, opts);
+    let h = this.model.norm.forward(x);
+    if (!head) return h;
     if (opts.lastOnly) h = h.narrow(1, h.size(1) - 1, 1);
     return this.logits(h);
+  }
+
+  /** Whether a decode step can take the fused path: switched on, no gradient, float32 weights on the CPU. */
+  private fusable(x: Tensor): boolean {
+    return fused && !isGradEnabled() && x.dtype === 'float32' && x.device === 'cpu';
+  }
+
+  private decoderWeights(): DecoderLayerWeights[] {
+    return this.model.layers.items.map(({ self_attn: a, mlp: m, input_layernorm, post_attention_layernorm }) => ({
+      inputNorm: input_layernorm.weight, postAttentionNorm: post_attention_layernorm.weight,
+      q: a.q_proj.weight, k: a.k_proj.weight, v: a.v_proj.weight, o: a.o_proj.weight,
+      gate: m.gate_proj.weight, up: m.up_proj.weight, down: m.down_proj.weight,
+      qBias: a.q_proj.bias, kBias: a.k_proj.bias, vBias: a.v_proj.bias, oBias: a.o_proj.bias,
+      gateBias: m.gate_proj.bias, upBias: m.up_proj.bias, downBias: m.down_proj.bias,
+    }));
   }
 
   logits(h: Tensor): Tensor {

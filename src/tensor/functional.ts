@@ -103,6 +103,52 @@ export function sampleCdf(probs: Tensor, uniforms: Float64Array): Tensor {
 }
 
 /**
+ * The next token of every row of float32 CPU logits (B, V) in one native pass per row: sampled from
+ * softmax(logits / temperature) by the inverse-CDF rule of sampleCdf (u from `uniforms`, one per row), or
+ * greedy (the first maximal logit) at temperature 0; with the raw model's log-prob of each token,
+ * log softmax(logits)[token], whatever the temperature. The weights are e^((l − max) / T) in float32, the
+ * cdf summed in float64 in blocks of 8 (non-decreasing, ending exactly at the total). No top-k / top-p:
+ * src/generate/sampling.ts composes ops for those.
+ */
+export function sampleLogits(logits: Tensor, temperature: number, uniforms: Float64Array): { tokens: Tensor; logprobs: Tensor } {
+  const [t, l] = native.sampleLogits(logits.handle, temperature, uniforms);
+  return { tokens: new Tensor(t), logprobs: new Tensor(l) };
+}
+
+/** log softmax(logits)[token] per row of float32 CPU logits (B, V), tokens (B,) int64: sampleLogits' arithmetic. */
+export function tokenLogprobs(logits: Tensor, tokens: Tensor): Tensor {
+  return new Tensor(native.tokenLogprobs(logits.handle, tokens.handle));
+}
+
+/** One decoder layer's weights for decoderStep, Hugging Face's Llama names; biases absent where the model has none. */
+export interface DecoderLayerWeights {
+  inputNorm: Tensor;
+  postAttentionNorm: Tensor;
+  q: Tensor; k: Tensor; v: Tensor; o: Tensor;
+  gate: Tensor; up: Tensor; down: Tensor;
+  qBias?: Tensor | null; kBias?: Tensor | null; vBias?: Tensor | null; oBias?: Tensor | null;
+  gateBias?: Tensor | null; upBias?: Tensor | null; downBias?: Tensor | null;
+}
+
+/**
+ * One decode position (T = 1) through every layer of a pre-norm decoder with rotary positions,
+ * grouped-query attention and a SwiGLU MLP (the Llama family), in one native call (native/decode.cpp):
+ * x (B, C) → the hidden state after the last layer (B, C), before the final norm. Layer l's rotated key
+ * and value are written at position `past` of kCache[l] / vCache[l] (B, nkv, capacity, hs), and the query
+ * attends over [0, past] with `bias` (B, ≥ past + 1) added (−∞ on padding; null: none). cos / sinSigned
+ * are the rotary tables at each row's position, (B, hs) or any shape of that size. Inference only:
+ * float32 on the CPU, nothing needing a gradient, contiguous weights and caches (it throws otherwise).
+ * With `head` (the final norm's weight and the LM head (V, C)) it returns the logits (B, V) instead.
+ */
+export function decoderStep(x: Tensor, layers: readonly DecoderLayerWeights[], cache: { k: readonly Tensor[]; v: readonly Tensor[] }, past: number,
+  rope: { cos: Tensor; sin: Tensor }, bias: Tensor | null, numHeads: number, eps: number, head?: { norm: Tensor; weight: Tensor } | null): Tensor {
+  const weights = layers.flatMap((w) => [w.inputNorm, w.postAttentionNorm, w.q, w.k, w.v, w.o, w.gate, w.up, w.down,
+    w.qBias, w.kBias, w.vBias, w.oBias, w.gateBias, w.upBias, w.downBias].map(opt));
+  return new Tensor(native.decoderStep(x.handle, weights, cache.k.map((t) => t.handle), cache.v.map((t) => t.handle), past,
+    rope.cos.handle, rope.sin.handle, opt(bias), numHeads, eps, opt(head?.norm), opt(head?.weight)));
+}
+
+/**
  * Whether the fused decode loops use their AVX2 + FMA path (x86-64 CPUs that have both; chosen at run
  * time). `on` switches it (the scalar loop is the fallback the tests compare against); returns the state
  * afterwards, false where the CPU lacks the instructions.

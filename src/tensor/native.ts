@@ -103,6 +103,10 @@ export interface NativeAddon {
   groupedAttention(q: H, k: H, v: H, bias: H, causal: boolean): H;
   vectorKernels(on: number): boolean;
   sampleCdf(probs: H, uniforms: Float64Array): H;
+  sampleLogits(logits: H, temperature: number, uniforms: Float64Array): [H, H];
+  tokenLogprobs(logits: H, tokens: H): H;
+  // decode.cpp: one decode position through every layer of a Llama-family decoder
+  decoderStep(x: H, weights: H[], kCache: H[], vCache: H[], past: number, cos: H, sinSigned: H, bias: H, numHeads: number, eps: number, headNorm: H, head: H): H;
   dropout(x: H, p: number, train: boolean): H;
   crossEntropy(logits: H, target: H, ignoreIndex: number, reduction: number, labelSmoothing: number): H;
   sdpa(q: H, k: H, v: H, mask: H, dropoutP: number, isCausal: boolean, scale: number | null): H;

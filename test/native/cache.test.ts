@@ -1,7 +1,8 @@
 /**
  * The KV cache grows its capacity in steps of GROW_BY positions, copying what it holds: across growths
  * (a prefill longer than one step, single-token appends, a prefill that ends exactly on a step) the
- * views it returns must equal everything appended so far, and it must refuse to pass maxLen.
+ * views it returns must equal everything appended so far, and it must refuse to pass maxLen. reserve()
+ * (the fused decoder step's: it writes every layer in one call) grows every layer the same way.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -37,4 +38,21 @@ describe('KVCache', () => {
       }
     }));
   }
+
+  test('reserve grows every layer, keeps what is cached, and refuses to pass maxLen', () => scope(() => {
+    const cache = new KVCache(3, 2, 2, 40, 8);
+    try {
+      const k = randn([2, 2, GROW_BY + 3, 8]);
+      for (let layer = 0; layer < 3; layer++) cache.append(layer, k, k);
+      cache.advance(GROW_BY + 3);
+      cache.reserve(2 * GROW_BY + 1);
+      for (let layer = 0; layer < 3; layer++) {
+        assert.equal(cache.k[layer]!.size(2), Math.min(40, 3 * GROW_BY), `layer ${layer} capacity`);
+        assert.ok(same(cache.k[layer]!.narrow(2, 0, GROW_BY + 3), k) && same(cache.v[layer]!.narrow(2, 0, GROW_BY + 3), k), `layer ${layer} kept its keys and values`);
+      }
+      assert.throws(() => cache.reserve(41), /KV cache overflow: 41 positions, capacity 40/);
+    } finally {
+      cache.dispose();
+    }
+  }));
 });

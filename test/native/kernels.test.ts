@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
-import { full, getNumThreads, groupedAttention, noGrad, randn, rmsNorm, rotary, sampleCdf, scope, setNumThreads, type Tensor, tensor, vectorKernels, zeros } from '../../src/tensor/index.js';
+import { full, getNumThreads, groupedAttention, noGrad, randn, rmsNorm, rotary, sampleCdf, sampleLogits, scope, setNumThreads, type Tensor, tensor, tokenLogprobs, vectorKernels, zeros } from '../../src/tensor/index.js';
 
 function maxAbsDiff(a: Tensor, b: Tensor): number {
   return scope(() => a.sub(b).abs().max().item());
@@ -97,6 +97,55 @@ describe('sampleCdf: one native pass = the float64 tensor chain', () => {
 
   test('bad input: a clear error', () => scope(() => {
     assert.throws(() => sampleCdf(randn([2, 5]).softmax(-1), new Float64Array(3)), /3 uniforms for 2 rows/);
+  }));
+});
+
+describe('sampleLogits: the next token and its raw log-prob in one pass per row', () => {
+  const B = 256;
+  const V = 509; // not a multiple of 8: a partial last block
+  const uniforms = Float64Array.from({ length: B }, (_, i) => (i === 0 ? 0 : i === 1 ? 1 - 2 ** -53 : ((i * 0.6180339887498949) % 1)));
+  const asNumbers = (t: Tensor) => Array.from(t.data() as BigInt64Array, Number);
+
+  for (const temperature of [1, 0.7, 1.6]) {
+    test(`temperature ${temperature}: the tokens sampleCdf draws from softmax(logits / T), the log-probs of log_softmax(logits)`, () => scope(() => noGrad(() => {
+      const logits = randn([B, V]).mul(3);
+      const reference = asNumbers(sampleCdf(logits.div(temperature).softmax(-1), uniforms));
+      for (const { path, run } of fusedPaths()) {
+        const { tokens, logprobs } = run(() => sampleLogits(logits, temperature, uniforms));
+        const drawn = asNumbers(tokens);
+        // Its weights are its own float32 exp, not libtorch's softmax: a uniform within rounding of a cdf
+        // step may fall on the other side, which these seeded draws never do.
+        assert.deepEqual(drawn, reference, path);
+        const want = logits.logSoftmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1);
+        assert.ok(maxAbsDiff(logprobs, want) < 1e-5, `${path}: log-probs`);
+        assert.deepEqual(Array.from(run(() => tokenLogprobs(logits, tokens)).data() as Float32Array), Array.from(logprobs.data() as Float32Array), `${path}: tokenLogprobs`);
+      }
+    })));
+  }
+
+  test('the vector and scalar paths draw the same tokens', () => scope(() => noGrad(() => {
+    const logits = randn([B, V]).mul(2);
+    const [a, b] = fusedPaths().map(({ run }) => run(() => sampleLogits(logits, 1, uniforms)));
+    if (!b) return;
+    assert.deepEqual(asNumbers(b.tokens), asNumbers(a!.tokens));
+    assert.ok(maxAbsDiff(a!.logprobs, b.logprobs) < 1e-6);
+  })));
+
+  test('greedy is the first maximal logit; a −∞ logit is never drawn, even at u = 0 and u → 1', () => scope(() => noGrad(() => {
+    const ties = tensor(Float32Array.of(0, 3, 1, 3, -Infinity, 2, 3, 0, 1), { shape: [1, 9] });
+    for (const { path, run } of fusedPaths()) assert.deepEqual(asNumbers(run(() => sampleLogits(ties, 0, new Float64Array(1))).tokens), [1], path);
+    const logits = randn([B, V]).maskedFill(randn([B, V]).gt(0.5), -Infinity);
+    const l = logits.data() as Float32Array;
+    for (const { path, run } of fusedPaths()) {
+      const drawn = asNumbers(run(() => sampleLogits(logits, 1, uniforms)).tokens);
+      drawn.forEach((t, i) => assert.ok(l[i * V + t]! > -Infinity, `${path}: row ${i} drew a masked token`));
+    }
+  })));
+
+  test('bad input: a clear error', () => scope(() => {
+    assert.throws(() => sampleLogits(randn([2, 5]), 1, new Float64Array(3)), /3 uniforms for 2 rows/);
+    assert.throws(() => sampleLogits(randn([2, 5]).double(), 1, new Float64Array(2)), /float32 CPU logits \(B, V\)/);
+    assert.throws(() => tokenLogprobs(randn([2, 5]), tensor(BigInt64Array.of(1n, 5n))), /token 5 outside the vocabulary of 5/);
   }));
 });
 
