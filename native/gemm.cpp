@@ -58,6 +58,42 @@ RLHF_AVX2_FN static void rowsTail(int64_t rows, const float* A, int64_t lda, con
   if constexpr (R > 1) rowsTail<R - 1>(rows, A, lda, Wp, K, bias, C, ldc, nc, accumulate);
 }
 
+// Few rows (a decode step of one or two sequences): packing a panel of W costs as much as using it, so each
+// output is a dot product of an A row with a W row, four W rows at a time.
+RLHF_AVX2_FN static void gemv8(const float* A, int64_t lda, int64_t M, int64_t K, const float* W, int64_t N, const float* bias, float* C,
+                               int64_t ldc, bool accumulate) {
+  for (int64_t m = 0; m < M; ++m) {
+    const float* a = A + m * lda;
+    float* c = C + m * ldc;
+    int64_t n = 0;
+    for (; n + 4 <= N; n += 4) {
+      const float* w0 = W + n * K;
+      __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+      int64_t k = 0;
+      for (; k + 8 <= K; k += 8) {
+        __m256 x = _mm256_loadu_ps(a + k);
+        s0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(w0 + k), s0);
+        s1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(w0 + K + k), s1);
+        s2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(w0 + 2 * K + k), s2);
+        s3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(w0 + 3 * K + k), s3);
+      }
+      float r[4] = {hsum8(s0), hsum8(s1), hsum8(s2), hsum8(s3)};
+      for (; k < K; ++k)
+        for (int j = 0; j < 4; ++j) r[j] += a[k] * w0[j * K + k];
+      for (int j = 0; j < 4; ++j) c[n + j] = (accumulate ? c[n + j] : 0.0f) + r[j] + (bias ? bias[n + j] : 0.0f);
+    }
+    for (; n < N; ++n) {
+      const float* w = W + n * K;
+      __m256 s = _mm256_setzero_ps();
+      int64_t k = 0;
+      for (; k + 8 <= K; k += 8) s = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(w + k), s);
+      float r = hsum8(s);
+      for (; k < K; ++k) r += a[k] * w[k];
+      c[n] = (accumulate ? c[n] : 0.0f) + r + (bias ? bias[n] : 0.0f);
+    }
+  }
+}
+
 RLHF_AVX2_FN static void gemm8(const float* A, int64_t lda, int64_t M, int64_t K, const float* W, int64_t N, const float* bias, float* C,
                                int64_t ldc, bool accumulate) {
   thread_local std::vector<float> panel;
@@ -85,7 +121,8 @@ bool smallGemm(const float* A, int64_t lda, int64_t M, int64_t K, const float* W
 #ifdef RLHF_AVX2
   // A's rows stream from L2 once per 16-column panel; the panel (16 · K floats) stays in L1.
   if (vectorPath() && K <= 1024 && M * K <= 128 * 1024) {
-    gemm8(A, lda, M, K, W, N, bias, C, ldc, accumulate);
+    if (M <= 2) gemv8(A, lda, M, K, W, N, bias, C, ldc, accumulate);
+    else gemm8(A, lda, M, K, W, N, bias, C, ldc, accumulate);
     return true;
   }
 #endif

@@ -148,20 +148,6 @@ RLHF_AVX2_FN static inline __m256 dot8x8(__m256 q, const float* k, int64_t strid
   return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
 }
 
-// Horizontal max and sum of eight lanes, in registers (a store and eight scalar reloads stall on
-// store-to-load forwarding).
-RLHF_AVX2_FN static inline float hmax8(__m256 v) {
-  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-  m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 0x55));
-  return _mm_cvtss_f32(m);
-}
-RLHF_AVX2_FN static inline float hsum8(__m256 v) {
-  __m128 m = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  m = _mm_add_ps(m, _mm_movehl_ps(m, m));
-  m = _mm_add_ss(m, _mm_shuffle_ps(m, m, 0x55));
-  return _mm_cvtss_f32(m);
-}
 
 // One query row (head size 8, already scaled) over keys [0, n): scores → softmax → weighted values.
 RLHF_AVX2_FN static void attendRow8(const float* q, const float* kb, int64_t kL, const float* vb, int64_t vL, const float* brow, int64_t n, float* s, float* out) {

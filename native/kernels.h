@@ -17,6 +17,23 @@
 
 namespace rlhf {
 
+#ifdef RLHF_AVX2
+// Horizontal max and sum of eight lanes, in registers (a store and eight scalar reloads stall on
+// store-to-load forwarding).
+RLHF_AVX2_FN static inline float hmax8(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 0x55));
+  return _mm_cvtss_f32(m);
+}
+RLHF_AVX2_FN static inline float hsum8(__m256 v) {
+  __m128 m = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_add_ss(m, _mm_shuffle_ps(m, m, 0x55));
+  return _mm_cvtss_f32(m);
+}
+#endif
+
 // Whether the fused loops take their vector path now (kernels.cpp: the CPU has AVX2 + FMA, not switched off).
 bool vectorPath();
 

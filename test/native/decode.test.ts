@@ -4,7 +4,8 @@
  * 1, 2, 3 and 4, head sizes 8 (the vector kernels) and 16, q/k/v, o and MLP biases, an MLP width that is
  * not a multiple of 8. A left-padded mixed-length batch is prefilled and then decoded step by step with
  * an attention mask; every step's logits must agree within 1e-4, and greedy generation must give the same
- * tokens with log-probs within 1e-4, on the vector and the scalar kernels. A batch split over two threads
+ * tokens with log-probs within 1e-4, on the vector and the scalar kernels, and batches of one and two
+ * rows (a GEMM path of their own) too. A batch split over two threads
  * must give the same logits as one thread; bad input to decoderStep is refused with the layer and weight
  * named.
  */
@@ -113,6 +114,20 @@ describe('decoderStep: the fused decode step = the layer-by-layer path', () => {
       });
     }
   });
+
+  for (const c of [0, 4]) {
+    test(`batches of 1 and 2 (the few-row GEMM path): ${CONFIGS[c]!.name}`, () => {
+      const m = randomLlama(CONFIGS[c]!.raw, 20 + c);
+      try {
+        for (const prompts of [PROMPTS.slice(0, 1), PROMPTS.slice(1)]) {
+          const d = maxAbsDiff(stepLogits(m, prompts, true), stepLogits(m, prompts, false));
+          assert.ok(d <= 1e-4, `batch ${prompts.length}: max |Δ logits| ${d}`);
+        }
+      } finally {
+        m.dispose();
+      }
+    });
+  }
 
   test('hidden(): a fused decode step returns the normed hidden states of the layer-by-layer path', () => scope(() => noGrad(() => {
     const m = randomLlama(BASE, 5);
