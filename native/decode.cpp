@@ -4,11 +4,12 @@
 //
 // Why: at decode time each layer is ~40 small libtorch ops on (B, C) activations, whose dispatch,
 // allocation and memory passes cost more than their arithmetic (stories260K at batch 256: ~210 native
-// calls and ~4 ms per step outside the GEMMs and the attention). Here the GEMMs still go to libtorch's
-// BLAS (mm_out / addmm_ into buffers allocated once per call) and everything between them is one loop
-// per row: RMSNorm, rotary on q and k, the cache write, attention, SiLU·mul. Inference only: float32 on
-// the CPU with nothing needing a gradient; src/models/llama.ts runs its layer-by-layer path otherwise,
-// and the tests compare the two.
+// calls and ~4 ms per step outside the GEMMs and the attention). Here the GEMMs write into buffers
+// allocated once per call (gemm.cpp's small-matrix kernel at decode sizes, libtorch's BLAS beyond), the
+// residual adds happen inside them, and everything between them is one loop per row: RMSNorm, rotary on q
+// and k, the cache write, attention, SiLU·mul. With several threads the batch's rows split across them in
+// one parallel region for the whole step. Inference only: float32 on the CPU with nothing needing a
+// gradient; src/models/llama.ts runs its layer-by-layer path otherwise, and the tests compare the two.
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
 
@@ -46,8 +47,8 @@ static void expectShape(const at::Tensor& t, std::initializer_list<int64_t> shap
   if (!t.defined() || !t.sizes().equals(shape) || !fastPath({&t}) || !t.is_contiguous()) {
     std::string want;
     for (int64_t s : shape) want += (want.empty() ? "" : ", ") + std::to_string(s);
-    fail((slot == kHeadNorm ? std::string("the final norm") : "layer " + std::to_string(layer) + " " + kSlotNames[slot]) + " is " + (t.defined() ? describe(t) : "missing") + ", expected contiguous float32[" + want +
-         "] on the CPU without a gradient");
+    std::string what = slot == kHeadNorm ? std::string("the final norm") : "layer " + std::to_string(layer) + " " + kSlotNames[slot];
+    fail(what + " is " + (t.defined() ? describe(t) : "missing") + ", expected contiguous float32[" + want + "] on the CPU without a gradient");
   }
 }
 

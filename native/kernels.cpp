@@ -7,7 +7,6 @@
 // same either way (tests compare the two paths).
 #include <ATen/Parallel.h>
 
-
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
@@ -147,7 +146,6 @@ RLHF_AVX2_FN static inline __m256 dot8x8(__m256 q, const float* k, int64_t strid
   __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);  // per 128-bit half: keys 0–3 | 4–7
   return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
 }
-
 
 // One query row (head size 8, already scaled) over keys [0, n): scores → softmax → weighted values.
 RLHF_AVX2_FN static void attendRow8(const float* q, const float* kb, int64_t kL, const float* vb, int64_t vL, const float* brow, int64_t n, float* s, float* out) {
@@ -431,9 +429,7 @@ RLHF_AVX2_FN static void siluMulRow8(const float* g, const float* u, int64_t n, 
   }
   for (; i < n; ++i) out[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
 }
-#endif
 
-#ifdef RLHF_AVX2
 // w_j = e^((l_j − mx) · invT) for the first ⌊V/8⌋·8 logits (0 for −∞); returns how many it did.
 RLHF_AVX2_FN static int64_t expWeights8(const float* l, int64_t V, float mx, float invT, float* w) {
   const __m256 m8 = _mm256_set1_ps(mx), t8 = _mm256_set1_ps(invT), ninf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
@@ -445,9 +441,7 @@ RLHF_AVX2_FN static int64_t expWeights8(const float* l, int64_t V, float mx, flo
   }
   return j;
 }
-#endif
 
-#ifdef RLHF_AVX2
 // The float32 sums of whole blocks of 8 weights, each in index order (the scalar loop's order: an 8 × 8
 // transpose puts block i's k-th weight in lane i of vector k, and the vectors are added in k order), eight
 // blocks at a time; returns how many blocks it did.

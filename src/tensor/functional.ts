@@ -107,8 +107,8 @@ export function sampleCdf(probs: Tensor, uniforms: Float64Array): Tensor {
  * softmax(logits / temperature) by the inverse-CDF rule of sampleCdf (u from `uniforms`, one per row), or
  * greedy (the first maximal logit) at temperature 0; with the raw model's log-prob of each token,
  * log softmax(logits)[token], whatever the temperature. The weights are e^((l − max) / T) in float32, the
- * cdf summed in float64 in blocks of 8 (non-decreasing, ending exactly at the total). No top-k / top-p:
- * src/generate/sampling.ts composes ops for those.
+ * cdf summed in blocks of 8 (float32 within a block, float64 across blocks: non-decreasing, ending exactly
+ * at the total). No top-k / top-p: src/generate/sampling.ts composes ops for those.
  */
 export function sampleLogits(logits: Tensor, temperature: number, uniforms: Float64Array): { tokens: Tensor; logprobs: Tensor } {
   const [t, l] = native.sampleLogits(logits.handle, temperature, uniforms);
