@@ -640,19 +640,21 @@ static double weightsTotal(const float* l, int64_t V, float mx, float invT, floa
   return total;
 }
 
-// log softmax(l)_token: the raw model's normaliser summed as the sampling weights are.
-static float rawLogprob(const float* l, int64_t V, float mx, int64_t token, float* w, float* blocks) {
-  return static_cast<float>(static_cast<double>(l[token]) - mx - std::log(weightsTotal(l, V, mx, 1.0f, w, blocks)));
+// log softmax(l)_token from the raw model's normaliser (weightsTotal at invT = 1).
+static float rawLogprob(const float* l, float mx, int64_t token, double rawTotal) {
+  return static_cast<float>(static_cast<double>(l[token]) - mx - std::log(rawTotal));
 }
 
 static void sampleRow(const float* l, int64_t V, double temperature, double u, float* w, float* blocks, int64_t* token, float* logprob) {
   float mx = rowMax(l, V);
   int64_t arg = 0;
+  double rawTotal = -1;  // computed with the sampling weights when T = 1, else after the draw
   if (temperature == 0) {
     while (arg < V - 1 && !(l[arg] == mx)) ++arg;
   } else {
     float invT = static_cast<float>(1.0 / temperature);
-    double threshold = u * weightsTotal(l, V, mx, invT, w, blocks), prefix = 0;
+    double total = weightsTotal(l, V, mx, invT, w, blocks), threshold = u * total, prefix = 0;
+    if (invT == 1.0f) rawTotal = total;
     int64_t nb = (V + kCdfBlock - 1) / kCdfBlock, b = 0;
     while (b < nb && prefix + blocks[b] <= threshold) prefix += blocks[b++];
     int64_t n = b * kCdfBlock;
@@ -662,8 +664,9 @@ static void sampleRow(const float* l, int64_t V, double temperature, double u, f
     }
     arg = std::min(n, V - 1);
   }
+  if (rawTotal < 0) rawTotal = weightsTotal(l, V, mx, 1.0f, w, blocks);
   *token = arg;
-  *logprob = rawLogprob(l, V, mx, arg, w, blocks);
+  *logprob = rawLogprob(l, mx, arg, rawTotal);
 }
 
 // sampleLogits(logits (B, V) float32, temperature ≥ 0, uniforms Float64Array(B)) → [tokens (B,) int64,
@@ -717,7 +720,11 @@ static Napi::Value tokenLogprobs(const Napi::CallbackInfo& info) {
     float* po = out.data_ptr<float>();
     at::parallel_for(0, B, 16, [&](int64_t b0, int64_t b1) {
       std::vector<float> w(static_cast<size_t>(V)), blocks(static_cast<size_t>((V + kCdfBlock - 1) / kCdfBlock));
-      for (int64_t b = b0; b < b1; ++b) po[b] = rawLogprob(pl + b * V, V, rowMax(pl + b * V, V), pt[b], w.data(), blocks.data());
+      for (int64_t b = b0; b < b1; ++b) {
+        const float* l = pl + b * V;
+        float mx = rowMax(l, V);
+        po[b] = rawLogprob(l, mx, pt[b], weightsTotal(l, V, mx, 1.0f, w.data(), blocks.data()));
+      }
     });
     return ret(info, out);
   });
