@@ -160,9 +160,10 @@ static Napi::Value decoderStep(const Napi::CallbackInfo& info) {
     const float* pb = bias ? bias->data_ptr<float>() : nullptr;
     int64_t bStride = bias ? bias->stride(0) : 0, half = hs / 2;
     float scale = 1.0f / std::sqrt(static_cast<float>(hs));
-    // x·cos + swapHalves(x)·sinSigned for one head row.
+    // x·cos + swapHalves(x)·sinSigned for one head row, as two loops over the halves (which vectorise).
     auto rotate = [&](const float* in, const float* c, const float* s, float* out) {
-      for (int64_t d = 0; d < hs; ++d) out[d] = in[d] * c[d] + in[d < half ? d + half : d - half] * s[d];
+      for (int64_t d = 0; d < half; ++d) out[d] = in[d] * c[d] + in[d + half] * s[d];
+      for (int64_t d = half; d < hs; ++d) out[d] = in[d] * c[d] + in[d - half] * s[d];
     };
     // Rows [b0, b1) through every layer: rows never mix, so the batch splits across threads here.
     auto rows = [&](int64_t b0, int64_t b1) {
