@@ -96,6 +96,12 @@ Napi::Value guard(const Napi::CallbackInfo& info, const char* op, F&& f) {
 
 std::string describe(const at::Tensor& t);
 
+// ---- threads (runtime.cpp) ------------------------------------------------------------------------------
+// OpenBLAS's pool, found with dlsym (the BLAS is whatever libtorch loaded): −1 / nothing where it is not
+// OpenBLAS.
+int blasThreads();
+void setBlasThreads(int n);
+
 // ---- registration, one function per area file ------------------------------------------------------
 using Exports = Napi::Object;
 void registerTensor(Napi::Env env, Exports exports);

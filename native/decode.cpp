@@ -11,7 +11,6 @@
 // one parallel region for the whole step. Inference only: float32 on the CPU with nothing needing a
 // gradient; src/models/llama.ts runs its layer-by-layer path otherwise, and the tests compare the two.
 #include <ATen/Parallel.h>
-#include <dlfcn.h>
 
 #include <algorithm>
 #include <cmath>
@@ -55,21 +54,17 @@ static void expectShape(const at::Tensor& t, std::initializer_list<int64_t> shap
 // Rows per thread below which splitting the batch costs more (a thread wake-up, smaller GEMMs) than it saves.
 static constexpr int64_t kMinRowsPerThread = 16;
 
-// Sets OpenBLAS's thread count for a scope (found with dlsym, as runtime.cpp does; other BLAS libraries run
-// single-threaded inside an OpenMP parallel region by themselves).
+// Sets OpenBLAS's thread count for a scope (other BLAS libraries run single-threaded inside an OpenMP
+// parallel region by themselves).
 class BlasThreads {
-  using Get = int (*)();
-  using Set = void (*)(int);
-  Get get_ = reinterpret_cast<Get>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-  Set set_ = reinterpret_cast<Set>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
-  int saved_ = get_ ? get_() : 0;
+  int saved_ = blasThreads();
 
  public:
   explicit BlasThreads(int n) {
-    if (get_ && set_ && saved_ != n) set_(n);
+    if (saved_ >= 0 && saved_ != n) setBlasThreads(n);
   }
   ~BlasThreads() {
-    if (get_ && set_ && saved_ != get_()) set_(saved_);
+    if (saved_ >= 0 && blasThreads() != saved_) setBlasThreads(saved_);
   }
 };
 

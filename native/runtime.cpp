@@ -78,6 +78,15 @@ static Napi::Value nativeBytes(const Napi::CallbackInfo& info) {
 using SetThreadsFn = void (*)(int);
 using GetThreadsFn = int (*)();
 
+int blasThreads() {
+  static auto f = reinterpret_cast<GetThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  return f ? f() : -1;
+}
+void setBlasThreads(int n) {
+  static auto f = reinterpret_cast<SetThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (f) f(n);
+}
+
 // setNumThreads(torch, blas): libtorch's intra-op pool and OpenBLAS's pool.
 static Napi::Value setNumThreads(const Napi::CallbackInfo& info) {
   return guard(info, "setNumThreads", [&] {
@@ -85,7 +94,7 @@ static Napi::Value setNumThreads(const Napi::CallbackInfo& info) {
     int blas = argInt(info, 1);
     if (n < 1 || blas < 1) throw std::invalid_argument("thread counts must be >= 1, got " + std::to_string(n) + " and " + std::to_string(blas));
     at::set_num_threads(n);
-    if (auto f = reinterpret_cast<SetThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) f(blas);
+    setBlasThreads(blas);
     return info.Env().Undefined();
   });
 }
@@ -94,8 +103,8 @@ static Napi::Value getNumThreads(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(info.Env());
   o.Set("torch", Napi::Number::New(info.Env(), at::get_num_threads()));
   o.Set("interop", Napi::Number::New(info.Env(), at::get_num_interop_threads()));
-  auto f = reinterpret_cast<GetThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-  o.Set("blas", f ? Napi::Value(Napi::Number::New(info.Env(), f())) : info.Env().Null());
+  int blas = blasThreads();
+  o.Set("blas", blas >= 0 ? Napi::Value(Napi::Number::New(info.Env(), blas)) : info.Env().Null());
   return o;
 }
 
