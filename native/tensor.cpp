@@ -197,6 +197,19 @@ static Napi::Value item(const Napi::CallbackInfo& info) {
   });
 }
 
+// extrema(h) → [min, max] as numbers, in one call (input checks read both of every batch's ids).
+static Napi::Value extrema(const Napi::CallbackInfo& info) {
+  return guard(info, "extrema", [&]() -> Napi::Value {
+    const at::Tensor& t = argT(info, 0);
+    if (t.numel() == 0) throw std::invalid_argument("extrema() of an empty tensor");
+    auto [lo, hi] = at::aminmax(t);
+    Napi::Array out = Napi::Array::New(info.Env(), 2);
+    out.Set(0u, Napi::Number::New(info.Env(), lo.item().toDouble()));
+    out.Set(1u, Napi::Number::New(info.Env(), hi.item().toDouble()));
+    return out;
+  });
+}
+
 static Napi::Value full(const Napi::CallbackInfo& info) {
   return guard(info, "full", [&] { return ret(info, at::full(argI64s(info, 0), argScalar(info, 1), opts(info, 2, 3))); });
 }
@@ -378,6 +391,7 @@ void registerTensor(Napi::Env env, Exports exports) {
   RLHF_EXPORT("fromBuffer", fromBuffer);
   RLHF_EXPORT("toBuffer", toBuffer);
   RLHF_EXPORT("item", item);
+  RLHF_EXPORT("extrema", extrema);
   RLHF_EXPORT("full", full);
   RLHF_EXPORT("zeros", zeros);
   RLHF_EXPORT("empty", empty);

@@ -2,7 +2,7 @@
  * What every causal LM family shares: the forward options, the attention mask, grouped-query attention
  * over a cache, and the CausalLM interface the generation and RL layers program against.
  */
-import { arange, full, groupedAttention as fusedAttention, noGrad, type Tensor } from '../tensor/index.js';
+import { arange, full, groupedAttention as fusedAttention, type Tensor } from '../tensor/index.js';
 import type { Module } from '../nn/module.js';
 import type { KVCache } from './cache.js';
 
@@ -93,11 +93,11 @@ export function checkInput(ids: Tensor, c: ModelConfigCommon, past: number, posi
   const t = ids.size(1);
   if (past + t > c.maxPositions) throw new Error(`sequence of ${past + t} positions exceeds the model's maximum of ${c.maxPositions}`);
   if (ids.numel === 0) return;
-  const [lo, hi] = noGrad(() => [ids.amin().item(), ids.amax().item()]);
+  const [lo, hi] = ids.extrema();
   if (lo < 0 || hi >= c.vocabSize) throw new Error(`token id ${lo < 0 ? lo : hi} is outside the vocabulary (size ${c.vocabSize})`);
   if (positionIds) {
     if (positionIds.shape.join() !== ids.shape.join()) throw new Error(`positionIds [${positionIds.shape.join(', ')}] must match input ids [${ids.shape.join(', ')}]`);
-    const [plo, phi] = noGrad(() => [positionIds.amin().item(), positionIds.amax().item()]);
+    const [plo, phi] = positionIds.extrema();
     if (plo < 0 || phi >= c.maxPositions) throw new Error(`position ${plo < 0 ? plo : phi} is outside the model's range [0, ${c.maxPositions})`);
   }
 }

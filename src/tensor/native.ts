@@ -33,6 +33,7 @@ export interface NativeAddon {
   fromBuffer(bytes: ArrayBufferView, dtype: number, shape: number[]): H;
   toBuffer(h: H): ArrayBuffer;
   item(h: H): number;
+  extrema(h: H): [number, number];
   full(shape: number[], value: number, dtype: number, device: string): H;
   zeros(shape: number[], dtype: number, device: string): H;
   empty(shape: number[], dtype: number, device: string): H;

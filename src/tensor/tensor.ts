@@ -161,6 +161,10 @@ export class Tensor implements Tracked {
   item(): number {
     return native.item(this.handle);
   }
+  /** [min, max] over every element, as numbers, in one native call (throws on an empty tensor). */
+  extrema(): [number, number] {
+    return native.extrema(this.handle);
+  }
 
   // ---- conversion ------------------------------------------------------------------------------
   /** Converts dtype and/or device: `to('float64')`, `to('cuda')`, `to({ device, dtype })`. */

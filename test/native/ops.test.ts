@@ -224,6 +224,12 @@ describe('read-back', () => {
     assert.deepEqual(flat(tensor([1, -2], { dtype: 'bfloat16' })), [0x3f80, 0xc000]);
     assert.throws(() => tensor([1, 2]).item(), /item\(float32\[2\]\).*one element/);
   }));
+  test('extrema: [min, max] in one call', scoped(() => {
+    assert.deepEqual(tensor([[3n, -7n], [12n, 0n]]).extrema(), [-7, 12]);
+    assert.deepEqual(tensor([[0.5, -2.25], [9, 1]]).T.extrema(), [-2.25, 9]);
+    assert.deepEqual(tensor([4], { dtype: 'int32' }).extrema(), [4, 4]);
+    assert.throws(() => zeros([0]).extrema(), /extrema\(float32\[0\]\).*empty tensor/);
+  }));
 });
 
 // ---- elementwise -----------------------------------------------------------------------------------------
