@@ -150,6 +150,7 @@ static Napi::Value decoderStep(const Napi::CallbackInfo& info) {
     at::Tensor h = at::empty({B, C}, opts), q = at::empty({B, nh * hs}, opts), k = at::empty({B, nkv * hs}, opts),
                v = at::empty({B, nkv * hs}, opts), y = at::empty({B, nh * hs}, opts), g = at::empty({B, I}, opts),
                u = at::empty({B, I}, opts);
+    at::Tensor logits = head ? at::empty({B, head->size(0)}, opts) : at::Tensor();
     const float* pc = cs.data_ptr<float>();
     const float* ps = sn.data_ptr<float>();
     const float* pb = bias ? bias->data_ptr<float>() : nullptr;
@@ -211,6 +212,12 @@ static Napi::Value decoderStep(const Napi::CallbackInfo& info) {
         for (int64_t b = b0; b < b1; ++b) siluMulRow(pg + b * I, pu + b * I, I, pg + b * I);
         linearInto(xr, gr, p[kDown], p[kDownb], true);
       }
+      if (head) {  // the final norm and the LM head on the same rows
+        const float* wn = headNorm->data_ptr<float>();
+        for (int64_t b = b0; b < b1; ++b) rmsNormRowFast(px + b * C, wn, C, eps, ph + b * C);
+        at::Tensor lr = logits.narrow(0, b0, nb);
+        linearInto(lr, hr, *head, at::Tensor());
+      }
     };
     int64_t threads = at::get_num_threads();
     if (threads > 1 && B >= 2 * kMinRowsPerThread) {
@@ -225,15 +232,7 @@ static Napi::Value decoderStep(const Napi::CallbackInfo& info) {
     } else {
       rows(0, B);
     }
-    if (!head) return ret(info, x);
-    int64_t V = head->size(0);
-    at::Tensor logits = at::empty({B, V}, opts);
-    const float* wn = headNorm->data_ptr<float>();
-    at::parallel_for(0, B, 64, [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b) rmsNormRowFast(x.data_ptr<float>() + b * C, wn, C, eps, h.data_ptr<float>() + b * C);
-    });
-    linearInto(logits, h, *head, at::Tensor());
-    return ret(info, logits);
+    return ret(info, head ? logits : x);
   });
 }
 

@@ -391,7 +391,8 @@ static void attendRowScalar(const float* q, const float* kb, int64_t kL, const f
   }
 }
 
-void attendRow(const float* q, const float* kb, int64_t kL, const float* vb, int64_t vL, const float* brow, int64_t n, int64_t hs, float* s, float* out) {
+// One query row: the vector kernel for head size 8, the scalar loop otherwise.
+static void attendRow(const float* q, const float* kb, int64_t kL, const float* vb, int64_t vL, const float* brow, int64_t n, int64_t hs, float* s, float* out) {
 #ifdef RLHF_AVX2
   if (hs == 8 && useVector) return attendRow8(q, kb, kL, vb, vL, brow, n, s, out);  // 8-wide keys, values and exp
 #endif

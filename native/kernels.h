@@ -46,16 +46,12 @@ void rmsNormRow(const float* x, const float* w, int64_t d, float eps, float* out
 // The same with the sum of squares in eight FMA lanes where the vector path is on (the decoder step's).
 void rmsNormRowFast(const float* x, const float* w, int64_t d, float eps, float* out);
 
-// One query row q (head size hs, already scaled by 1/√hs) over keys [0, n) of a cache block:
-// softmax(q·k_j + brow_j) weighted sum of v_j into out (hs). kb/vb point at key/value row 0, kL/vL are
-// the row strides, brow the additive bias row (null: none), s scratch for n scores. Masked keys (−∞)
-// weigh exactly 0; a row with every key masked gives NaN, as softmax does.
-void attendRow(const float* q, const float* kb, int64_t kL, const float* vb, int64_t vL, const float* brow, int64_t n,
-               int64_t hs, float* s, float* out);
-
-// attendRow for the G query heads that share one kv head (head g's query at q + g·hs, its output at
-// out + g·outStride): with head size 8 on the vector path each key and value row is loaded once for all G.
-// s needs attendScratch(G, n) floats.
+// The G query heads that share one kv head (head g's query at q + g·hs, already scaled by 1/√hs; its
+// output at out + g·outStride) over keys [0, n) of a cache block: softmax(q·k_j + brow_j) weighted sum of
+// v_j. kb/vb point at key/value row 0, kL/vL are the row strides, brow the additive bias row (null: none),
+// s scratch of attendScratch(G, n) floats. Masked keys (−∞) weigh exactly 0; a head with every key masked
+// gives NaN, as softmax does. With head size 8 on the vector path each key and value row is loaded once
+// for all G.
 void attendGroup(const float* q, int64_t G, const float* kb, int64_t kL, const float* vb, int64_t vL, const float* brow, int64_t n,
                  int64_t hs, float* s, float* out, int64_t outStride);
 int64_t attendScratch(int64_t G, int64_t n);
