@@ -12,6 +12,7 @@ import { createInterface, type Interface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { blasInfo, buildInfo, getNumThreads } from '../src/tensor/index.js';
+import { machineInfo, mappedLibraries, type MachineInfo } from '../src/machine.js';
 
 // ---- results ------------------------------------------------------------------------------------------
 
@@ -41,6 +42,7 @@ export interface ThreadCounts {
 export interface BlasDescription {
   kind: string;
   config: string | null;
+  coreType: string | null;
   libraries: string[];
 }
 
@@ -64,7 +66,8 @@ export interface BenchEnv {
   threads: { ours: ThreadCounts; theirs: ThreadCounts };
   blas: { ours: BlasDescription; theirs: BlasDescription };
   dtype: string;
-  cpu: { model: string; logicalCores: number };
+  /** The CPU, its vector extensions, the BLAS (with OpenBLAS's core type), OpenMP runtimes and kernel path (src/machine.ts). */
+  machine: MachineInfo;
   os: string;
   reps: number;
   quick: boolean;
@@ -99,29 +102,6 @@ export const log = (msg: string): void => {
 
 // ---- environment ----------------------------------------------------------------------------------
 
-export function cpuModel(): string {
-  try {
-    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
-    if (m) return m[1]!.trim();
-  } catch {
-    // not Linux: fall back to what Node reports
-  }
-  return cpus()[0]?.model ?? 'unknown';
-}
-
-/** The real path of the first shared library mapped into this process whose name contains `name` (Linux). */
-export function mappedLibrary(name: string): string | null {
-  try {
-    for (const line of readFileSync('/proc/self/maps', 'utf8').split('\n')) {
-      const at = line.indexOf('/');
-      if (at >= 0 && basename(line.slice(at)).includes(name)) return realpathSync(line.slice(at));
-    }
-  } catch {
-    // no /proc: unknown
-  }
-  return null;
-}
-
 function osDescription(): string {
   let distro = '';
   try {
@@ -138,11 +118,11 @@ export function captureEnv(baseline: BaselineInfo, opts: { reps: number; quick: 
     node: process.version,
     python: { path: baseline.python, version: baseline.pythonVersion },
     torch: { ours: buildInfo().torchVersion, theirs: baseline.torch },
-    libtorch: { ours: mappedLibrary('libtorch_cpu'), theirs: baseline.libtorch ?? null },
+    libtorch: { ours: mappedLibraries('libtorch_cpu')[0] ?? null, theirs: baseline.libtorch ?? null },
     threads: { ours: getNumThreads(), theirs: baseline.threads },
     blas: { ours: blasInfo(), theirs: baseline.blas },
     dtype: opts.dtype ?? 'float32',
-    cpu: { model: cpuModel(), logicalCores: cpus().length },
+    machine: machineInfo(),
     os: osDescription(),
     reps: opts.reps,
     quick: opts.quick,

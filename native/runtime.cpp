@@ -119,7 +119,9 @@ static int collectLib(struct dl_phdr_info* phdr, size_t, void* out) {
   return 0;
 }
 
-// blasInfo() -> {kind: 'openblas'|'reference'|'mkl'|'unknown', libraries: [...], config}
+// blasInfo() -> {kind: 'openblas'|'reference'|'mkl'|'unknown', libraries: [...], config, coreType}
+// coreType is OpenBLAS's kernel family for this CPU (openblas_get_corename: Haswell, SkylakeX, Zen, …;
+// OPENBLAS_CORETYPE overrides it), null for any other BLAS.
 static Napi::Value blasInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::vector<std::string> libs;
@@ -135,6 +137,8 @@ static Napi::Value blasInfo(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("kind", kind);
   o.Set("config", cfg ? Napi::Value(Napi::String::New(env, cfg())) : env.Null());
+  auto core = reinterpret_cast<ConfigFn>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  o.Set("coreType", core ? Napi::Value(Napi::String::New(env, core())) : env.Null());
   Napi::Array a = Napi::Array::New(env, libs.size());
   for (uint32_t k = 0; k < libs.size(); ++k) a.Set(k, libs[k]);
   o.Set("libraries", a);

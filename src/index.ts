@@ -1,5 +1,6 @@
 /** rlhf-ts: the public library surface, layer by layer. */
 export * from './tensor/index.js';
+export { machineInfo, machineSummary, type MachineInfo, type VectorExtensions } from './machine.js';
 export * from './nn/serialize.js';
 export { Module, ModuleList } from './nn/module.js';
 export { Dropout, Embedding, LayerNorm, Linear, RMSNorm } from './nn/layers.js';

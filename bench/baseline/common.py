@@ -51,9 +51,9 @@ def _mapped(*names):
 
 
 def blas_info(torch):
-    """The same description as the addon's blasInfo(): kind, OpenBLAS's config string, libraries."""
+    """The same description as the addon's blasInfo(): kind, OpenBLAS's config string and core type, libraries."""
     libs = _mapped("blas", "mkl")  # the BLAS libtorch loaded
-    info = {"kind": "unknown", "config": None, "libraries": libs, "threads": None}
+    info = {"kind": "unknown", "config": None, "coreType": None, "libraries": libs, "threads": None}
     for path in libs:
         try:
             lib = ctypes.CDLL(path)
@@ -63,6 +63,9 @@ def blas_info(torch):
         get_config.restype = ctypes.c_char_p
         info["kind"] = "openblas"
         info["config"] = get_config().decode()
+        if hasattr(lib, "openblas_get_corename"):
+            lib.openblas_get_corename.restype = ctypes.c_char_p
+            info["coreType"] = lib.openblas_get_corename().decode()
         info["threads"] = lib.openblas_get_num_threads()
         return info
     if torch.backends.mkl.is_available():

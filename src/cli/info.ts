@@ -1,18 +1,23 @@
-/** `rlhf info`: what this installation runs on (libtorch, BLAS, threads, CUDA). */
-import { blasInfo, buildInfo, getNumThreads } from '../tensor/index.js';
+/** `rlhf info`: what this installation runs on (libtorch, the CPU and its vector extensions, BLAS, OpenMP, threads, CUDA). */
+import { buildInfo, getNumThreads } from '../tensor/index.js';
+import { machineInfo } from '../machine.js';
 import type { Command } from './main.js';
 
 export const infoCommand: Command = {
-  summary: 'show the libtorch build, BLAS, thread counts and devices in use',
+  summary: 'show the libtorch build, the CPU and its vector extensions, BLAS, OpenMP runtimes, threads and devices in use',
   options: [],
   async run() {
     const b = buildInfo();
+    const m = machineInfo();
     return {
       node: process.version,
       torch: b.torchVersion,
       cuda: { build: b.cudaBuild, available: b.cudaAvailable, devices: b.cudaDevices },
+      cpu: m.cpu,
+      kernels: m.kernels,
       threads: getNumThreads(),
-      blas: blasInfo(),
+      blas: m.blas,
+      openmp: m.openmp,
     };
   },
 };

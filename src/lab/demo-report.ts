@@ -3,9 +3,9 @@
  * initial policy (as Gao et al. plot them), Gao et al.'s forms fitted to each, the gold peak, and
  * report.html + metrics.jsonl + summary.json in the output directory.
  */
-import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { blasInfo, buildInfo, getNumThreads } from '../tensor/index.js';
+import { buildInfo, getNumThreads } from '../tensor/index.js';
+import { machineInfo, machineSummary } from '../machine.js';
 import { packageRoot } from '../models/hub.js';
 import { readFileSync } from 'node:fs';
 import { fitOveroptimisation, fitPeak, type Fit } from './fit.js';
@@ -65,8 +65,8 @@ function versions(): Record<string, string> {
 }
 
 function hardware(): Record<string, string | number> {
-  const c = cpus();
-  return { cpu: c[0]?.model ?? 'unknown', cores: c.length, threads: getNumThreads().torch, blas: blasInfo().kind };
+  const m = machineInfo();
+  return { cpu: machineSummary(m), cores: m.cpu.logicalCores, threads: getNumThreads().torch, blas: m.blas.kind };
 }
 
 export async function analyse(cfg: DemoConfig, d: DemoInputs): Promise<DemoSummary> {

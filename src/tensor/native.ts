@@ -138,7 +138,7 @@ export interface NativeAddon {
   nativeBytes(): { cpu: number; cpuPeak: number };
   setNumThreads(torch: number, blas: number): void;
   getNumThreads(): { torch: number; interop: number; blas: number | null };
-  blasInfo(): { kind: 'openblas' | 'reference' | 'mkl' | 'unknown'; config: string | null; libraries: string[] };
+  blasInfo(): { kind: 'openblas' | 'reference' | 'mkl' | 'unknown'; config: string | null; coreType: string | null; libraries: string[] };
   buildInfo(): { torchVersion: string; cudaBuild: boolean; cudaAvailable: boolean; cudaDevices: number; parallel: string };
 }
 
