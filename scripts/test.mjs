@@ -3,10 +3,21 @@
 //   pure/   pure math, no native code;   native/ the engine on CPU;   model/ the tiny real model;
 //   cli/    the command line;   browser/ the HTML report opened in Debian's chromium (playwright-core);
 //   gpu/    only with RLHF_TEST_GPU=1 (needs a CUDA libtorch and a GPU).
-// Extra arguments are passed to `node --test` (e.g. --test-name-pattern=xor).
+// Selections by a tag in a test file's header comment:
+//   --numeric   files tagged @numeric: every test whose bound comes from float arithmetic (parity of two
+//               computations, invariants) — CI runs them again with RLHF_SCALAR_KERNELS=1 on 2 threads;
+//   --learning  files tagged @learning: the "learning works" runs that `npm run test:matrix` repeats over
+//               seeds, kernel paths and thread counts.
+// RLHF_TEST_THREADS=N runs every test process on N libtorch/OpenBLAS threads (test/setup.ts), RLHF_TEST_SEED
+// moves the learning runs' seeds (test/env.ts). Other arguments are passed to `node --test`.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+
+const TAGS = { '--numeric': '@numeric', '--learning': '@learning' };
+const args = process.argv.slice(2);
+const tags = args.filter((a) => a in TAGS).map((a) => TAGS[a]);
+const passThrough = args.filter((a) => !(a in TAGS));
 
 const tiers = ['pure', 'native', 'model', 'cli', 'browser'];
 if (process.env.RLHF_TEST_GPU === '1') tiers.push('gpu');
@@ -14,11 +25,17 @@ const files = [];
 for (const tier of tiers) {
   const dir = join('dist', 'test', tier);
   if (!existsSync(dir)) continue;
-  for (const f of readdirSync(dir).sort()) if (f.endsWith('.test.js')) files.push(join(dir, f));
+  for (const f of readdirSync(dir).sort()) {
+    if (!f.endsWith('.test.js')) continue;
+    const path = join(dir, f);
+    if (tags.length > 0 && !tags.some((t) => readFileSync(path, 'utf8').includes(t))) continue;
+    files.push(path);
+  }
 }
 if (files.length === 0) {
-  console.error('no compiled tests found under dist/test: run `npm run setup` first');
+  console.error(tags.length ? `no compiled test carries ${tags.join(' or ')}` : 'no compiled tests found under dist/test: run `npm run setup` first');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--expose-gc', '--test', '--test-concurrency=1', ...process.argv.slice(2), ...files], { stdio: 'inherit' });
+const preload = process.env.RLHF_TEST_THREADS ? ['--import', './dist/test/setup.js'] : [];
+const r = spawnSync(process.execPath, ['--expose-gc', ...preload, '--test', '--test-concurrency=1', ...passThrough, ...files], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

@@ -10,12 +10,13 @@ import { test } from 'node:test';
 import { compareChecks } from '../../bench/ppo.js';
 import { defaultPython } from '../../bench/common.js';
 import { rlhf } from './run-cli.js';
+import { TEST_THREADS } from '../env.js';
 
 const python = defaultPython();
 const hasTorch = spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
 
 test('rlhf bench ppo --quick --json: checks pass, iteration and phases timed on both sides', { skip: hasTorch ? false : `${python} has no torch` }, async () => {
-  const r = await rlhf(['bench', 'ppo', '--json', '--quick', '--threads', '1']);
+  const r = await rlhf(['bench', 'ppo', '--json', '--quick', '--threads', String(TEST_THREADS)]);
   assert.equal(r.status, 0, `exit ${r.status}: ${r.stderr}`);
   assert.equal(r.stdout.trim().split('\n').length, 1, 'stdout must be one JSON line');
   const out = JSON.parse(r.stdout) as {
@@ -29,7 +30,7 @@ test('rlhf bench ppo --quick --json: checks pass, iteration and phases timed on 
   assert.equal(out.bench, 'ppo');
   assert.equal(out.env.quick, true);
   assert.equal(out.env.reps, 2);
-  assert.equal(out.env.threads.ours.torch, 1);
+  assert.equal(out.env.threads.ours.torch, TEST_THREADS);
   assert.deepEqual(out.shape, { batch: 16, newTokens: 16, minibatches: 4 });
   for (const name of ['iteration', 'generation', 'scoring', 'update']) {
     const c = out.results[name]!;

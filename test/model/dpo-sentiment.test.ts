@@ -13,33 +13,34 @@ import { after, test } from 'node:test';
 import { validateConfig } from '../../src/config.js';
 import { loadModel, resolveModelDir } from '../../src/models/hub.js';
 import { loadTokenizer } from '../../src/text/index.js';
-import { setNumThreads } from '../../src/tensor/index.js';
 import { DPO_DEFAULTS, DPO_SCHEMA } from '../../src/rlhf/dpo/config.js';
 import { trainDpo } from '../../src/rlhf/dpo/trainer.js';
 import { sentimentPairs, writePairs } from '../../src/rlhf/dpo/synthetic-pairs.js';
+import { reportMargin, TEST_SEED, TEST_THREADS, testSeed, useTestThreads } from '../env.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'rlhf-dpo-sentiment-'));
 after(() => rmSync(TMP, { recursive: true, force: true }));
 
 test('160 sentiment pairs, 20 steps: held-out implicit-reward accuracy > 0.5 on 64 pairs', async () => {
-  setNumThreads(1);
+  useTestThreads();
   const model = loadModel('stories260k');
   const tok = loadTokenizer(resolveModelDir('stories260k'));
   try {
-    writePairs(join(TMP, 'train.jsonl'), sentimentPairs(model, tok, { n: 160, seed: 11 }));
-    writePairs(join(TMP, 'test.jsonl'), sentimentPairs(model, tok, { n: 64, seed: 12 }));
+    writePairs(join(TMP, 'train.jsonl'), sentimentPairs(model, tok, { n: 160, seed: testSeed(11) }));
+    writePairs(join(TMP, 'test.jsonl'), sentimentPairs(model, tok, { n: 64, seed: testSeed(12) }));
   } finally {
     model.dispose();
   }
   const cfg = validateConfig({
-    out: join(TMP, 'run'),
+    seed: TEST_SEED, out: join(TMP, 'run'),
     data: { path: join(TMP, 'train.jsonl'), testPath: join(TMP, 'test.jsonl'), maxTokens: 128 },
     loss: { beta: 0.1 },
-    train: { batchSize: 8, lr: 5e-4, warmupSteps: 2, schedule: 'constant', threads: 1 },
+    train: { batchSize: 8, lr: 5e-4, warmupSteps: 2, schedule: 'constant', threads: TEST_THREADS },
   }, DPO_DEFAULTS, DPO_SCHEMA, 'test');
   const s = await trainDpo(cfg, { progress: () => {} });
   assert.equal(s.steps, 20);
   assert.equal(s.eval!.n, 64);
+  reportMargin({ test: 'dpo', metric: 'held-out accuracy', value: s.eval!.accuracy, bar: 0.5 });
   assert.ok(s.eval!.accuracy > 0.5, `held-out implicit-reward accuracy ${s.eval!.accuracy}`);
   assert.ok(s.eval!.margin > 0, `held-out mean margin ${s.eval!.margin}`);
 });

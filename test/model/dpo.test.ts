@@ -18,11 +18,12 @@ import { deepMerge, validateConfig } from '../../src/config.js';
 import { loadModel, resolveModelDir, saveModel } from '../../src/models/hub.js';
 import { LlamaForCausalLM } from '../../src/models/llama.js';
 import { loadTokenizer } from '../../src/text/index.js';
-import { Generator, setNumThreads } from '../../src/tensor/index.js';
+import { Generator } from '../../src/tensor/index.js';
 import { DPO_DEFAULTS, DPO_SCHEMA, type DpoConfig } from '../../src/rlhf/dpo/config.js';
 import { impliedPairs, trainDpo } from '../../src/rlhf/dpo/trainer.js';
 import { sentimentPairs, writePairs } from '../../src/rlhf/dpo/synthetic-pairs.js';
 import { ROOT, rlhf, type Run } from './run-cli.js';
+import { TEST_THREADS, useTestThreads } from '../env.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'rlhf-dpo-test-'));
 const PAIRS = join(TMP, 'pairs.jsonl');
@@ -35,7 +36,7 @@ function tinyConfig(out: string, over: object = {}): DpoConfig {
     data: { path: PAIRS, format: 'pairwise', splitRatio: 0.75, maxTokens: 128 },
     model: { policy: 'stories260k' },
     loss: { beta: 0.1 },
-    train: { batchSize: 4, lr: 3e-4, warmupSteps: 1, maxSteps: 4, evalEvery: 2, checkpointEvery: 2, threads: 1 },
+    train: { batchSize: 4, lr: 3e-4, warmupSteps: 1, maxSteps: 4, evalEvery: 2, checkpointEvery: 2, threads: TEST_THREADS },
   };
   return validateConfig(deepMerge(raw, over), DPO_DEFAULTS, DPO_SCHEMA, 'tiny');
 }
@@ -59,14 +60,14 @@ function oneLineFailure(r: Run, reason: RegExp): void {
 let cli: { unknownKey: Promise<Run>; wrongType: Promise<Run> };
 
 before(() => {
-  setNumThreads(1);
+  useTestThreads();
   const model = loadModel('stories260k');
   try {
     writePairs(PAIRS, sentimentPairs(model, loadTokenizer(resolveModelDir('stories260k')), { n: 48, seed: 7 }));
   } finally {
     model.dispose();
   }
-  const base = ['train', 'dpo', '--json', '--set', `data.path=${PAIRS}`, '--set', 'train.threads=1'];
+  const base = ['train', 'dpo', '--json', '--set', `data.path=${PAIRS}`, '--set', `train.threads=${TEST_THREADS}`];
   cli = {
     unknownKey: rlhf([...base, '--set', `out=${join(TMP, 'cli-key')}`, '--set', 'loss.bta=0.5']),
     wrongType: rlhf([...base, '--set', `out=${join(TMP, 'cli-type')}`, '--set', 'train.lr=fast']),

@@ -20,7 +20,7 @@ import { after, before, describe, test } from 'node:test';
 import { deepMerge, validateConfig } from '../../src/config.js';
 import { loadModel, resolveModelDir } from '../../src/models/hub.js';
 import { loadTokenizer } from '../../src/text/index.js';
-import { memory, setNumThreads } from '../../src/tensor/index.js';
+import { memory } from '../../src/tensor/index.js';
 import { DPO_DEFAULTS, DPO_SCHEMA, type DpoConfig } from '../../src/rlhf/dpo/config.js';
 import { scoreSequences, trainDpo } from '../../src/rlhf/dpo/trainer.js';
 import { sentimentLabels, sentimentPairs, writeLabels, writePairs } from '../../src/rlhf/dpo/synthetic-pairs.js';
@@ -28,6 +28,7 @@ import { KTO_DEFAULTS, KTO_SCHEMA, type KtoConfig } from '../../src/rlhf/kto/con
 import { tokenizeLabelled, trainKto } from '../../src/rlhf/kto/trainer.js';
 import { loadFeedback, type BinaryRecord } from '../../src/data/index.js';
 import { rlhf, type Run } from './run-cli.js';
+import { reportMargin, TEST_SEED, TEST_THREADS, testSeed, useTestThreads } from '../env.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'rlhf-preference-family-'));
 const TRAIN = join(TMP, 'train.jsonl');
@@ -38,19 +39,19 @@ const quiet = () => {};
 /** 160 pairs, 20 steps of 8 (lr 5e-4, constant after warm-up): dpo-sentiment.test.ts's run with another loss. */
 function pairedConfig(out: string, loss: object, over: object = {}): DpoConfig {
   const raw = {
-    out,
+    seed: TEST_SEED, out,
     data: { path: TRAIN, testPath: TEST, maxTokens: 128 },
     loss,
-    train: { batchSize: 8, lr: 5e-4, warmupSteps: 2, schedule: 'constant', threads: 1 },
+    train: { batchSize: 8, lr: 5e-4, warmupSteps: 2, schedule: 'constant', threads: TEST_THREADS },
   };
   return validateConfig(deepMerge(raw, over), DPO_DEFAULTS, DPO_SCHEMA, 'test');
 }
 
 function ktoConfig(out: string, over: object = {}): KtoConfig {
   const raw = {
-    out,
+    seed: TEST_SEED, out,
     data: { path: LABELS, testPath: TEST, maxTokens: 128 },
-    train: { batchSize: 16, lr: 5e-4, warmupSteps: 2, schedule: 'constant', threads: 1 },
+    train: { batchSize: 16, lr: 5e-4, warmupSteps: 2, schedule: 'constant', threads: TEST_THREADS },
   };
   return validateConfig(deepMerge(raw, over), KTO_DEFAULTS, KTO_SCHEMA, 'test');
 }
@@ -64,20 +65,20 @@ function oneLineFailure(r: Run, reason: RegExp): void {
 let cli: { ktoFormat: Promise<Run>; ktoKey: Promise<Run>; ipoUnpaired: Promise<Run> };
 
 before(() => {
-  setNumThreads(1);
+  useTestThreads();
   const model = loadModel('stories260k');
   const tok = loadTokenizer(resolveModelDir('stories260k'));
   try {
-    writePairs(TRAIN, sentimentPairs(model, tok, { n: 160, seed: 11 }));
-    writePairs(TEST, sentimentPairs(model, tok, { n: 64, seed: 12 }));
-    writeLabels(LABELS, sentimentLabels(model, tok, { n: 320, seed: 13 }));
+    writePairs(TRAIN, sentimentPairs(model, tok, { n: 160, seed: testSeed(11) }));
+    writePairs(TEST, sentimentPairs(model, tok, { n: 64, seed: testSeed(12) }));
+    writeLabels(LABELS, sentimentLabels(model, tok, { n: 320, seed: testSeed(13) }));
   } finally {
     model.dispose();
   }
   cli = {
     ktoFormat: rlhf(['train', 'kto', '--json', '--set', `data.path=${TRAIN}`, '--set', 'data.format=pairwise', '--set', `out=${join(TMP, 'cli-format')}`]),
     ktoKey: rlhf(['train', 'kto', '--json', '--set', `data.path=${LABELS}`, '--set', 'loss.desirableWeigth=2', '--set', `out=${join(TMP, 'cli-key')}`]),
-    ipoUnpaired: rlhf(['train', 'ipo', '--json', '--set', `data.path=${LABELS}`, '--set', 'train.threads=1', '--set', `out=${join(TMP, 'cli-unpaired')}`]),
+    ipoUnpaired: rlhf(['train', 'ipo', '--json', '--set', `data.path=${LABELS}`, '--set', `train.threads=${TEST_THREADS}`, '--set', `out=${join(TMP, 'cli-unpaired')}`]),
   };
 });
 after(async () => {
@@ -97,6 +98,7 @@ describe('the offline preference family beats chance on held-out sentiment pairs
       const s = await trainDpo(pairedConfig(join(TMP, name), loss), { progress: quiet });
       assert.equal(s.steps, 20);
       assert.equal(s.eval!.n, 64);
+      reportMargin({ test: name, metric: 'held-out accuracy', value: s.eval!.accuracy, bar: 0.5 });
       assert.ok(s.eval!.accuracy > 0.5, `${name}: held-out implicit-reward accuracy ${s.eval!.accuracy}`);
     });
   }
@@ -107,6 +109,7 @@ describe('the offline preference family beats chance on held-out sentiment pairs
     assert.equal(s.desirable, 160);
     assert.equal(s.undesirable, 160);
     assert.equal(s.eval!.n, 64);
+    reportMargin({ test: 'kto', metric: 'held-out accuracy', value: s.eval!.accuracy, bar: 0.5 });
     assert.ok(s.eval!.accuracy > 0.5, `kto: held-out implicit-reward accuracy ${s.eval!.accuracy}`);
   });
 });

@@ -31,6 +31,7 @@ import { trainRewardModel, type RewardRunSummary } from '../../src/reward/train.
 import { memory, noGrad, scope } from '../../src/tensor/index.js';
 import { loadTokenizer } from '../../src/text/index.js';
 import { ROOT, rlhf, type Run } from './run-cli.js';
+import { reportMargin, TEST_SEED, TEST_THREADS } from '../env.js';
 
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'feedback-rm');
 const RANKING = join(FIXTURES, 'ranking.jsonl');
@@ -48,11 +49,11 @@ function oneJsonLine(r: Run): Record<string, unknown> {
 /** A tiny scratch model over stories260k's tokenizer, on the ranking fixture with Plackett–Luce unless overridden. */
 function tinyRaw(out: string, over: object = {}): Record<string, unknown> {
   return deepMerge({
-    seed: 0, out,
+    seed: TEST_SEED, out,
     data: { path: RANKING, format: 'ranking', maxTokens: 64 },
     model: { init: 'scratch', base: 'stories260k', scratch: { hiddenSize: 16, layers: 1, heads: 2, intermediateSize: 32, maxPositions: 64 } },
     loss: { type: 'plackett_luce' },
-    train: { epochs: 3, batchSize: 8, lr: 0.01, warmupSteps: 2, threads: 1 },
+    train: { epochs: 3, batchSize: 8, lr: 0.01, warmupSteps: 2, threads: TEST_THREADS },
   }, over) as Record<string, unknown>;
 }
 const tiny = (out: string, over: object = {}): RewardTrainConfig => validateConfig(tinyRaw(out, over), REWARD_DEFAULTS, REWARD_SCHEMA, 'tiny');
@@ -103,6 +104,7 @@ describe('K-wise rankings with Plackett–Luce', () => {
     assert.equal(s.heldOutPairs, held.length);
     const e = s.eval!;
     assert.equal(e.n, held.reduce((n, r) => n + (r.responses.length * (r.responses.length - 1)) / 2, 0), 'every implied pair (i < j) is evaluated');
+    reportMargin({ test: 'rm plackett-luce', metric: 'held-out accuracy', value: e.accuracy, bar: 0.85 });
     assert.ok(e.accuracy >= 0.85, `held-out pairwise accuracy ${e.accuracy}`);
     assert.equal(e.length_corr, null, 'all responses have one length');
     assert.equal(e.length_baseline_accuracy, 0.5);
@@ -112,7 +114,7 @@ describe('K-wise rankings with Plackett–Luce', () => {
 
   test('`rlhf eval rm --format ranking` reports the run\'s held-out evaluation', async () => {
     assert.ok(s, 'needs the previous test\'s run');
-    const got = oneJsonLine(await rlhf(['eval', 'rm', '--json', '--model', join(out, 'model'), '--data', RANKING, '--format', 'ranking', '--max-tokens', '64', '--threads', '1']));
+    const got = oneJsonLine(await rlhf(['eval', 'rm', '--json', '--model', join(out, 'model'), '--data', RANKING, '--format', 'ranking', '--max-tokens', '64', '--threads', String(TEST_THREADS)]));
     assert.equal(got.n, s.eval!.n);
     assert.equal(got.accuracy, s.eval!.accuracy);
     assert.deepEqual(got.margins, s.eval!.margins);
@@ -151,6 +153,7 @@ describe('ratings with the Gaussian loss', () => {
     const e = s.ratingEval!;
     assert.equal(s.eval, null);
     assert.equal(e.n, s.heldOutPairs);
+    reportMargin({ test: 'rm gaussian ratings', metric: 'held-out pearson', value: e.pearson!, bar: 0.8 });
     assert.ok(e.pearson! > 0.8 && e.spearman! > 0.8, `pearson ${e.pearson}, spearman ${e.spearman}`);
     assert.ok(e.rmse < 0.6 * std, `rmse ${e.rmse} should beat always predicting the mean (${std})`);
     assert.deepEqual(readJson(join(out, 'eval.json')), e);
@@ -158,7 +161,7 @@ describe('ratings with the Gaussian loss', () => {
 
   test('`rlhf eval rm --format rating` reads the stored scale and reports the same correlations', async () => {
     assert.ok(s, 'needs the previous test\'s run');
-    const got = oneJsonLine(await rlhf(['eval', 'rm', '--json', '--model', join(out, 'model'), '--data', RATING, '--format', 'rating', '--max-tokens', '64', '--threads', '1']));
+    const got = oneJsonLine(await rlhf(['eval', 'rm', '--json', '--model', join(out, 'model'), '--data', RATING, '--format', 'rating', '--max-tokens', '64', '--threads', String(TEST_THREADS)]));
     for (const k of ['n', 'pearson', 'spearman', 'rmse', 'score_scale'] as const) assert.deepEqual(got[k], s.ratingEval![k], k);
   });
 });
@@ -184,6 +187,7 @@ describe('an ensemble of 3 members on bootstrap resamples', () => {
     assert.ok(e.spread! > 0, `members trained on different resamples from different seeds must disagree, spread ${e.spread}`);
     assert.equal(e.ensemble!.size, 3);
     assert.deepEqual(e.ensemble!.member_scores, s.members!.map((m) => m.eval!.accuracy), 'each member\'s own accuracy');
+    reportMargin({ test: 'rm bootstrap ensemble', metric: 'held-out accuracy', value: e.accuracy, bar: 0.75 });
     assert.ok(e.accuracy >= 0.75, `ensemble accuracy ${e.accuracy}`);
     assert.deepEqual(readJson(join(out, 'eval.json')), e);
   });
@@ -236,7 +240,7 @@ describe('an ensemble of 3 members on bootstrap resamples', () => {
 
   test('`rlhf eval rm --json` on the ensemble directory prints its accuracy and spread', async () => {
     assert.ok(s, 'needs the first test\'s run');
-    const got = oneJsonLine(await rlhf(['eval', 'rm', '--json', '--model', join(out, 'model'), '--data', PAIRS, '--max-tokens', '64', '--threads', '1'])) as unknown as PairReport;
+    const got = oneJsonLine(await rlhf(['eval', 'rm', '--json', '--model', join(out, 'model'), '--data', PAIRS, '--max-tokens', '64', '--threads', String(TEST_THREADS)])) as unknown as PairReport;
     assert.equal(got.accuracy, s.eval!.accuracy);
     assert.equal(got.spread, s.eval!.spread);
     assert.ok(got.spread! > 0);

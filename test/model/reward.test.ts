@@ -21,6 +21,7 @@ import { REWARD_DEFAULTS, REWARD_SCHEMA, type RewardTrainConfig } from '../../sr
 import type { PairEvaluation } from '../../src/reward/metrics.js';
 import { trainRewardModel, type RewardRunSummary } from '../../src/reward/train.js';
 import { ROOT, rlhf, type Run } from './run-cli.js';
+import { reportMargin, TEST_SEED, TEST_THREADS } from '../env.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'rlhf-reward-test-'));
 const quiet = () => {};
@@ -62,10 +63,10 @@ writeFileSync(BAD_PAIRS, syntheticPairs(64).map((l, i) => (i === 4 ? '{"prompt":
 /** A tiny scratch reward model over stories260k's tokenizer: ~51 training pairs, 7 steps per epoch. */
 function tinyRaw(out: string, over: object = {}): Record<string, unknown> {
   const raw = {
-    seed: 0, out,
+    seed: TEST_SEED, out,
     data: { path: PAIRS, format: 'pairwise', splitSeed: 0, splitRatio: 0.8, maxTokens: 64 },
     model: { init: 'scratch', base: 'stories260k', scratch: { hiddenSize: 16, layers: 1, heads: 2, intermediateSize: 32, maxPositions: 64 } },
-    train: { epochs: 2, batchSize: 8, lr: 0.01, warmupSteps: 2, maxSteps: 8, checkpointEvery: 4, evalEvery: 0, threads: 1 },
+    train: { epochs: 2, batchSize: 8, lr: 0.01, warmupSteps: 2, maxSteps: 8, checkpointEvery: 4, evalEvery: 0, threads: TEST_THREADS },
   };
   return deepMerge(raw, over) as Record<string, unknown>;
 }
@@ -131,16 +132,16 @@ describe('SST-2 as preferences, from scratch (configs/rm-sst2.yaml, one epoch)',
   test('held-out pairwise accuracy >= 0.80, with a bootstrap interval around it and ECE reported', async () => {
     const out = join(TMP, 'sst2');
     const cfg = loadConfig(join(ROOT, 'configs', 'rm-sst2.yaml'), [
-      'train.epochs=1', 'train.evalEvery=0', `out=${out}`,
+      'train.epochs=1', 'train.evalEvery=0', `out=${out}`, `seed=${TEST_SEED}`, `train.threads=${TEST_THREADS}`,
       // The config's paths are relative to the package root; this test may run from elsewhere.
       `data.path=${join(ROOT, 'data', 'sst2', 'stsa.binary.train')}`, `data.testPath=${join(ROOT, 'data', 'sst2', 'stsa.binary.test')}`,
       `model.tokenizer=${join(ROOT, 'assets', 'gpt2-bpe')}`,
     ], REWARD_DEFAULTS, REWARD_SCHEMA);
-    assert.equal(cfg.train.threads, 1);
     const s = await trainRewardModel(cfg, { progress: quiet });
     const e = s.eval!;
     assert.equal(s.trainPairs, 3610);
     assert.equal(e.n, 909, 'every positive sentence of stsa.binary.test gives one held-out pair');
+    reportMargin({ test: 'rm sst-2', metric: 'held-out accuracy', value: e.accuracy, bar: 0.8 });
     assert.ok(e.accuracy >= 0.8, `held-out accuracy ${e.accuracy}`);
     assert.ok(Number.isFinite(e.ece) && e.ece >= 0 && e.ece <= 1, `ece ${e.ece}`);
     const [lo, hi] = e.accuracy_ci;
@@ -186,7 +187,7 @@ describe('tiny synthetic run: resume, eval rm, --fresh', () => {
     assert.ok(a, 'needs the previous test\'s run');
     const saved = JSON.parse(readFileSync(join(outA, 'eval.json'), 'utf8')) as PairEvaluation;
     const r = await rlhf(['eval', 'rm', '--json', '--model', join(outA, 'model'), '--data', PAIRS,
-      '--split-seed', '0', '--split-ratio', '0.8', '--max-tokens', '64', '--seed', '0', '--threads', '1']);
+      '--split-seed', '0', '--split-ratio', '0.8', '--max-tokens', '64', '--seed', String(TEST_SEED), '--threads', String(TEST_THREADS)]);
     const got = oneJsonLine(r) as unknown as PairEvaluation & { dropped: unknown };
     for (const k of ['accuracy', 'accuracy_ci', 'ece', 'length_corr', 'length_baseline_accuracy', 'n']) assert.ok(k in got, `no ${k} in ${r.stdout}`);
     assert.equal(got.n, a.heldOutPairs);

@@ -24,7 +24,7 @@ import { scope, type Tensor } from '../../src/tensor/index.js';
 import { afinnComparative } from '../../src/reward/functions.js';
 import { functionReward } from '../../src/rlhf/rewards.js';
 import { disposeScored, sample, scoreRollout } from '../../src/rlhf/online/rollout.js';
-import { closeRun, type EvalRow, openRun, rlStep, settings, shapeRewards, stepSeed } from '../../src/rlhf/online/trainer.js';
+import { closeRun, openRun, rlStep, settings, shapeRewards, stepSeed } from '../../src/rlhf/online/trainer.js';
 import { REMAX_DEFAULTS, REMAX_SCHEMA } from '../../src/rlhf/remax/config.js';
 import { remaxAlgorithm, trainRemax } from '../../src/rlhf/remax/trainer.js';
 import { REINFORCE_DEFAULTS, REINFORCE_SCHEMA, type ReinforceConfig } from '../../src/rlhf/reinforce/config.js';
@@ -33,6 +33,8 @@ import { REINFORCEPP_DEFAULTS, REINFORCEPP_SCHEMA } from '../../src/rlhf/reinfor
 import { reinforceppAdvantages, reinforceppAlgorithm, trainReinforcepp } from '../../src/rlhf/reinforcepp/trainer.js';
 import { RAFT_DEFAULTS, RAFT_SCHEMA } from '../../src/rlhf/raft/config.js';
 import { trainRaft } from '../../src/rlhf/raft/trainer.js';
+import { TEST_SEED, TEST_THREADS } from '../env.js';
+import { assertImproved } from './improved.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'rlhf-rl-family-'));
 after(() => rmSync(TMP, { recursive: true, force: true }));
@@ -124,19 +126,8 @@ describe('REINFORCE++', () => {
   });
 });
 
-function assertImproved(s: { algorithm: string; initial: EvalRow | null; final: EvalRow | null }): void {
-  const a = s.initial as EvalRow;
-  const b = s.final as EvalRow;
-  const se = Math.hypot(a.rewardSe, b.rewardSe);
-  const z = (b.reward - a.reward) / se;
-  const what = `${s.algorithm}: reward ${a.reward.toFixed(4)} → ${b.reward.toFixed(4)} (${z.toFixed(1)} s.e.), KL ${b.kl.toFixed(2)}, distinct-2 ${a.distinct2.toFixed(3)} → ${b.distinct2.toFixed(3)}`;
-  assert.ok(z >= 3, what);
-  assert.ok(b.kl <= 20, what);
-  assert.ok(b.distinct2 >= 0.8 * a.distinct2, what);
-}
-
 describe('small runs: AFINN sentiment up by ≥ 3 s.e. at KL ≤ 20 without collapse', () => {
-  const common = { reward: { sources: ['function:afinn_comparative'] }, rollout: { maxNewTokens: 32 }, train: { steps: 8, lr: 3e-4, evalSamples: 128, checkpointEvery: 0, threads: 1 } };
+  const common = { seed: TEST_SEED, reward: { sources: ['function:afinn_comparative'] }, rollout: { maxNewTokens: 32 }, train: { steps: 8, lr: 3e-4, evalSamples: 128, checkpointEvery: 0, threads: TEST_THREADS } };
 
   test('ReMax', async () => {
     const cfg = validateConfig({ ...common, out: join(TMP, 'remax'), rollout: { ...common.rollout, prompts: 64, samplesPerPrompt: 1 } }, REMAX_DEFAULTS, REMAX_SCHEMA, 'test');
@@ -155,7 +146,7 @@ describe('small runs: AFINN sentiment up by ≥ 3 s.e. at KL ≤ 20 without coll
 
   test('RAFT, 2 rounds of best-of-8 over 32 prompts; a rerun skips the finished rounds', async () => {
     const cfg = validateConfig({
-      out: join(TMP, 'raft'), rollout: { prompts: 32, samplesPerPrompt: 8, maxNewTokens: 32 }, raft: { rounds: 2 }, sft: { lr: 3e-4 }, train: { evalSamples: 128 },
+      seed: TEST_SEED, out: join(TMP, 'raft'), rollout: { prompts: 32, samplesPerPrompt: 8, maxNewTokens: 32 }, raft: { rounds: 2 }, sft: { lr: 3e-4 }, train: { evalSamples: 128, threads: TEST_THREADS },
     }, RAFT_DEFAULTS, RAFT_SCHEMA, 'test');
     const s = await trainRaft(cfg, { progress: quiet });
     assertImproved(s);
@@ -163,7 +154,7 @@ describe('small runs: AFINN sentiment up by ≥ 3 s.e. at KL ≤ 20 without coll
     const again = await trainRaft(cfg, { progress: quiet });
     assert.equal(again.resumedFrom, 2);
     assert.deepEqual(again.rounds, s.rounds);
-    await assert.rejects(trainRaft({ ...cfg, seed: 3 }, { progress: quiet }), /another configuration.*--fresh/);
+    await assert.rejects(trainRaft({ ...cfg, seed: cfg.seed + 3 }, { progress: quiet }), /another configuration.*--fresh/);
   });
 });
 

@@ -16,11 +16,12 @@ import { after, before, describe, test } from 'node:test';
 import { deepMerge, validateConfig } from '../../src/config.js';
 import { loadModel, resolveModelDir } from '../../src/models/hub.js';
 import { loadTokenizer } from '../../src/text/index.js';
-import { noGrad, scope, setNumThreads } from '../../src/tensor/index.js';
+import { noGrad, scope } from '../../src/tensor/index.js';
 import { SFT_DEFAULTS, SFT_SCHEMA, type SftConfig } from '../../src/rlhf/sft/config.js';
 import { buildRows, tokenizeExamples } from '../../src/rlhf/sft/data.js';
 import { collateRows, rowLogprobs, trainSft } from '../../src/rlhf/sft/trainer.js';
 import { rlhf, type Run } from './run-cli.js';
+import { TEST_THREADS, useTestThreads } from '../env.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'rlhf-sft-test-'));
 const DATA = join(TMP, 'data.jsonl');
@@ -44,7 +45,7 @@ function config(out: string, over: object = {}): SftConfig {
   const raw = {
     seed: 0, out,
     data: { path: DATA, maxTokens: 64 },
-    train: { batchSize: 4, lr: 1e-4, warmupSteps: 0, schedule: 'constant', maxSteps: 2, threads: 1 },
+    train: { batchSize: 4, lr: 1e-4, warmupSteps: 0, schedule: 'constant', maxSteps: 2, threads: TEST_THREADS },
   };
   return validateConfig(deepMerge(raw, over), SFT_DEFAULTS, SFT_SCHEMA, 'test');
 }
@@ -53,7 +54,7 @@ const tok = () => loadTokenizer(resolveModelDir('stories260k'));
 let badLine: Promise<Run>;
 
 before(() => {
-  setNumThreads(1);
+  useTestThreads();
   badLine = rlhf(['train', 'sft', '--json', '--set', `data.path=${BAD}`, '--set', `out=${join(TMP, 'bad')}`]);
 });
 after(async () => {
