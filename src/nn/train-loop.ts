@@ -74,6 +74,17 @@ export class DivergedError extends Error {
   }
 }
 
+/**
+ * Throws DivergedError when a named value of step `step` (1-based) is not finite; `saved` is the step of the
+ * last checkpoint written (null: none yet), which stays.
+ */
+export function guardFinite(step: number, values: Readonly<Record<string, number | null>>, lr: { name: string; value: number }, out: string, saved: number | null): void {
+  const bad = Object.entries(values).find(([, v]) => v !== null && !Number.isFinite(v));
+  if (!bad) return;
+  const kept = saved === null ? 'and no checkpoint had been written yet' : `and the checkpoint of step ${saved} in ${out}/checkpoint is kept`;
+  throw new DivergedError(step, bad[0], bad[1]!, lr, kept);
+}
+
 /** What one optimiser step's micro-batches gave: the logged loss and the trainer's own metrics. */
 export interface StepResult {
   loss: number;
@@ -122,11 +133,7 @@ export async function runEpochLoop(l: EpochLoop): Promise<number> {
     const r = l.step(plan.step(step).filter((m) => m.length > 0), step);
     // Unclipped, the norm is still needed by the guard: an infinite bound scales every gradient by exactly 1.
     const norm = clipGradNorm(l.params(), t.clipGradNorm > 0 ? t.clipGradNorm : Infinity);
-    const bad = !Number.isFinite(r.loss) ? { what: 'loss', value: r.loss } : !Number.isFinite(norm) ? { what: 'gradient norm', value: norm } : null;
-    if (bad) {
-      const kept = saved === null ? 'and no checkpoint had been written yet' : `and the checkpoint of step ${saved} in ${l.out}/checkpoint is kept`;
-      throw new DivergedError(step + 1, bad.what, bad.value, { name: 'train.lr', value: t.lr }, kept);
-    }
+    guardFinite(step + 1, { loss: r.loss, 'gradient norm': norm }, { name: 'train.lr', value: t.lr }, l.out, saved);
     l.opt.step();
     l.opt.zeroGrad();
     step++;

@@ -18,7 +18,7 @@ import { lrAt, type ScheduleKind } from '../../nn/schedule.js';
 import { loadModel, resolveModelDir, saveModel, tokenizerFiles } from '../../models/hub.js';
 import type { CausalLM } from '../../models/common.js';
 import { loadTokenizer, type Tokenizer } from '../../text/index.js';
-import { epochOrder, InterruptedError } from '../../nn/train-loop.js';
+import { epochOrder, guardFinite, InterruptedError } from '../../nn/train-loop.js';
 import { checkResumeConfig, recoverRunDir, withRunLock } from '../../run-dir.js';
 import { RewardModel } from '../../reward/model.js';
 import { AdaptiveKlController, FixedKlController, type KlController } from '../core/kl-controller.js';
@@ -400,6 +400,7 @@ async function runOnline<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>, opt
     const initial = resumedFrom === null ? evaluate(run as Run<OnlineConfig>, 0, opts, log) : null;
     if (initial) say(`step 0: ${describeEval(initial)}`);
     let step = resumedFrom ?? 0;
+    let saved = resumedFrom;
     for (; step < cfg.train.steps; step++) {
       await new Promise((r) => setImmediate(r)); // a step is synchronous: let a pending SIGINT handler run
       if (opts.signal?.aborted) {
@@ -407,6 +408,8 @@ async function runOnline<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>, opt
         throw new InterruptedError(step, cfg.out);
       }
       const row = rlStep(run, algo, step);
+      // A diverged step is neither logged nor saved: the last checkpoint stays the last finite one.
+      guardFinite(step + 1, { loss: row.loss as number, 'gradient norm': row.grad_norm as number }, { name: 'train.lr', value: cfg.train.lr }, cfg.out, saved);
       log(row);
       say(describeStep(row, cfg.train.steps));
       const done = step + 1;
@@ -416,7 +419,10 @@ async function runOnline<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>, opt
         const e = evaluate(run as Run<OnlineConfig>, done, opts, log);
         if (e) say(`step ${done}: ${describeEval(e)}`);
       }
-      if (cfg.train.checkpointEvery > 0 && done % cfg.train.checkpointEvery === 0 && done < cfg.train.steps) save(done);
+      if (cfg.train.checkpointEvery > 0 && done % cfg.train.checkpointEvery === 0 && done < cfg.train.steps) {
+        save(done);
+        saved = done;
+      }
     }
     // A run resumed from its final checkpoint has its final evaluation logged already.
     const final = resumedFrom === cfg.train.steps ? lastEval(join(cfg.out, 'metrics.jsonl'), step) : evaluate(run as Run<OnlineConfig>, step, opts, log);
