@@ -94,3 +94,30 @@ export function formatOptions(specs: readonly OptionSpec[]): string {
   const w = Math.max(...rows.map(([f]) => f.length), 10);
   return rows.map(([f, h]) => `  ${f.padEnd(w)}  ${h}`).join('\n');
 }
+
+/** A run stopped by Ctrl-C (its own message says what was kept and how to resume): the command exits 130. */
+export class InterruptedRun extends Error {
+  readonly exitCode = 130;
+}
+
+/**
+ * Runs `fn` with an AbortSignal raised by the first SIGINT (a second one kills the process as usual). A
+ * failure after the signal is an InterruptedRun.
+ */
+export async function withInterrupt<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const ac = new AbortController();
+  const onSigint = () => {
+    process.stderr.write('\n[interrupt] stopping after the current step (Ctrl-C again to kill)\n');
+    ac.abort();
+    process.off('SIGINT', onSigint);
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    return await fn(ac.signal);
+  } catch (e) {
+    if (ac.signal.aborted && e instanceof Error) throw new InterruptedRun(e.message, { cause: e });
+    throw e;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}

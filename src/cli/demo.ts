@@ -5,7 +5,7 @@ import { runDemo } from '../lab/demo.js';
 import { overoptimisationSweep } from '../lab/overoptimisation.js';
 import { UsageError } from './args.js';
 import type { DemoSummary } from '../lab/demo-report.js';
-import { withInterrupt } from './policy.js';
+import { withInterrupt } from './args.js';
 import type { Command } from './main.js';
 
 export const demoCommand: Command = {

@@ -10,7 +10,7 @@ import { goldReward } from '../lab/gold.js';
 import type { Annotator } from '../rlhf/iterated/annotator.js';
 import { ITERATED_DEFAULTS, ITERATED_SCHEMA, type IteratedConfig } from '../rlhf/iterated/config.js';
 import { trainIterated, type IteratedSummary } from '../rlhf/iterated/trainer.js';
-import { withInterrupt } from './policy.js';
+import { withInterrupt } from './args.js';
 import type { Command } from './main.js';
 
 /** The trainer's config plus who labels: the synthetic gold annotator. */

@@ -8,7 +8,8 @@ import { recordOutcome, type Experiment } from '../lab/experiment.js';
 import { LAB_EXPERIMENTS } from '../lab/experiments.js';
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
-import { withInterrupt } from './policy.js';
+import { withInterrupt } from './args.js';
+import { withRunLock } from '../run-dir.js';
 import type { Command } from './main.js';
 
 function labCommand(e: Experiment): Command {
@@ -33,7 +34,7 @@ function labCommand(e: Experiment): Command {
         throw new Error(`--out ${out} cannot be written: ${(err as Error).message}`);
       }
       const say = (l: string) => process.stderr.write(`[lab ${e.name}] ${l}\n`);
-      const outcome = await withInterrupt((signal) => e.run(cfg, { dir, seed: o.seed as number, quick: o.quick as boolean, progress: say, signal }));
+      const outcome = await withRunLock(dir, () => withInterrupt((signal) => e.run(cfg, { dir, seed: o.seed as number, quick: o.quick as boolean, progress: say, signal })));
       const report = recordOutcome(out, e.name, outcome, { config: cfg, seed: o.seed as number });
       return { experiment: e.name, report, ...outcome.result };
     },

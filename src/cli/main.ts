@@ -3,9 +3,9 @@
  * that returns a JSON-able result: with --json that result is printed as one line of compact JSON on
  * stdout and nothing else; without it, the command's `human` formatter prints it for people. Logs and
  * progress go to stderr. Exit code 0 on success; on failure a one-line reason on stderr (the stack with
- * --verbose) and exit code 1 (2 for usage errors).
+ * --verbose) and exit code 1 (2 for usage errors, 130 for a run stopped by Ctrl-C).
  */
-import { formatOptions, nearest, type OptionSpec, type ParsedOptions, parseOptions, UsageError } from './args.js';
+import { formatOptions, InterruptedRun, nearest, type OptionSpec, type ParsedOptions, parseOptions, UsageError } from './args.js';
 import { benchCommands } from './bench.js';
 import { demoCommand, labOveroptimisationCommand } from './demo.js';
 import { labCommands } from './lab.js';
@@ -97,6 +97,6 @@ export async function main(argv: string[]): Promise<void> {
     process.stderr.write(`rlhf: ${err.message.split('\n')[0]}\n`);
     if (err instanceof UsageError && err.message.includes('\n')) process.stderr.write(err.message.split('\n').slice(1).join('\n') + '\n');
     if (verbose && err.stack) process.stderr.write(err.stack + '\n');
-    process.exitCode = err instanceof UsageError ? 2 : 1;
+    process.exitCode = err instanceof InterruptedRun ? err.exitCode : err instanceof UsageError ? 2 : 1;
   }
 }

@@ -1,6 +1,7 @@
 /**
  * `rlhf train sft|dpo|ipo|simpo|orpo|kto` and `rlhf sample sentiment-pairs|sentiment-labels`: the offline policy
  * trainers and their demo data. IPO, SimPO and ORPO are `train dpo` with another default loss.type and out.
+ * Ctrl-C stops a training run before its next step with a checkpoint written (exit 130); rerunning resumes.
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -16,7 +17,7 @@ import { loadModel, resolveModelDir } from '../models/hub.js';
 import { loadTokenizer, type Tokenizer } from '../text/index.js';
 import type { CausalLM } from '../models/common.js';
 import { setNumThreads } from '../tensor/index.js';
-import { type OptionSpec, UsageError } from './args.js';
+import { type OptionSpec, UsageError, withInterrupt } from './args.js';
 import type { Command } from './main.js';
 
 const CONFIG_OPTIONS: OptionSpec[] = [
@@ -81,7 +82,7 @@ function pairedCommand(method: keyof typeof OFFLINE_METHOD_DEFAULTS, summary: st
     helpExtra: () => fields(describeSchema(defaults, DPO_SCHEMA)),
     async run(o) {
       const cfg = loadConfig(o.config as string | undefined, o.set as string[], defaults, DPO_SCHEMA);
-      return trainDpo(cfg, { fresh: o.fresh as boolean });
+      return withInterrupt((signal) => trainDpo(cfg, { fresh: o.fresh as boolean, signal }));
     },
     human(r) {
       const s = r as DpoRunSummary;
@@ -99,7 +100,7 @@ export const offlineCommands: Record<string, Command> = {
     helpExtra: () => fields(describeSchema(SFT_DEFAULTS, SFT_SCHEMA)),
     async run(o) {
       const cfg = loadConfig(o.config as string | undefined, o.set as string[], SFT_DEFAULTS, SFT_SCHEMA);
-      return trainSft(cfg, { fresh: o.fresh as boolean });
+      return withInterrupt((signal) => trainSft(cfg, { fresh: o.fresh as boolean, signal }));
     },
     human(r) {
       const s = r as SftRunSummary;
@@ -117,7 +118,7 @@ export const offlineCommands: Record<string, Command> = {
     helpExtra: () => fields(describeSchema(KTO_DEFAULTS, KTO_SCHEMA)),
     async run(o) {
       const cfg = loadConfig(o.config as string | undefined, o.set as string[], KTO_DEFAULTS, KTO_SCHEMA);
-      return trainKto(cfg, { fresh: o.fresh as boolean });
+      return withInterrupt((signal) => trainKto(cfg, { fresh: o.fresh as boolean, signal }));
     },
     human(r) {
       const s = r as KtoRunSummary;

@@ -26,24 +26,8 @@ import { RAFT_DEFAULTS, RAFT_SCHEMA } from '../rlhf/raft/config.js';
 import { type RaftRunSummary, trainRaft } from '../rlhf/raft/trainer.js';
 import { bestOfN, klBestOfN } from '../rlhf/bon.js';
 import { combinedReward, parseRewardSpec } from '../rlhf/rewards.js';
-import { UsageError } from './args.js';
+import { UsageError, withInterrupt } from './args.js';
 import type { Command } from './main.js';
-
-/** Runs `fn` with an AbortSignal raised by the first SIGINT (a second one kills the process as usual). */
-export async function withInterrupt<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const ac = new AbortController();
-  const onSigint = () => {
-    process.stderr.write('\n[interrupt] stopping after the current step (Ctrl-C again to kill)\n');
-    ac.abort();
-    process.off('SIGINT', onSigint);
-  };
-  process.on('SIGINT', onSigint);
-  try {
-    return await fn(ac.signal);
-  } finally {
-    process.off('SIGINT', onSigint);
-  }
-}
 
 const CONFIG_OPTIONS: Command['options'] = [
   { name: 'config', type: 'string', help: 'YAML/JSON config file (fields below; omitted fields take their defaults)' },

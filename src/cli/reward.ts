@@ -8,7 +8,7 @@ import { trainRewardModel } from '../reward/train.js';
 import { resolveModelDir } from '../models/hub.js';
 import { loadTokenizer } from '../text/index.js';
 import { setNumThreads } from '../tensor/index.js';
-import { UsageError } from './args.js';
+import { UsageError, withInterrupt } from './args.js';
 import type { Command } from './main.js';
 
 export const rewardCommands: Record<string, Command> = {
@@ -22,7 +22,7 @@ export const rewardCommands: Record<string, Command> = {
     helpExtra: () => `config fields (YAML; nested keys as in --set):\n${describeSchema(REWARD_DEFAULTS, REWARD_SCHEMA).map((l) => '  ' + l).join('\n')}`,
     async run(o) {
       const cfg = loadConfig(o.config as string | undefined, o.set as string[], REWARD_DEFAULTS, REWARD_SCHEMA);
-      return trainRewardModel(cfg, { fresh: o.fresh as boolean });
+      return withInterrupt((signal) => trainRewardModel(cfg, { fresh: o.fresh as boolean, signal }));
     },
     human(r) {
       const s = r as Awaited<ReturnType<typeof trainRewardModel>>;

@@ -31,6 +31,7 @@ import { klBestOfN } from './fit.js';
 import type { DemoConfig } from './demo-config.js';
 import { analyse, type BonPoint, type DemoSummary, type RlPoint, type SampleSet } from './demo-report.js';
 import { writeAtomic } from '../atomic.js';
+import { lockRunDir } from '../run-dir.js';
 
 export interface DemoOptions {
   progress?: (line: string) => void;
@@ -154,13 +155,18 @@ export async function runDemo(cfg: DemoConfig, opts: DemoOptions = {}): Promise<
   } catch (e) {
     throw new Error(`--out ${cfg.out} cannot be written: ${(e as Error).message}`);
   }
-  const prefs = await phase(cfg.out, 'preferences', { seed: cfg.seed, model: cfg.model, p: cfg.preferences }, () => preferences(cfg, say));
-  say(`[demo 1/5 preferences] ${prefs.pairs} labelled pairs (labels agree with the gold ordering ${(100 * prefs.agreement).toFixed(1)}%)`);
-  const px = await phase(cfg.out, 'proxy', { seed: cfg.seed, model: cfg.model, p: cfg.preferences, proxy: cfg.proxy }, () => proxy(cfg, prefs.path, say));
-  say(`[demo 2/5 proxy] held-out accuracy against the annotators' labels ${px.accuracy?.toFixed(3) ?? 'n/a'} (n ${px.n})`);
-  const r = await rl(cfg, px.dir, opts, say);
-  const bon = await phase(cfg.out, 'bon', { seed: cfg.seed, p: cfg.preferences, proxy: cfg.proxy, bon: cfg.bon }, () => bestOfNPhase(cfg, px.dir, say));
-  say('[demo 5/5 report] fitting and writing report.html');
-  const summary = await analyse(cfg, { prefs, proxy: px, rl: r.points, samples: r.samples, bon, seconds: (Date.now() - t0) / 1000 });
-  return summary;
+  const lock = lockRunDir(cfg.out); // after the write test, whose message names --out
+  try {
+    const prefs = await phase(cfg.out, 'preferences', { seed: cfg.seed, model: cfg.model, p: cfg.preferences }, () => preferences(cfg, say));
+    say(`[demo 1/5 preferences] ${prefs.pairs} labelled pairs (labels agree with the gold ordering ${(100 * prefs.agreement).toFixed(1)}%)`);
+    const px = await phase(cfg.out, 'proxy', { seed: cfg.seed, model: cfg.model, p: cfg.preferences, proxy: cfg.proxy }, () => proxy(cfg, prefs.path, say));
+    say(`[demo 2/5 proxy] held-out accuracy against the annotators' labels ${px.accuracy?.toFixed(3) ?? 'n/a'} (n ${px.n})`);
+    const r = await rl(cfg, px.dir, opts, say);
+    const bon = await phase(cfg.out, 'bon', { seed: cfg.seed, p: cfg.preferences, proxy: cfg.proxy, bon: cfg.bon }, () => bestOfNPhase(cfg, px.dir, say));
+    say('[demo 5/5 report] fitting and writing report.html');
+    const summary = await analyse(cfg, { prefs, proxy: px, rl: r.points, samples: r.samples, bon, seconds: (Date.now() - t0) / 1000 });
+    return summary;
+  } finally {
+    lock.release();
+  }
 }

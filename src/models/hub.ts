@@ -3,16 +3,18 @@
  * a sharded model.safetensors.index.json), generation_config.json, plus the tokenizer files. `stories260k`
  * names the embedded default (assets/stories260k, converted from llama2.c).
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, copyFileSync, readdirSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync, copyFileSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { randomBytes } from 'node:crypto';
 import { dispose, type Tensor } from '../tensor/index.js';
 import { fromRaw, toRaw } from '../nn/serialize.js';
 import { readSafetensorsFile, readSafetensorsIndex, SAFETENSORS_INDEX_FILE, writeSafetensorsFile, type RawTensor } from '../nn/safetensors.js';
 import type { CausalLM } from './common.js';
 import { LlamaForCausalLM, type LlamaConfig, parseLlamaConfig } from './llama.js';
 import { Gpt2LMHeadModel, type Gpt2Config, gpt2StateFromHf, parseGpt2Config } from './gpt2.js';
+import { writeDirAtomic } from '../atomic.js';
+
+export { writeDirAtomic };
 
 export type AnyModelConfig = LlamaConfig | Gpt2Config;
 
@@ -116,32 +118,6 @@ export function configToHf(c: AnyModelConfig): Record<string, unknown> {
     tie_word_embeddings: c.tieWordEmbeddings, bos_token_id: c.bosTokenId, eos_token_id: eos, pad_token_id: c.padTokenId,
     torch_dtype: 'float32',
   };
-}
-
-/**
- * Writes a directory atomically: `fill(tmp)` writes into a sibling temp directory, which then replaces
- * `dir` by rename, so a crash leaves either the old directory or the complete new one. On failure the
- * temp directory is removed and an existing `dir` is put back.
- */
-export function writeDirAtomic(dir: string, fill: (tmp: string) => void): void {
-  const target = resolve(dir);
-  const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const old = `${target}.old-${process.pid}-${randomBytes(4).toString('hex')}`;
-  mkdirSync(tmp, { recursive: true });
-  let moved = false;
-  try {
-    fill(tmp);
-    if (existsSync(target)) {
-      renameSync(target, old);
-      moved = true;
-    }
-    renameSync(tmp, target);
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    if (moved && !existsSync(target)) renameSync(old, target);
-    throw e;
-  }
-  if (moved) rmSync(old, { recursive: true, force: true });
 }
 
 /** Writes config.json, generation_config.json, model.safetensors and extra (tokenizer) files into `dir`. */

@@ -3,13 +3,14 @@
  * (AdamW moments and step counts, learning rates) and a JSON trainer state, written into a directory
  * atomically (a temp directory renamed into place: an interrupted save leaves the previous checkpoint).
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Optimizer, Tensor } from '../tensor/index.js';
-import { writeDirAtomic } from '../models/hub.js';
 import type { Module } from './module.js';
 import { loadTensors, saveTensors } from './serialize.js';
-import { writeAtomic } from '../atomic.js';
+import { writeDirAtomic } from '../atomic.js';
+
+export { openMetricsLog } from '../run-dir.js';
 
 export interface CheckpointParts {
   /** name → module: saved as name.safetensors. */
@@ -71,17 +72,4 @@ export function loadCheckpoint<S>(dir: string, parts: CheckpointParts): S {
   }
   for (const [name, o] of Object.entries(parts.optimizers)) loadOptimizer(join(dir, `${name}.safetensors`), o);
   return readCheckpointState<S>(dir);
-}
-
-/**
- * Opens a run's metrics.jsonl for appending. Resuming from step k keeps only the rows with step ≤ k (later
- * ones belong to the interrupted run); a fresh run (resumedFrom null) starts it empty. The rewrite is
- * atomic. Returns the appender.
- */
-export function openMetricsLog(path: string, resumedFrom: number | null): (row: Record<string, unknown>) => void {
-  const kept = existsSync(path) && resumedFrom !== null
-    ? readFileSync(path, 'utf8').split('\n').filter((l) => l && (JSON.parse(l) as { step: number }).step <= resumedFrom)
-    : [];
-  writeAtomic(path, kept.map((l) => l + '\n').join(''));
-  return (row) => writeFileSync(path, JSON.stringify(row) + '\n', { flag: 'a' });
 }

@@ -12,9 +12,10 @@
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AdamW, clipGradNorm, Generator, manualSeed, scope, setNumThreads, tensor, type Tensor } from '../tensor/index.js';
-import { lrAt } from '../nn/schedule.js';
-import { loadCheckpoint, openMetricsLog, saveCheckpoint } from '../nn/checkpoint.js';
+import { AdamW, Generator, manualSeed, scope, setNumThreads, tensor, type Tensor } from '../tensor/index.js';
+import { loadCheckpoint, saveCheckpoint } from '../nn/checkpoint.js';
+import { runEpochLoop, StepPlan } from '../nn/train-loop.js';
+import { checkResumeConfig, openMetricsLog, recoverRunDir, withRunLock } from '../run-dir.js';
 import { leftPad } from '../generate/generate.js';
 import { loadModel, resolveModelDir, tokenizerFiles } from '../models/hub.js';
 import { LlamaForCausalLM, type LlamaConfig } from '../models/llama.js';
@@ -29,10 +30,10 @@ import { saveRewardModel } from './io.js';
 import { checkRewardConfig, configAggregation, type RewardTrainConfig, type RewardTrainLoss } from './config.js';
 import { loadRewardRecords, tokenizeRecords, type TokenizedRecord } from './pairs.js';
 import { scoreScaleOf, type ScoreScale } from './rating-metrics.js';
-import { mulberry32 } from '../generate/rng.js';
 import { writeAtomic } from '../atomic.js';
 
 export { evaluateRewardModel } from './evaluate.js';
+export { epochOrder } from '../nn/train-loop.js';
 
 // ---- objectives: one micro-batch → its loss
 
@@ -124,18 +125,7 @@ const OBJECTIVES: Readonly<Record<RewardTrainLoss, Objective>> = {
   gaussian,
 };
 
-// ---- data order, backbone, checkpoints
-
-/** The order of the training records in `epoch`: a pure function of (seed, epoch), so resume needs no RNG state. */
-export function epochOrder(n: number, seed: number, epoch: number): number[] {
-  const rand = mulberry32((seed * 1000003 + epoch * 7919) >>> 0);
-  const p = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [p[i], p[j]] = [p[j]!, p[i]!];
-  }
-  return p;
-}
+// ---- backbone, checkpoints
 
 function buildBackbone(cfg: RewardTrainConfig, tok: Tokenizer, gen: Generator): CausalLM {
   if (cfg.model.init === 'pretrained') return loadModel(cfg.model.base);
@@ -219,9 +209,11 @@ interface ModelRun {
   train: readonly TokenizedRecord[];
 }
 
-interface RunOptions {
+export interface RunOptions {
   fresh?: boolean;
   progress?: (line: string) => void;
+  /** Stops before the next step with a checkpoint written (InterruptedError); a rerun resumes. */
+  signal?: AbortSignal;
 }
 
 /** A run's model and optimiser, the step they are at, and its metrics log. */
@@ -237,10 +229,11 @@ interface OpenRun {
  * configuration's (and member's); any other checkpoint is refused. metrics.jsonl keeps only the rows the
  * checkpoint covers: later ones belong to the interrupted run.
  */
-function openRun(d: RunData, run: ModelRun, fresh: boolean): OpenRun {
+function openRun(d: RunData, run: ModelRun, fresh: boolean, say: (line: string) => void): OpenRun {
   const { cfg } = d;
   manualSeed(run.seed);
   mkdirSync(run.out, { recursive: true });
+  for (const l of recoverRunDir(run.out)) say(l);
   const gen = new Generator(run.seed);
   const rm = new RewardModel(buildBackbone(cfg, d.tok, gen), { heads: cfg.model.heads }, { generator: gen });
   gen.dispose();
@@ -250,27 +243,26 @@ function openRun(d: RunData, run: ModelRun, fresh: boolean): OpenRun {
   const ckpt = join(run.out, 'checkpoint');
   if (!fresh && existsSync(join(ckpt, 'trainer.json'))) {
     const saved = JSON.parse(readFileSync(join(ckpt, 'trainer.json'), 'utf8')) as TrainerState;
-    if (JSON.stringify(saved.config) !== JSON.stringify(cfg) || (saved.member ?? null) !== run.member) {
+    try {
+      checkResumeConfig(run.out, { ...saved.config, member: saved.member ?? null }, { ...cfg, member: run.member });
+    } catch (e) {
       opt.dispose();
       rm.dispose();
-      throw new Error(`${run.out} holds a checkpoint of a different configuration: use another --out, or --fresh to start over`);
+      throw e;
     }
     resumedFrom = loadRunCheckpoint(ckpt, rm, opt);
   }
-  return { rm, opt, resumedFrom, logMetrics: openMetricsLog(join(run.out, 'metrics.jsonl'), resumedFrom) };
+  return { rm, opt, resumedFrom, logMetrics: openMetricsLog(join(run.out, 'metrics.jsonl'), resumedFrom, say) };
 }
 
 /** Trains one reward model into run.out: the loop, then its final checkpoint, model and held-out evaluation. */
-function fitRewardModel(d: RunData, run: ModelRun, opts: RunOptions, t0: number): RewardRunSummary {
+async function fitRewardModel(d: RunData, run: ModelRun, opts: RunOptions, t0: number): Promise<RewardRunSummary> {
   const { cfg } = d;
   const tag = run.member === null ? '[train rm]' : `[train rm member ${run.member}]`;
   const say = (l: string) => (opts.progress ?? ((x: string) => process.stderr.write(x + '\n')))(`${tag} ${l}`);
-  const { rm, opt, resumedFrom, logMetrics } = openRun(d, run, opts.fresh ?? false);
+  const { rm, opt, resumedFrom, logMetrics } = openRun(d, run, opts.fresh ?? false, say);
   if (resumedFrom !== null) say(`resuming from step ${resumedFrom}`);
-  const microPerEpoch = Math.ceil(run.train.length / cfg.train.batchSize);
-  const stepsPerEpoch = Math.ceil(microPerEpoch / cfg.train.gradAccum);
-  const totalSteps = cfg.train.maxSteps > 0 ? Math.min(cfg.train.maxSteps, stepsPerEpoch * cfg.train.epochs) : stepsPerEpoch * cfg.train.epochs;
-  const schedule = { kind: cfg.train.schedule as 'constant' | 'linear' | 'cosine', warmupSteps: Math.min(cfg.train.warmupSteps, totalSteps), totalSteps };
+  const plan = new StepPlan(run.train.length, cfg.train, run.seed);
   const ckpt = join(run.out, 'checkpoint');
   const state = (step: number): TrainerState => ({ step, config: cfg, ...(run.member === null ? {} : { member: run.member }) });
 
@@ -279,46 +271,35 @@ function fitRewardModel(d: RunData, run: ModelRun, opts: RunOptions, t0: number)
   const scorer = headEnsemble(rm, configAggregation(cfg)); // the trainer's own model: not disposed through it
   const evaluate = (records: readonly TokenizedRecord[]): HeldOutReport => evaluateHeldOut(scorer, records, { seed: cfg.seed, scoreScale: d.scoreScale });
   const evalSet = cfg.train.evalLimit > 0 ? d.test.slice(0, cfg.train.evalLimit) : d.test;
-  let step = resumedFrom ?? 0;
   try {
-    for (; step < totalSteps; ) {
-      // ---- one optimiser step over gradAccum micro-batches
-      const lr = lrAt(step, cfg.train.lr, schedule);
-      opt.setLr(lr);
-      let lossSum = 0;
-      let correct = 0;
-      let compared = 0;
-      for (let m = 0; m < cfg.train.gradAccum; m++) {
-        const micro = step * cfg.train.gradAccum + m;
-        const epoch = Math.floor(micro / microPerEpoch);
-        const pos = (micro % microPerEpoch) * cfg.train.batchSize;
-        const order = epochOrder(run.train.length, run.seed, epoch);
-        const batch = order.slice(pos, pos + cfg.train.batchSize).map((i) => run.train[i]!);
-        scope(() => {
-          const b = objective(rm, batch, ctx);
-          b.loss.div(cfg.train.gradAccum).backward();
-          lossSum += b.loss.item();
-          correct += b.correct;
-          compared += b.compared;
-        });
-      }
-      const gradNorm = cfg.train.clipGradNorm > 0 ? clipGradNorm(rm.trainableParameters(), cfg.train.clipGradNorm) : null;
-      opt.step();
-      opt.zeroGrad();
-      step++;
-      // ---- log, evaluate, checkpoint
-      const accuracy = compared > 0 ? correct / compared : null;
-      const row = { step, loss: lossSum / cfg.train.gradAccum, accuracy, lr, gradNorm, seconds: (Date.now() - t0) / 1000 };
-      logMetrics(row);
-      say(`step ${step}/${totalSteps} loss ${row.loss.toFixed(4)}${accuracy === null ? '' : ` acc ${accuracy.toFixed(3)}`} lr ${lr.toExponential(2)}`);
-      if (cfg.train.evalEvery > 0 && step % cfg.train.evalEvery === 0 && step < totalSteps && evalSet.length) {
+    const step = await runEpochLoop({
+      plan, opt, params: () => rm.trainableParameters(), train: cfg.train, resumedFrom,
+      // Each micro-batch's mean loss weighs 1/gradAccum; the logged loss is their mean.
+      step: (micro) => {
+        let lossSum = 0;
+        let correct = 0;
+        let compared = 0;
+        for (const idx of micro) {
+          scope(() => {
+            const b = objective(rm, idx.map((i) => run.train[i]!), ctx);
+            b.loss.div(cfg.train.gradAccum).backward();
+            lossSum += b.loss.item();
+            correct += b.correct;
+            compared += b.compared;
+          });
+        }
+        return { loss: lossSum / cfg.train.gradAccum, metrics: { accuracy: compared > 0 ? correct / compared : null } };
+      },
+      describe: (r) => `loss ${r.loss.toFixed(4)}${r.metrics.accuracy === null ? '' : ` acc ${(r.metrics.accuracy as number).toFixed(3)}`} lr ${r.lr.toExponential(2)}`,
+      evaluate: (step) => {
+        if (!evalSet.length) return;
         const e = evaluate(evalSet);
         logMetrics({ step, eval: evalRow(e) });
         say(`eval at step ${step}: ${describeHeldOut(e)}`);
-      }
-      if (cfg.train.checkpointEvery > 0 && step % cfg.train.checkpointEvery === 0) saveRunCheckpoint(ckpt, rm, opt, state(step));
-    }
-    saveRunCheckpoint(ckpt, rm, opt, state(step));
+      },
+      checkpoint: (step) => saveRunCheckpoint(ckpt, rm, opt, state(step)),
+      log: logMetrics, say, out: run.out, t0, ...(opts.signal ? { signal: opts.signal } : {}),
+    });
 
     // ---- reward statistics on a reference set (training responses), for normalisation in RL; save; evaluate
     const { mean, std } = referenceStats(scorer, run.train);
@@ -359,15 +340,18 @@ function writeEval(out: string, e: HeldOutReport): boolean {
  * seed + k on bootstrap resample k of the training records, into out/member-k/; then writes the manifest
  * out/model/ensemble.json and evaluates the ensemble as `rlhf eval rm` would (aggregated reward, spread).
  */
-function trainEnsemble(d: RunData, opts: RunOptions, t0: number): RewardRunSummary {
+async function trainEnsemble(d: RunData, opts: RunOptions, t0: number): Promise<RewardRunSummary> {
   const { cfg } = d;
   const k = cfg.model.ensemble.members;
   const resamples = cfg.model.ensemble.bootstrap ? bootstrapIndices(d.train.length, k, cfg.seed) : null;
   const memberDirs = Array.from({ length: k }, (_, m) => `member-${m}`);
-  const members = memberDirs.map((dir, m) => fitRewardModel(d, {
-    member: m, seed: cfg.seed + m, out: join(cfg.out, dir),
-    train: resamples ? resamples[m]!.map((i) => d.train[i]!) : d.train,
-  }, opts, t0));
+  const members: RewardRunSummary[] = [];
+  for (const [m, dir] of memberDirs.entries()) {
+    members.push(await fitRewardModel(d, {
+      member: m, seed: cfg.seed + m, out: join(cfg.out, dir),
+      train: resamples ? resamples[m]!.map((i) => d.train[i]!) : d.train,
+    }, opts, t0));
+  }
 
   // The manifest first, so the ensemble is loaded and evaluated exactly as `rlhf eval rm` will; then again
   // with the aggregated reward's statistics.
@@ -413,13 +397,22 @@ async function prepareData(cfg: RewardTrainConfig, say: (l: string) => void): Pr
   return { cfg, tokDir, tok, train: records, test: test.records, dropped: { invalid, tooLong }, scoreScale };
 }
 
+/**
+ * Trains a reward model (or an ensemble, model.ensemble.members > 0) under `cfg` into cfg.out (locked for
+ * the run), resuming from its checkpoints when they hold this configuration.
+ */
 export async function trainRewardModel(cfg: RewardTrainConfig, opts: RunOptions = {}): Promise<RewardRunSummary> {
+  checkRewardConfig(cfg);
+  return withRunLock(cfg.out, () => runRewardModel(cfg, opts));
+}
+
+async function runRewardModel(cfg: RewardTrainConfig, opts: RunOptions): Promise<RewardRunSummary> {
   const t0 = Date.now();
   const say = opts.progress ?? ((l: string) => process.stderr.write(l + '\n'));
-  checkRewardConfig(cfg);
   if (cfg.train.threads > 0) setNumThreads(cfg.train.threads);
   const d = await prepareData(cfg, say);
   mkdirSync(cfg.out, { recursive: true });
+  if (cfg.model.ensemble.members > 0) for (const l of recoverRunDir(cfg.out)) say(`[train rm] ${l}`); // a member's own directory is its run's
   if (cfg.model.ensemble.members > 0) return trainEnsemble(d, { ...opts, progress: say }, t0);
   return fitRewardModel(d, { member: null, seed: cfg.seed, out: cfg.out, train: d.train }, { ...opts, progress: say }, t0);
 }

@@ -1,55 +1,19 @@
 /**
- * What the offline policy trainers (SFT, DPO) share around their loop: the step arithmetic over
- * shuffled epochs, the learning-rate schedule, atomic checkpoints (policy + AdamW state + step) and
- * the resume that makes a continued run reproduce an uninterrupted one, and metrics.jsonl.
- *
- * Exact resume rests on three facts: the data order is a pure function of (seed, epoch) (`epochOrder`,
- * shared with reward-model training), the optimiser state is restored bit for bit, and nothing else in
- * the loop is random. metrics.jsonl keeps only the rows the checkpoint covers.
+ * What the offline policy trainers (SFT, DPO and its family, KTO) share around the epoch loop
+ * (src/nn/train-loop.ts): the run directory's lock and crash recovery, atomic checkpoints (policy + AdamW
+ * state + step), the resume that makes a continued run reproduce an uninterrupted one, and metrics.jsonl
+ * (which keeps only the rows the checkpoint covers).
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AdamW } from '../tensor/index.js';
-import { lrAt, type ScheduleKind } from '../nn/schedule.js';
-import { type CheckpointParts, loadCheckpoint, openMetricsLog, saveCheckpoint } from '../nn/checkpoint.js';
+import { type CheckpointParts, loadCheckpoint, saveCheckpoint } from '../nn/checkpoint.js';
 import type { CausalLM } from '../models/common.js';
-import { epochOrder } from '../reward/train.js';
 import type { EpochTrainFields } from '../nn/train-fields.js';
+import type { EpochLoop, StepPlan } from '../nn/train-loop.js';
+import { checkResumeConfig, openMetricsLog, recoverRunDir } from '../run-dir.js';
 
-/**
- * The optimiser-step plan over `units` (examples, packed rows or pairs): micro-batches of batchSize units,
- * gradAccum micro-batches per step; an epoch's last micro-batch may be short, and a step never spans two
- * epochs' tails differently in a resumed run because it is computed from the step index alone.
- */
-export class StepPlan {
-  readonly microPerEpoch: number;
-  readonly totalSteps: number;
-
-  constructor(private readonly units: number, private readonly t: EpochTrainFields, private readonly seed: number) {
-    if (units === 0) throw new Error('no training data left (after splitting, limits and length filters)');
-    this.microPerEpoch = Math.ceil(units / t.batchSize);
-    const stepsPerEpoch = Math.ceil(this.microPerEpoch / t.gradAccum);
-    this.totalSteps = t.maxSteps > 0 ? Math.min(t.maxSteps, stepsPerEpoch * t.epochs) : stepsPerEpoch * t.epochs;
-  }
-
-  /** The unit indices of micro-batch m (0-based) of optimiser step `step` (0-based). */
-  micro(step: number, m: number): number[] {
-    const micro = step * this.t.gradAccum + m;
-    const epoch = Math.floor(micro / this.microPerEpoch);
-    const pos = (micro % this.microPerEpoch) * this.t.batchSize;
-    return epochOrder(this.units, this.seed, epoch).slice(pos, pos + this.t.batchSize);
-  }
-
-  /** Every micro-batch of step `step`. */
-  step(step: number): number[][] {
-    return Array.from({ length: this.t.gradAccum }, (_, m) => this.micro(step, m));
-  }
-
-  lr(step: number): number {
-    const schedule = { kind: this.t.schedule as ScheduleKind, warmupSteps: Math.min(this.t.warmupSteps, this.totalSteps), totalSteps: this.totalSteps };
-    return lrAt(step, this.t.lr, schedule);
-  }
-}
+export { StepPlan } from '../nn/train-loop.js';
 
 interface TrainerState<C> {
   step: number;
@@ -63,15 +27,16 @@ function parts(model: CausalLM, opt: AdamW): CheckpointParts {
 
 /**
  * Whether out/ holds a checkpoint to resume (never with `fresh`); a checkpoint of any other configuration
- * is an error naming --fresh. Call before writing anything into out/, so a refused run leaves it untouched.
+ * (the output path aside) is an error naming the fields that differ and --fresh. Call before writing
+ * anything else into out/, so a refused run leaves it untouched; it first puts back a checkpoint a kill
+ * left between the renames of its save, and removes other leftovers of killed runs.
  */
-export function resumable<C>(out: string, config: C, fresh: boolean): boolean {
+export function resumable<C>(out: string, config: C, fresh: boolean, say?: (line: string) => void): boolean {
+  for (const l of recoverRunDir(out)) say?.(l);
   const state = join(out, 'checkpoint', 'trainer.json');
   if (fresh || !existsSync(state)) return false;
   const saved = JSON.parse(readFileSync(state, 'utf8')) as TrainerState<C>;
-  if (JSON.stringify(saved.config) !== JSON.stringify(config)) {
-    throw new Error(`${out} holds a checkpoint of a different configuration: use another --out, or --fresh to start over`);
-  }
+  checkResumeConfig(out, saved.config, config);
   return true;
 }
 
@@ -88,13 +53,13 @@ export interface OpenRun {
  * written by this exact configuration (any other is refused, naming --fresh). metrics.jsonl is cut back
  * to the rows the checkpoint covers: later ones belong to the interrupted run.
  */
-export function openRun<C>(out: string, config: C, policy: CausalLM, t: EpochTrainFields, fresh: boolean): OpenRun {
+export function openRun<C>(out: string, config: C, policy: CausalLM, t: EpochTrainFields, fresh: boolean, say?: (line: string) => void): OpenRun {
   mkdirSync(out, { recursive: true });
   const opt = new AdamW(policy.trainableParameters(), { lr: t.lr, weightDecay: t.weightDecay });
   const ckpt = join(out, 'checkpoint');
   let resumedFrom: number | null = null;
   try {
-    if (resumable(out, config, fresh)) resumedFrom = loadCheckpoint<TrainerState<C>>(ckpt, parts(policy, opt)).step;
+    if (resumable(out, config, fresh, say)) resumedFrom = loadCheckpoint<TrainerState<C>>(ckpt, parts(policy, opt)).step;
   } catch (e) {
     opt.dispose();
     throw e;
@@ -102,7 +67,15 @@ export function openRun<C>(out: string, config: C, policy: CausalLM, t: EpochTra
   return {
     opt, resumedFrom,
     checkpoint: (step) => saveCheckpoint(ckpt, parts(policy, opt), { step, config }),
-    logMetrics: openMetricsLog(join(out, 'metrics.jsonl'), resumedFrom),
+    logMetrics: openMetricsLog(join(out, 'metrics.jsonl'), resumedFrom, say),
+  };
+}
+
+/** The parts of the epoch loop (src/nn/train-loop.ts) a policy run opened by openRun fixes; the trainer adds its step, line and evaluation. */
+export function policyLoop(run: OpenRun, policy: CausalLM, plan: StepPlan, t: EpochTrainFields, o: { out: string; t0: number; say: (line: string) => void; signal?: AbortSignal | undefined }): Omit<EpochLoop, 'step' | 'describe' | 'evaluate'> {
+  return {
+    plan, opt: run.opt, params: () => policy.trainableParameters(), train: t, resumedFrom: run.resumedFrom,
+    checkpoint: run.checkpoint, log: run.logMetrics, say: o.say, out: o.out, t0: o.t0, ...(o.signal ? { signal: o.signal } : {}),
   };
 }
 

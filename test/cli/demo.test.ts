@@ -74,7 +74,7 @@ describe('rlhf demo --quick', () => {
       if (/\[train ppo\] step 1\//.test(stderr) && !child.killed) child.kill('SIGINT');
     });
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-    assert.equal(code, 1, stderr);
+    assert.equal(code, 130, stderr);
     assert.match(stderr, /rlhf: interrupted after step \d+: checkpoint written to .*rerun the same command to resume/);
     const rerun = await rlhf(['demo', '--quick', '--out', out, '--json']);
     assert.equal(rerun.status, 0, rerun.stderr);

@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { FeedbackError, readLines } from '../../data/index.js';
-import { clipGradNorm, noGrad, scope, setNumThreads, type Tensor, tensor } from '../../tensor/index.js';
+import { noGrad, scope, setNumThreads, type Tensor, tensor } from '../../tensor/index.js';
 import { loadModel, readJson, resolveModelDir, saveModel, tokenizerFiles } from '../../models/hub.js';
 import type { CausalLM } from '../../models/common.js';
 import { scoreCompletions } from '../../generate/score.js';
@@ -24,7 +24,9 @@ import { loadTokenizer, type Tokenizer } from '../../text/index.js';
 import type { PairRecord } from '../../data/index.js';
 import { loadRewardRecords, tokenizeRecords, type RewardRecord } from '../../reward/pairs.js';
 import { pairAccuracy, PREFERENCE_LOSSES, REFERENCE_FREE, type PreferenceBatch, type PreferenceLossFn, type PreferenceLossType, type PreferenceParams } from '../core/preference.js';
-import { openRun, progressLine, resumable, StepPlan } from '../offline.js';
+import { openRun, policyLoop, progressLine, resumable, StepPlan } from '../offline.js';
+import { runEpochLoop } from '../../nn/train-loop.js';
+import { withRunLock } from '../../run-dir.js';
 import { checkDpoConfig, type DpoConfig } from './config.js';
 import { writeAtomic } from '../../atomic.js';
 
@@ -277,6 +279,8 @@ export interface DpoRunSummary {
 export interface DpoRunOptions {
   fresh?: boolean;
   progress?: (line: string) => void;
+  /** Stops before the next step with a checkpoint written (InterruptedError); a rerun resumes. */
+  signal?: AbortSignal;
   /** How the policy and the reference are loaded from their directories (default src/models/hub.ts loadModel). */
   loadModel?: (dir: string) => CausalLM;
 }
@@ -319,11 +323,19 @@ function pairReference(cfg: DpoConfig, refDir: string, train: readonly TokenPair
   };
 }
 
+/**
+ * Trains the policy under `cfg` (any paired loss.type) into cfg.out (locked for the run), resuming from
+ * its checkpoint when it holds this configuration.
+ */
 export async function trainDpo(cfg: DpoConfig, opts: DpoRunOptions = {}): Promise<DpoRunSummary> {
+  checkDpoConfig(cfg);
+  return withRunLock(cfg.out, () => runDpo(cfg, opts));
+}
+
+async function runDpo(cfg: DpoConfig, opts: DpoRunOptions): Promise<DpoRunSummary> {
   const t0 = Date.now();
   const say = progressLine(`[train ${methodName(cfg.loss.type)}]`, opts.progress);
   const load = opts.loadModel ?? loadModel;
-  checkDpoConfig(cfg);
   if (cfg.train.threads > 0) setNumThreads(cfg.train.threads);
   const policyDir = resolveModelDir(cfg.model.policy);
   const refDir = resolveModelDir(cfg.model.reference || cfg.model.policy);
@@ -332,13 +344,13 @@ export async function trainDpo(cfg: DpoConfig, opts: DpoRunOptions = {}): Promis
   if (!referenceFree) checkTokenizers(tok, loadTokenizer(refDir), { policy: cfg.model.policy, reference: cfg.model.reference || cfg.model.policy });
   const d = await prepareData(cfg, tok, say);
   const plan = new StepPlan(d.train.length, cfg.train, cfg.seed);
-  resumable(cfg.out, cfg, opts.fresh ?? false); // refuse another configuration's directory before writing to it
+  resumable(cfg.out, cfg, opts.fresh ?? false, say); // refuse another configuration's directory before writing to it
   mkdirSync(cfg.out, { recursive: true });
   const ref = pairReference(cfg, refDir, d.train, d.test, say, load);
 
   const policy = load(policyDir).train();
   try {
-    const run = openRun(cfg.out, cfg, policy, cfg.train, opts.fresh ?? false);
+    const run = openRun(cfg.out, cfg, policy, cfg.train, opts.fresh ?? false, say);
     if (run.resumedFrom !== null) say(`resuming from step ${run.resumedFrom}`);
     const lossFn = PREFERENCE_LOSSES[cfg.loss.type as PreferenceLossType];
     const evaluate = (step: number, final: boolean): DpoEval | null => {
@@ -348,40 +360,32 @@ export async function trainDpo(cfg: DpoConfig, opts: DpoRunOptions = {}): Promis
       say(`eval at step ${step}: held-out implicit-reward accuracy ${e.accuracy.toFixed(3)}, margin ${e.margin.toFixed(4)} (n ${e.n})`);
       return e;
     };
-    let step = run.resumedFrom ?? 0;
     try {
-      while (step < plan.totalSteps) {
-        // ---- one optimiser step over gradAccum micro-batches; the loss is a mean over all their pairs
-        const lr = plan.lr(step);
-        run.opt.setLr(lr);
-        const micro = plan.step(step).filter((m) => m.length > 0);
-        const pairsInStep = micro.reduce((n, m) => n + m.length, 0);
-        let loss = 0;
-        const chosenRewards: number[] = [];
-        const rejectedRewards: number[] = [];
-        for (const idx of micro) {
-          scope(() => {
-            const lp = pairSequenceLogprobs(policy, idx.map((i) => d.train[i]!)); // (2B)
-            const out = lossFn(lossBatch(lp, d.train, idx, ref?.train ?? null), cfg.loss);
-            const l = out.losses.sum().div(pairsInStep);
-            l.backward();
-            loss += l.item();
-            chosenRewards.push(...(out.chosenRewards.data() as Float32Array));
-            rejectedRewards.push(...(out.rejectedRewards.data() as Float32Array));
-          });
-        }
-        const gradNorm = cfg.train.clipGradNorm > 0 ? clipGradNorm(policy.trainableParameters(), cfg.train.clipGradNorm) : null;
-        run.opt.step();
-        run.opt.zeroGrad();
-        step++;
-        // ---- log, evaluate, checkpoint
-        const s = rewardStats(chosenRewards, rejectedRewards);
-        run.logMetrics({ step, loss, accuracy: s.accuracy, margin: s.margin, chosenReward: s.chosenReward, rejectedReward: s.rejectedReward, lr, gradNorm, seconds: (Date.now() - t0) / 1000 });
-        say(`step ${step}/${plan.totalSteps} loss ${loss.toFixed(4)} acc ${s.accuracy.toFixed(3)} margin ${s.margin.toFixed(4)} lr ${lr.toExponential(2)}`);
-        if (cfg.train.evalEvery > 0 && step % cfg.train.evalEvery === 0 && step < plan.totalSteps) evaluate(step, false);
-        if (cfg.train.checkpointEvery > 0 && step % cfg.train.checkpointEvery === 0) run.checkpoint(step);
-      }
-      run.checkpoint(step);
+      const step = await runEpochLoop({
+        ...policyLoop(run, policy, plan, cfg.train, { out: cfg.out, t0, say, signal: opts.signal }),
+        // The loss of a step is a mean over all its micro-batches' pairs.
+        step: (micro) => {
+          const pairsInStep = micro.reduce((n, m) => n + m.length, 0);
+          let loss = 0;
+          const chosenRewards: number[] = [];
+          const rejectedRewards: number[] = [];
+          for (const idx of micro) {
+            scope(() => {
+              const lp = pairSequenceLogprobs(policy, idx.map((i) => d.train[i]!)); // (2B)
+              const out = lossFn(lossBatch(lp, d.train, idx, ref?.train ?? null), cfg.loss);
+              const l = out.losses.sum().div(pairsInStep);
+              l.backward();
+              loss += l.item();
+              chosenRewards.push(...(out.chosenRewards.data() as Float32Array));
+              rejectedRewards.push(...(out.rejectedRewards.data() as Float32Array));
+            });
+          }
+          const s = rewardStats(chosenRewards, rejectedRewards);
+          return { loss, metrics: { accuracy: s.accuracy, margin: s.margin, chosenReward: s.chosenReward, rejectedReward: s.rejectedReward } };
+        },
+        describe: (r) => `loss ${r.loss.toFixed(4)} acc ${(r.metrics.accuracy as number).toFixed(3)} margin ${(r.metrics.margin as number).toFixed(4)} lr ${r.lr.toExponential(2)}`,
+        evaluate: (step) => evaluate(step, false),
+      });
       saveModel(policy, join(cfg.out, 'model'), { extraFiles: tokenizerFiles(policyDir) });
       const final = evaluate(step, true);
       if (final) writeAtomic(join(cfg.out, 'eval.json'), JSON.stringify(final, null, 2));

@@ -31,6 +31,7 @@ import { trainGrpo } from '../grpo/trainer.js';
 import { type Annotator, checkLabels, type Comparison, type PairwiseLabel } from './annotator.js';
 import { checkIteratedConfig, type IteratedConfig } from './config.js';
 import { writeAtomic } from '../../atomic.js';
+import { withRunLock } from '../../run-dir.js';
 
 export interface IteratedRunOptions {
   progress?: (line: string) => void;
@@ -217,9 +218,13 @@ function pinRound(cfg: IteratedConfig, round: number, fp: unknown): { done: Roun
  * returns every round's row.
  */
 export async function trainIterated(cfg: IteratedConfig, annotator: Annotator, opts: IteratedRunOptions = {}): Promise<IteratedSummary> {
+  checkIteratedConfig(cfg);
+  return withRunLock(cfg.out, () => runIterated(cfg, annotator, opts));
+}
+
+async function runIterated(cfg: IteratedConfig, annotator: Annotator, opts: IteratedRunOptions): Promise<IteratedSummary> {
   const t0 = Date.now();
   const say = opts.progress ?? ((l: string) => process.stderr.write(l + '\n'));
-  checkIteratedConfig(cfg);
   // Before anything samples: round 1's labels would otherwise be drawn with whatever thread count the
   // process had (OpenBLAS's sums differ with it) and later rounds, or a resumed run, with cfg.threads.
   if (cfg.threads > 0) setNumThreads(cfg.threads);

@@ -10,7 +10,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { clipGradNorm, scope, setNumThreads, tensor } from '../../tensor/index.js';
+import { scope, setNumThreads, tensor } from '../../tensor/index.js';
 import { loadModel, resolveModelDir, saveModel, tokenizerFiles } from '../../models/hub.js';
 import type { CausalLM } from '../../models/common.js';
 import { scoreCompletions } from '../../generate/score.js';
@@ -18,7 +18,9 @@ import { loadTokenizer, type Tokenizer } from '../../text/index.js';
 import { loadFeedback, type BinaryRecord } from '../../data/index.js';
 import { loadRewardRecords } from '../../reward/pairs.js';
 import { ktoLoss, ktoReferencePoint, PREFERENCE_LOSSES } from '../core/preference.js';
-import { openRun, progressLine, resumable, StepPlan } from '../offline.js';
+import { openRun, policyLoop, progressLine, resumable, StepPlan } from '../offline.js';
+import { runEpochLoop } from '../../nn/train-loop.js';
+import { withRunLock } from '../../run-dir.js';
 import {
   checkTokenizers, evaluatePairs, impliedPairs, pairCompletions, referenceLogprobs, tokenPairs, wrongShapeError,
   type DpoEval, type DpoRunOptions, type TokenCompletion, type TokenPair,
@@ -94,11 +96,21 @@ export interface KtoRunSummary {
   eval: DpoEval | null;
 }
 
+/**
+ * Trains the policy under `cfg` into cfg.out (locked for the run), resuming from its checkpoint when it
+ * holds this configuration.
+ */
 export async function trainKto(cfg: KtoConfig, opts: DpoRunOptions = {}): Promise<KtoRunSummary> {
+  checkKtoConfig(cfg);
+  return withRunLock(cfg.out, () => runKto(cfg, opts));
+}
+
+const mean = (x: number[]) => (x.length ? x.reduce((a, b) => a + b, 0) / x.length : null);
+
+async function runKto(cfg: KtoConfig, opts: DpoRunOptions): Promise<KtoRunSummary> {
   const t0 = Date.now();
   const say = progressLine('[train kto]', opts.progress);
   const load = opts.loadModel ?? loadModel;
-  checkKtoConfig(cfg);
   if (!cfg.data.path) throw new Error('data.path is required (unpaired {prompt, completion, label} JSONL)');
   if (cfg.train.threads > 0) setNumThreads(cfg.train.threads);
   const policyDir = resolveModelDir(cfg.model.policy);
@@ -107,7 +119,7 @@ export async function trainKto(cfg: KtoConfig, opts: DpoRunOptions = {}): Promis
   checkTokenizers(tok, loadTokenizer(refDir), { policy: cfg.model.policy, reference: cfg.model.reference || cfg.model.policy });
   const d = await prepareData(cfg, tok, say);
   const plan = new StepPlan(d.train.length, cfg.train, cfg.seed);
-  resumable(cfg.out, cfg, opts.fresh ?? false); // refuse another configuration's directory before writing to it
+  resumable(cfg.out, cfg, opts.fresh ?? false, say); // refuse another configuration's directory before writing to it
   mkdirSync(cfg.out, { recursive: true });
   const test = pairCompletions(d.test);
   const ref = referenceLogprobs(cfg.out, refDir, { train: d.train, testChosen: test.chosen, testRejected: test.rejected }, cfg.train.batchSize, say, load);
@@ -115,7 +127,7 @@ export async function trainKto(cfg: KtoConfig, opts: DpoRunOptions = {}): Promis
 
   const policy: CausalLM = load(policyDir).train();
   try {
-    const run = openRun(cfg.out, cfg, policy, cfg.train, opts.fresh ?? false);
+    const run = openRun(cfg.out, cfg, policy, cfg.train, opts.fresh ?? false, say);
     if (run.resumedFrom !== null) say(`resuming from step ${run.resumedFrom}`);
     const evaluate = (step: number, final: boolean): DpoEval | null => {
       if (d.test.length === 0) return null;
@@ -124,46 +136,39 @@ export async function trainKto(cfg: KtoConfig, opts: DpoRunOptions = {}): Promis
       say(`eval at step ${step}: held-out implicit-reward accuracy ${e.accuracy.toFixed(3)}, margin ${e.margin.toFixed(4)} (n ${e.n})`);
       return e;
     };
-    let step = run.resumedFrom ?? 0;
     try {
-      while (step < plan.totalSteps) {
-        // ---- one optimiser step over gradAccum micro-batches; the loss is a mean over all their completions
-        const lr = plan.lr(step);
-        run.opt.setLr(lr);
-        const micro = plan.step(step).filter((m) => m.length > 0);
-        const inStep = micro.reduce((n, m) => n + m.length, 0);
-        let loss = 0;
-        let kl = 0;
-        const up: number[] = [];
-        const down: number[] = [];
-        for (const idx of micro) {
-          scope(() => {
-            const items = idx.map((i) => d.train[i]!);
-            const lp = scoreCompletions(policy, items.map((x) => x.prompt), items.map((x) => x.completion)).logprobs.sum(1); // (B)
-            const refLp = Float32Array.from(idx, (i) => ref.logprobs.train[i]!);
-            const z0 = ktoReferencePoint(lp.data() as Float32Array, refLp);
-            const desirable = tensor(Float32Array.from(items, (x) => (x.desirable ? 1 : 0)));
-            const out = ktoLoss({ policy: lp, reference: tensor(refLp), desirable, z0 }, cfg.loss);
-            const l = out.losses.sum().div(inStep);
-            l.backward();
-            loss += l.item();
-            kl += (z0 * idx.length) / inStep;
-            (out.rewards.data() as Float32Array).forEach((r, j) => (items[j]!.desirable ? up : down).push(r));
-          });
-        }
-        const gradNorm = cfg.train.clipGradNorm > 0 ? clipGradNorm(policy.trainableParameters(), cfg.train.clipGradNorm) : null;
-        run.opt.step();
-        run.opt.zeroGrad();
-        step++;
-        // ---- log, evaluate, checkpoint
-        const mean = (x: number[]) => (x.length ? x.reduce((a, b) => a + b, 0) / x.length : null);
-        const [dr, ur] = [mean(up), mean(down)];
-        run.logMetrics({ step, loss, kl, desirableReward: dr, undesirableReward: ur, lr, gradNorm, seconds: (Date.now() - t0) / 1000 });
-        say(`step ${step}/${plan.totalSteps} loss ${loss.toFixed(4)} z0 ${kl.toFixed(4)} reward +${dr?.toFixed(4) ?? '–'} / −${ur?.toFixed(4) ?? '–'} lr ${lr.toExponential(2)}`);
-        if (cfg.train.evalEvery > 0 && step % cfg.train.evalEvery === 0 && step < plan.totalSteps) evaluate(step, false);
-        if (cfg.train.checkpointEvery > 0 && step % cfg.train.checkpointEvery === 0) run.checkpoint(step);
-      }
-      run.checkpoint(step);
+      const step = await runEpochLoop({
+        ...policyLoop(run, policy, plan, cfg.train, { out: cfg.out, t0, say, signal: opts.signal }),
+        // The loss of a step is a mean over all its micro-batches' completions.
+        step: (micro) => {
+          const inStep = micro.reduce((n, m) => n + m.length, 0);
+          let loss = 0;
+          let kl = 0;
+          const up: number[] = [];
+          const down: number[] = [];
+          for (const idx of micro) {
+            scope(() => {
+              const items = idx.map((i) => d.train[i]!);
+              const lp = scoreCompletions(policy, items.map((x) => x.prompt), items.map((x) => x.completion)).logprobs.sum(1); // (B)
+              const refLp = Float32Array.from(idx, (i) => ref.logprobs.train[i]!);
+              const z0 = ktoReferencePoint(lp.data() as Float32Array, refLp);
+              const desirable = tensor(Float32Array.from(items, (x) => (x.desirable ? 1 : 0)));
+              const out = ktoLoss({ policy: lp, reference: tensor(refLp), desirable, z0 }, cfg.loss);
+              const l = out.losses.sum().div(inStep);
+              l.backward();
+              loss += l.item();
+              kl += (z0 * idx.length) / inStep;
+              (out.rewards.data() as Float32Array).forEach((r, j) => (items[j]!.desirable ? up : down).push(r));
+            });
+          }
+          return { loss, metrics: { kl, desirableReward: mean(up), undesirableReward: mean(down) } };
+        },
+        describe: (r) => {
+          const [dr, ur] = [r.metrics.desirableReward as number | null, r.metrics.undesirableReward as number | null];
+          return `loss ${r.loss.toFixed(4)} z0 ${(r.metrics.kl as number).toFixed(4)} reward +${dr?.toFixed(4) ?? '–'} / −${ur?.toFixed(4) ?? '–'} lr ${r.lr.toExponential(2)}`;
+        },
+        evaluate: (step) => evaluate(step, false),
+      });
       saveModel(policy, join(cfg.out, 'model'), { extraFiles: tokenizerFiles(policyDir) });
       const final = evaluate(step, true);
       if (final) writeAtomic(join(cfg.out, 'eval.json'), JSON.stringify(final, null, 2));
@@ -178,4 +183,3 @@ export async function trainKto(cfg: KtoConfig, opts: DpoRunOptions = {}): Promis
     policy.dispose();
   }
 }
-

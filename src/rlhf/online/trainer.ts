@@ -18,7 +18,8 @@ import { lrAt, type ScheduleKind } from '../../nn/schedule.js';
 import { loadModel, resolveModelDir, saveModel, tokenizerFiles } from '../../models/hub.js';
 import type { CausalLM } from '../../models/common.js';
 import { loadTokenizer, type Tokenizer } from '../../text/index.js';
-import { epochOrder } from '../../reward/train.js';
+import { epochOrder, guardFinite, InterruptedError } from '../../nn/train-loop.js';
+import { checkResumeConfig, recoverRunDir, withRunLock } from '../../run-dir.js';
 import { RewardModel } from '../../reward/model.js';
 import { AdaptiveKlController, FixedKlController, type KlController } from '../core/kl-controller.js';
 import { KL_ESTIMATORS, type KlEstimator } from '../core/advantages.js';
@@ -359,33 +360,33 @@ export function rlStep<C extends OnlineConfig>(run: Run<C>, algo: Algorithm<C>, 
 
 const distinct2 = (texts: readonly string[]): number => distinctN(texts, 2);
 
-/** Raised when a run stops on its signal: its checkpoint is written and a rerun resumes from it. */
-export class InterruptedError extends Error {
-  constructor(readonly step: number, out: string) {
-    super(`interrupted after step ${step}: checkpoint written to ${out}/checkpoint; rerun the same command to resume`);
-  }
-}
+export { InterruptedError };
 
 /**
- * Trains a policy with `algo` under `cfg`. Resumes from out/checkpoint when it holds this algorithm and
- * configuration (any other checkpoint is refused; `fresh` starts over).
+ * Trains a policy with `algo` under `cfg` into cfg.out (locked for the run). Resumes from out/checkpoint
+ * when it holds this algorithm and configuration (any other checkpoint is refused, naming the fields that
+ * differ; `fresh` starts over).
  */
 export async function trainOnline<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>, opts: OnlineRunOptions = {}): Promise<OnlineRunSummary> {
-  const start = Date.now();
-  const say = (l: string) => (opts.progress ?? ((x: string) => process.stderr.write(x + '\n')))(`[train ${algo.name}] ${l}`);
   checkOnlineConfig(cfg);
   algo.check?.(cfg);
+  return withRunLock(cfg.out, () => runOnline(cfg, algo, opts));
+}
+
+async function runOnline<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>, opts: OnlineRunOptions): Promise<OnlineRunSummary> {
+  const start = Date.now();
+  const say = (l: string) => (opts.progress ?? ((x: string) => process.stderr.write(x + '\n')))(`[train ${algo.name}] ${l}`);
   if (cfg.train.threads > 0) setNumThreads(cfg.train.threads);
   mkdirSync(cfg.out, { recursive: true });
+  for (const l of recoverRunDir(cfg.out)) say(l);
   const ckpt = join(cfg.out, 'checkpoint');
   const run = openRun(cfg, algo, opts.reward);
   try {
     let resumedFrom: number | null = null;
     if (!opts.fresh && existsSync(join(ckpt, 'trainer.json'))) {
       const saved = readCheckpointState<TrainerState<C>>(ckpt);
-      if (saved.algorithm !== algo.name || JSON.stringify(saved.config) !== JSON.stringify(cfg)) {
-        throw new Error(`${cfg.out} holds a checkpoint of a different run (${saved.algorithm}, another configuration): use another out, or --fresh to start over`);
-      }
+      if (saved.algorithm !== algo.name) throw new Error(`${cfg.out} holds a checkpoint of a different run (${saved.algorithm}, not ${algo.name}): use another out, or --fresh to start over`);
+      checkResumeConfig(cfg.out, saved.config, cfg, 'a checkpoint of a different run (another configuration)');
       loadCheckpoint(ckpt, checkpointParts(run as Run<OnlineConfig>));
       if (run.kl instanceof AdaptiveKlController) run.kl.value = saved.klCoef;
       Object.assign(run.moments, saved.moments);
@@ -393,12 +394,13 @@ export async function trainOnline<C extends OnlineConfig>(cfg: C, algo: Algorith
       resumedFrom = saved.step;
       say(`resuming from step ${resumedFrom}`);
     }
-    const log = openMetricsLog(join(cfg.out, 'metrics.jsonl'), resumedFrom);
+    const log = openMetricsLog(join(cfg.out, 'metrics.jsonl'), resumedFrom, say);
     const state = (step: number): TrainerState<C> => ({ step, algorithm: algo.name, config: cfg, klCoef: run.kl.value, moments: run.moments.state(), ...(algo.state ? { algorithmState: algo.state() } : {}) });
     const save = (step: number) => saveCheckpoint(ckpt, checkpointParts(run as Run<OnlineConfig>), state(step));
     const initial = resumedFrom === null ? evaluate(run as Run<OnlineConfig>, 0, opts, log) : null;
     if (initial) say(`step 0: ${describeEval(initial)}`);
     let step = resumedFrom ?? 0;
+    let saved = resumedFrom;
     for (; step < cfg.train.steps; step++) {
       await new Promise((r) => setImmediate(r)); // a step is synchronous: let a pending SIGINT handler run
       if (opts.signal?.aborted) {
@@ -406,6 +408,8 @@ export async function trainOnline<C extends OnlineConfig>(cfg: C, algo: Algorith
         throw new InterruptedError(step, cfg.out);
       }
       const row = rlStep(run, algo, step);
+      // A diverged step is neither logged nor saved: the last checkpoint stays the last finite one.
+      guardFinite(step + 1, { loss: row.loss as number, 'gradient norm': row.grad_norm as number }, { name: 'train.lr', value: cfg.train.lr }, cfg.out, saved);
       log(row);
       say(describeStep(row, cfg.train.steps));
       const done = step + 1;
@@ -415,7 +419,10 @@ export async function trainOnline<C extends OnlineConfig>(cfg: C, algo: Algorith
         const e = evaluate(run as Run<OnlineConfig>, done, opts, log);
         if (e) say(`step ${done}: ${describeEval(e)}`);
       }
-      if (cfg.train.checkpointEvery > 0 && done % cfg.train.checkpointEvery === 0 && done < cfg.train.steps) save(done);
+      if (cfg.train.checkpointEvery > 0 && done % cfg.train.checkpointEvery === 0 && done < cfg.train.steps) {
+        save(done);
+        saved = done;
+      }
     }
     // A run resumed from its final checkpoint has its final evaluation logged already.
     const final = resumedFrom === cfg.train.steps ? lastEval(join(cfg.out, 'metrics.jsonl'), step) : evaluate(run as Run<OnlineConfig>, step, opts, log);

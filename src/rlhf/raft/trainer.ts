@@ -22,6 +22,7 @@ import { SFT_DEFAULTS, type SftConfig } from '../sft/config.js';
 import { trainSft } from '../sft/trainer.js';
 import { checkRaftConfig, type RaftConfig } from './config.js';
 import { writeAtomic } from '../../atomic.js';
+import { configDiff, withRunLock } from '../../run-dir.js';
 
 export interface RaftRound {
   round: number;
@@ -160,16 +161,20 @@ function clearRun(out: string): void {
  * interrupted round's SFT from its checkpoint); another configuration in the same `out` is refused.
  */
 export async function trainRaft(cfg: RaftConfig, opts: RaftRunOptions = {}): Promise<RaftRunSummary> {
+  checkRaftConfig(cfg);
+  return withRunLock(cfg.out, () => runRaft(cfg, opts));
+}
+
+async function runRaft(cfg: RaftConfig, opts: RaftRunOptions): Promise<RaftRunSummary> {
   const start = Date.now();
   const say = (l: string) => (opts.progress ?? ((x: string) => process.stderr.write(x + '\n')))(`[train raft] ${l}`);
-  checkRaftConfig(cfg);
   if (cfg.train.threads > 0) setNumThreads(cfg.train.threads);
   mkdirSync(cfg.out, { recursive: true });
   const cfgPath = join(cfg.out, 'raft.json');
   if (opts.fresh) clearRun(cfg.out);
-  if (existsSync(cfgPath) && JSON.stringify(readJson(cfgPath)) !== JSON.stringify(cfg)) {
-    throw new Error(`${cfg.out} holds a RAFT run of another configuration: use another out, or --fresh to start over`);
-  }
+  // The output path is compared too: finished rounds name their policies by paths inside it.
+  const diff = existsSync(cfgPath) ? configDiff(readJson(cfgPath), cfg) : [];
+  if (diff.length) throw new Error(`${cfg.out} holds a RAFT run of another configuration (${diff.slice(0, 4).join('; ')}): use another out, or --fresh to start over`);
   writeAtomic(cfgPath, JSON.stringify(cfg, null, 2));
   const tok = loadTokenizer(resolveModelDir(cfg.model.policy));
   const reward = opts.reward ? { name: opts.reward.name, score: opts.reward.score.bind(opts.reward), dispose() {} } : makeReward(cfg, tok);

@@ -12,11 +12,13 @@
  * row computes exactly what its examples compute alone.
  */
 import { join } from 'node:path';
-import { clipGradNorm, noGrad, scope, setNumThreads, type Tensor, tensor } from '../../tensor/index.js';
+import { noGrad, scope, setNumThreads, type Tensor, tensor } from '../../tensor/index.js';
 import { loadModel, resolveModelDir, saveModel, tokenizerFiles } from '../../models/hub.js';
 import type { CausalLM } from '../../models/common.js';
 import { loadTokenizer } from '../../text/index.js';
-import { openRun, progressLine, StepPlan } from '../offline.js';
+import { openRun, policyLoop, progressLine, StepPlan } from '../offline.js';
+import { runEpochLoop } from '../../nn/train-loop.js';
+import { withRunLock } from '../../run-dir.js';
 import type { SftConfig } from './config.js';
 import { buildRows, loadSftExamples, rowTargets, tokenizeExamples, type TokenizedExample } from './data.js';
 
@@ -121,6 +123,8 @@ export interface SftRunSummary {
 export interface SftRunOptions {
   fresh?: boolean;
   progress?: (line: string) => void;
+  /** Stops before the next step with a checkpoint written (InterruptedError); a rerun resumes. */
+  signal?: AbortSignal;
 }
 
 async function prepareData(cfg: SftConfig, say: (l: string) => void, eosId: number | null) {
@@ -138,7 +142,15 @@ async function prepareData(cfg: SftConfig, say: (l: string) => void, eosId: numb
   return { train: train.examples, test: test.examples, rows, dropped };
 }
 
+/**
+ * Trains the policy under `cfg` into cfg.out (locked for the run), resuming from its checkpoint when it
+ * holds this configuration.
+ */
 export async function trainSft(cfg: SftConfig, opts: SftRunOptions = {}): Promise<SftRunSummary> {
+  return withRunLock(cfg.out, () => runSft(cfg, opts));
+}
+
+async function runSft(cfg: SftConfig, opts: SftRunOptions): Promise<SftRunSummary> {
   const t0 = Date.now();
   const say = progressLine('[train sft]', opts.progress);
   if (cfg.train.threads > 0) setNumThreads(cfg.train.threads);
@@ -147,7 +159,7 @@ export async function trainSft(cfg: SftConfig, opts: SftRunOptions = {}): Promis
     const eosId = cfg.data.appendEos ? policy.config.eosTokenIds[0] ?? null : null;
     const d = await prepareData(cfg, say, eosId);
     const plan = new StepPlan(d.rows.length, cfg.train, cfg.seed);
-    const run = openRun(cfg.out, cfg, policy, cfg.train, opts.fresh ?? false);
+    const run = openRun(cfg.out, cfg, policy, cfg.train, opts.fresh ?? false, say);
     if (run.resumedFrom !== null) say(`resuming from step ${run.resumedFrom}`);
     const evaluate = (step: number, final: boolean) => {
       if (d.test.length === 0) return null;
@@ -156,33 +168,26 @@ export async function trainSft(cfg: SftConfig, opts: SftRunOptions = {}): Promis
       say(`eval at step ${step}: held-out loss ${e.loss.toFixed(4)} per token (${e.tokens} tokens)`);
       return e;
     };
-    let step = run.resumedFrom ?? 0;
     try {
-      while (step < plan.totalSteps) {
-        // ---- one optimiser step: its micro-batches, the loss normalised by all their completion tokens
-        const lr = plan.lr(step);
-        run.opt.setLr(lr);
-        const micro = plan.step(step).filter((m) => m.length > 0).map((m) => m.map((i) => d.rows[i]!));
-        const tokens = micro.flat().reduce((n, row) => n + rowTargets(d.train, row), 0);
-        let loss = 0;
-        for (const rows of micro) {
-          scope(() => {
-            const l = sftLoss(policy, collateRows(d.train, rows), tokens);
-            l.backward();
-            loss += l.item();
-          });
-        }
-        const gradNorm = cfg.train.clipGradNorm > 0 ? clipGradNorm(policy.trainableParameters(), cfg.train.clipGradNorm) : null;
-        run.opt.step();
-        run.opt.zeroGrad();
-        step++;
-        // ---- log, evaluate, checkpoint
-        run.logMetrics({ step, loss, tokens, lr, gradNorm, seconds: (Date.now() - t0) / 1000 });
-        say(`step ${step}/${plan.totalSteps} loss ${loss.toFixed(4)} tokens ${tokens} lr ${lr.toExponential(2)}`);
-        if (cfg.train.evalEvery > 0 && step % cfg.train.evalEvery === 0 && step < plan.totalSteps) evaluate(step, false);
-        if (cfg.train.checkpointEvery > 0 && step % cfg.train.checkpointEvery === 0) run.checkpoint(step);
-      }
-      run.checkpoint(step);
+      const step = await runEpochLoop({
+        ...policyLoop(run, policy, plan, cfg.train, { out: cfg.out, t0, say, signal: opts.signal }),
+        // The loss of a step is normalised by all its micro-batches' completion tokens.
+        step: (idx) => {
+          const micro = idx.map((m) => m.map((i) => d.rows[i]!));
+          const tokens = micro.flat().reduce((n, row) => n + rowTargets(d.train, row), 0);
+          let loss = 0;
+          for (const rows of micro) {
+            scope(() => {
+              const l = sftLoss(policy, collateRows(d.train, rows), tokens);
+              l.backward();
+              loss += l.item();
+            });
+          }
+          return { loss, metrics: { tokens } };
+        },
+        describe: (r) => `loss ${r.loss.toFixed(4)} tokens ${r.metrics.tokens as number} lr ${r.lr.toExponential(2)}`,
+        evaluate: (step) => evaluate(step, false),
+      });
       saveModel(policy, join(cfg.out, 'model'), { extraFiles: tokenizerFiles(resolveModelDir(cfg.model.policy)) });
       const final = evaluate(step, true);
       return {
