@@ -18,6 +18,7 @@
 
 import type { CausalLM } from '../src/models/common.js';
 import type { LlamaConfig } from '../src/models/llama.js';
+import type { Gpt2Config } from '../src/models/gpt2.js';
 import { noGrad, scope, tensor } from '../src/tensor/index.js';
 
 /** float32 unit roundoff. */
@@ -71,6 +72,11 @@ export function logprobBound(d: DecoderDims, keys: number, maxAbsLogit: number, 
 /** A Llama-family config's reduction lengths. */
 export function llamaDims(c: LlamaConfig): DecoderDims {
   return { layers: c.numLayers, hidden: c.hiddenSize, intermediate: c.intermediateSize, heads: c.numHeads, headDim: c.headDim };
+}
+
+/** A GPT-2 config's: its block has the same reductions (LayerNorms where Llama has RMSNorms, fc for gate/up). */
+export function gpt2Dims(c: Gpt2Config): DecoderDims {
+  return { layers: c.numLayers, hidden: c.hiddenSize, intermediate: c.innerSize, heads: c.numHeads, headDim: c.headDim };
 }
 
 /** stories260K (assets/stories260k/config.json). */

@@ -4,6 +4,24 @@
  * examples, pairs, completions) and what its periodic evaluation measures.
  */
 import type { FieldDoc, Schema } from '../config.js';
+import { AdamW, type Optimizer, SGD, type Tensor } from '../tensor/index.js';
+
+/**
+ * The optimisers an epoch trainer can run, by config name. AdamW is the default everywhere; plain SGD (no
+ * momentum, weightDecay as an L2 term) makes a step exactly lr × the accumulated gradient, which is what a
+ * test of gradient accumulation can bound (Adam's first step, ≈ lr·sign(g), turns float noise in
+ * near-zero gradients into full-size steps).
+ */
+export const OPTIMIZERS = {
+  adamw: (params: Tensor[], t: EpochTrainFields): Optimizer => new AdamW(params, { lr: t.lr, weightDecay: t.weightDecay }),
+  sgd: (params: Tensor[], t: EpochTrainFields): Optimizer => new SGD(params, { lr: t.lr, weightDecay: t.weightDecay }),
+} as const;
+export type OptimizerName = keyof typeof OPTIMIZERS;
+
+/** The optimiser `t.optimizer` names, over `params`. */
+export function epochOptimizer(params: Tensor[], t: EpochTrainFields): Optimizer {
+  return OPTIMIZERS[t.optimizer](params, t);
+}
 
 export interface EpochTrainFields {
   /** Passes over the training data. */
@@ -12,7 +30,9 @@ export interface EpochTrainFields {
   batchSize: number;
   /** Micro-batches per optimiser step. */
   gradAccum: number;
-  /** Peak AdamW learning rate. */
+  /** The optimiser (OPTIMIZERS): 'adamw' or 'sgd'. */
+  optimizer: OptimizerName;
+  /** Peak learning rate. */
   lr: number;
   weightDecay: number;
   warmupSteps: number;
@@ -38,8 +58,9 @@ export function epochTrainSchema(docs: { epochs: string; batchSize: string; grad
     epochs: { doc: docs.epochs, integer: true, min: 1 },
     batchSize: { doc: docs.batchSize, integer: true, min: 1 },
     gradAccum: { doc: docs.gradAccum, integer: true, min: 1 },
-    lr: { doc: docs.lr ?? 'peak AdamW learning rate', min: 0 },
-    weightDecay: { doc: 'AdamW decoupled weight decay (Loshchilov & Hutter 2019)', min: 0 },
+    optimizer: { doc: "'adamw' (default) or 'sgd' (plain steps of lr × the gradient; weightDecay then an L2 term)", oneOf: Object.keys(OPTIMIZERS) },
+    lr: { doc: docs.lr ?? 'peak learning rate', min: 0 },
+    weightDecay: { doc: 'weight decay: decoupled for AdamW (Loshchilov & Hutter 2019), L2 for SGD', min: 0 },
     warmupSteps: { doc: 'linear warm-up steps', integer: true, min: 0 },
     schedule: { doc: 'learning-rate schedule after warm-up (src/nn/schedule.ts, as transformers)', oneOf: ['constant', 'linear', 'cosine'] },
     maxSteps: { doc: 'stop after this many optimiser steps (0 = run the epochs)', integer: true, min: 0 },

@@ -87,7 +87,7 @@ export const REWARD_DEFAULTS: RewardTrainConfig = {
   },
   loss: { type: 'bradley_terry', margin: 0, labelSmoothing: 0, centerCoef: 0, sigma: 1 },
   train: {
-    epochs: 1, batchSize: 16, gradAccum: 1, lr: 1e-3, weightDecay: 0.01, warmupSteps: 10, schedule: 'cosine',
+    epochs: 1, batchSize: 16, gradAccum: 1, optimizer: 'adamw', lr: 1e-3, weightDecay: 0.01, warmupSteps: 10, schedule: 'cosine',
     maxSteps: 0, clipGradNorm: 1, evalEvery: 0, checkpointEvery: 0, threads: 0, evalLimit: 512,
   },
 };

@@ -12,7 +12,8 @@
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AdamW, Generator, manualSeed, scope, setNumThreads, tensor, type Tensor } from '../tensor/index.js';
+import { type Optimizer, Generator, manualSeed, scope, setNumThreads, tensor, type Tensor } from '../tensor/index.js';
+import { epochOptimizer } from '../nn/train-fields.js';
 import { loadCheckpoint, saveCheckpoint } from '../nn/checkpoint.js';
 import { runEpochLoop, StepPlan } from '../nn/train-loop.js';
 import { checkResumeConfig, openMetricsLog, recoverRunDir, withRunLock } from '../run-dir.js';
@@ -148,11 +149,11 @@ interface TrainerState {
 }
 
 /** Writes the resumable state atomically: model and optimiser tensors, the step, the config. */
-function saveRunCheckpoint(dir: string, rm: RewardModel, opt: AdamW, state: TrainerState): void {
+function saveRunCheckpoint(dir: string, rm: RewardModel, opt: Optimizer, state: TrainerState): void {
   saveCheckpoint(dir, { modules: { model: rm }, optimizers: { optimizer: opt } }, state);
 }
 
-function loadRunCheckpoint(dir: string, rm: RewardModel, opt: AdamW): number {
+function loadRunCheckpoint(dir: string, rm: RewardModel, opt: Optimizer): number {
   return loadCheckpoint<TrainerState>(dir, { modules: { model: rm }, optimizers: { optimizer: opt } }).step;
 }
 
@@ -219,7 +220,7 @@ export interface RunOptions {
 /** A run's model and optimiser, the step they are at, and its metrics log. */
 interface OpenRun {
   rm: RewardModel;
-  opt: AdamW;
+  opt: Optimizer;
   resumedFrom: number | null;
   logMetrics: (m: Record<string, unknown>) => void;
 }
@@ -238,7 +239,7 @@ function openRun(d: RunData, run: ModelRun, fresh: boolean, say: (line: string) 
   const rm = new RewardModel(buildBackbone(cfg, d.tok, gen), { heads: cfg.model.heads }, { generator: gen });
   gen.dispose();
   if (cfg.model.headOnly) rm.freeze((n) => !n.startsWith('score.'));
-  const opt = new AdamW(rm.trainableParameters(), { lr: cfg.train.lr, weightDecay: cfg.train.weightDecay });
+  const opt = epochOptimizer(rm.trainableParameters(), cfg.train);
   let resumedFrom: number | null = null;
   const ckpt = join(run.out, 'checkpoint');
   if (!fresh && existsSync(join(ckpt, 'trainer.json'))) {

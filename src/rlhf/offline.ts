@@ -1,15 +1,15 @@
 /**
  * What the offline policy trainers (SFT, DPO and its family, KTO) share around the epoch loop
- * (src/nn/train-loop.ts): the run directory's lock and crash recovery, atomic checkpoints (policy + AdamW
+ * (src/nn/train-loop.ts): the run directory's lock and crash recovery, atomic checkpoints (policy + optimiser
  * state + step), the resume that makes a continued run reproduce an uninterrupted one, and metrics.jsonl
  * (which keeps only the rows the checkpoint covers).
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AdamW } from '../tensor/index.js';
+import type { Optimizer } from '../tensor/index.js';
 import { type CheckpointParts, loadCheckpoint, saveCheckpoint } from '../nn/checkpoint.js';
 import type { CausalLM } from '../models/common.js';
-import type { EpochTrainFields } from '../nn/train-fields.js';
+import { epochOptimizer, type EpochTrainFields } from '../nn/train-fields.js';
 import type { EpochLoop, StepPlan } from '../nn/train-loop.js';
 import { checkResumeConfig, openMetricsLog, recoverRunDir } from '../run-dir.js';
 
@@ -20,8 +20,8 @@ interface TrainerState<C> {
   config: C;
 }
 
-/** The checkpoint's parts (src/nn/checkpoint.ts): the policy as model.safetensors, AdamW as optimizer.safetensors. */
-function parts(model: CausalLM, opt: AdamW): CheckpointParts {
+/** The checkpoint's parts (src/nn/checkpoint.ts): the policy as model.safetensors, the optimiser (AdamW or SGD) as optimizer.safetensors. */
+function parts(model: CausalLM, opt: Optimizer): CheckpointParts {
   return { modules: { model }, optimizers: { optimizer: opt } };
 }
 
@@ -42,20 +42,20 @@ export function resumable<C>(out: string, config: C, fresh: boolean, say?: (line
 
 /** A policy run's optimiser, the step it resumes from, and its metrics log. */
 export interface OpenRun {
-  opt: AdamW;
+  opt: Optimizer;
   resumedFrom: number | null;
   checkpoint: (step: number) => void;
   logMetrics: (row: Record<string, unknown>) => void;
 }
 
 /**
- * Creates the AdamW optimiser over the policy and, unless `fresh`, loads out/checkpoint when it was
+ * Creates the optimiser (train.optimizer) over the policy and, unless `fresh`, loads out/checkpoint when it was
  * written by this exact configuration (any other is refused, naming --fresh). metrics.jsonl is cut back
  * to the rows the checkpoint covers: later ones belong to the interrupted run.
  */
 export function openRun<C>(out: string, config: C, policy: CausalLM, t: EpochTrainFields, fresh: boolean, say?: (line: string) => void): OpenRun {
   mkdirSync(out, { recursive: true });
-  const opt = new AdamW(policy.trainableParameters(), { lr: t.lr, weightDecay: t.weightDecay });
+  const opt = epochOptimizer(policy.trainableParameters(), t);
   const ckpt = join(out, 'checkpoint');
   let resumedFrom: number | null = null;
   try {

@@ -6,8 +6,8 @@
  * an attention mask; every step's logits must agree within the float32 bound of test/tolerance.ts (the
  * two paths sum in other orders), and greedy generation must give the same tokens with log-probs within
  * theirs, on the vector and the scalar kernels, and batches of one and two rows (a GEMM path of their own)
- * too. A batch split over two threads must give the same logits as one thread (the same code per row, by
- * construction); bad input to decoderStep is refused with the layer and weight named. Tags: @numeric
+ * too. A batch split over two threads must give the same logits as one thread (exactly on the vector path,
+ * where each row is the same code by construction); bad input to decoderStep is refused with the layer and weight named. Tags: @numeric
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
@@ -162,8 +162,11 @@ describe('decoderStep: the fused decode step = the layer-by-layer path', () => {
   })));
 
   // OpenBLAS stays on one thread both times (it computes the prefill and the LM head, and its split over
-  // threads has rounding of its own): what changes is the fused step's batch split alone.
-  test('a batch split over two threads gives exactly the logits of one thread', () => {
+  // threads has rounding of its own): what changes is the fused step's batch split alone. On the vector
+  // path every row goes through our own GEMM (native/gemm.cpp), which sums each output in one fixed order
+  // whatever rows share a thread: the same bits by construction. The scalar path hands each thread's rows
+  // to libtorch's BLAS, whose blocking follows the row count: there the float32 bound applies.
+  test('a batch split over two threads gives the logits of one thread (exactly, on the vector path)', () => {
     const m = randomLlama(BASE, 3);
     const prompts = Array.from({ length: 40 }, (_, i) => [1, ...Array.from({ length: i % 5 }, (_, j) => (7 * i + j) % 64)]);
     try {
@@ -171,7 +174,8 @@ describe('decoderStep: the fused decode step = the layer-by-layer path', () => {
       const one = stepLogits(m, prompts, true);
       setNumThreads(2, { blas: 1 });
       const two = stepLogits(m, prompts, true);
-      assert.equal(maxAbsDiff(two, one), 0);
+      const bound = vectorKernels() ? 0 : logitBound(llamaDims(m.config), 5 + STEPS, maxAbs(one));
+      assert.ok(maxAbsDiff(two, one) <= bound, `max |Δ logits| ${maxAbsDiff(two, one)} > ${bound}`);
     } finally {
       setNumThreads(threadsBefore.torch, { blas: threadsBefore.blas ?? threadsBefore.torch });
       m.dispose();

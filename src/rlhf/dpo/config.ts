@@ -56,7 +56,7 @@ export const DPO_DEFAULTS: DpoConfig = {
   model: { policy: 'stories260k', reference: '' },
   loss: { type: 'sigmoid', beta: 0.1, labelSmoothing: 0, simpoGamma: 1, orpoLambda: 0.1 },
   train: {
-    epochs: 1, batchSize: 16, gradAccum: 1, lr: 1e-4, weightDecay: 0, warmupSteps: 10, schedule: 'cosine',
+    epochs: 1, batchSize: 16, gradAccum: 1, optimizer: 'adamw', lr: 1e-4, weightDecay: 0, warmupSteps: 10, schedule: 'cosine',
     maxSteps: 0, clipGradNorm: 1, evalEvery: 0, checkpointEvery: 0, threads: 0,
   },
 };

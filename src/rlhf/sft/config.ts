@@ -49,7 +49,7 @@ export const SFT_DEFAULTS: SftConfig = {
   },
   model: { policy: 'stories260k' },
   train: {
-    epochs: 1, batchSize: 8, gradAccum: 1, lr: 1e-4, weightDecay: 0, warmupSteps: 10, schedule: 'cosine',
+    epochs: 1, batchSize: 8, gradAccum: 1, optimizer: 'adamw', lr: 1e-4, weightDecay: 0, warmupSteps: 10, schedule: 'cosine',
     maxSteps: 0, clipGradNorm: 1, evalEvery: 0, checkpointEvery: 0, threads: 0,
   },
 };
