@@ -1,6 +1,7 @@
 /**
  * `rlhf lab generalisation --quick` (src/lab/generalisation.ts): the proxy's agreement with the gold on
  * in-distribution, new-prompt and RL-policy pairs, with coverage distances; nearest-neighbour distances by hand.
+ * Tags: @learning
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -9,6 +10,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { rlhf } from '../model/run-cli.js';
 import { nearestCosine, nearestDistances } from '../../src/lab/generalisation.js';
+import { TEST_SEED } from '../env.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'rlhf-lab-generalisation-'));
 after(() => rmSync(TMP, { recursive: true, force: true }));
@@ -25,7 +27,7 @@ test('nearest-neighbour distances: Euclidean in RMS units, 1 − cosine for bags
 });
 
 test('rlhf lab generalisation --quick: three kinds of evaluation set, coverage, the section in the report', async () => {
-  const r = await rlhf(['lab', 'generalisation', '--quick', '--out', TMP, '--json']);
+  const r = await rlhf(['lab', 'generalisation', '--quick', '--seed', String(TEST_SEED), '--out', TMP, '--json']);
   assert.equal(r.status, 0, r.stderr);
   const s = JSON.parse(r.stdout) as { rows: { set: string; agreement: number; proxyDist: number; promptDist: number }[]; report: string };
   assert.deepEqual(s.rows.slice(0, 2).map((x) => x.set), ['in-distribution', 'new prompts']);
@@ -33,7 +35,7 @@ test('rlhf lab generalisation --quick: three kinds of evaluation set, coverage, 
   assert.ok(s.rows[0]!.promptDist < 1e-3 && s.rows[1]!.promptDist > 0.1, 'new prompts are away from the BOS-only training prompt');
   assert.ok(existsSync(join(TMP, 'sections', 'generalisation.json')));
   assert.match(readFileSync(s.report, 'utf8'), /Incorrect generalisation[\s\S]*<svg/);
-  const bad = await rlhf(['lab', 'generalisation', '--quick', '--out', join(TMP, 'x'), '--set', 'newPrompts=[]']);
+  const bad = await rlhf(['lab', 'generalisation', '--quick', '--seed', String(TEST_SEED), '--out', join(TMP, 'x'), '--set', 'newPrompts=[]']);
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /newPrompts must list non-empty prompts/);
 });

@@ -1,6 +1,7 @@
 /**
  * `rlhf lab mitigations --quick` (src/lab/mitigations.ts): every mitigation run traced on the gold–KL
  * plane, its section in the lab report; gold interpolated at a common KL by hand.
+ * Tags: @learning
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -9,6 +10,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { rlhf } from '../model/run-cli.js';
 import { goldAtKl } from '../../src/lab/mitigations.js';
+import { TEST_SEED } from '../env.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'rlhf-lab-mitigations-'));
 after(() => rmSync(TMP, { recursive: true, force: true }));
@@ -21,7 +23,7 @@ test('gold at a KL: linear between evaluations, null beyond the run', () => {
 });
 
 test('rlhf lab mitigations --quick: every run on the frontier plot, one JSON line, the section in the report', async () => {
-  const r = await rlhf(['lab', 'mitigations', '--quick', '--out', TMP, '--json']);
+  const r = await rlhf(['lab', 'mitigations', '--quick', '--seed', String(TEST_SEED), '--out', TMP, '--json']);
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout.trim().split('\n').length, 1);
   const s = JSON.parse(r.stdout) as { rows: { name: string; endGold: number }[]; report: string };
@@ -29,7 +31,7 @@ test('rlhf lab mitigations --quick: every run on the frontier plot, one JSON lin
   for (const x of s.rows) assert.ok(x.endGold > 0 && x.endGold <= 1, x.name);
   assert.ok(existsSync(join(TMP, 'sections', 'mitigations.json')));
   assert.match(readFileSync(s.report, 'utf8'), /Mitigations on the gold–KL frontier[\s\S]*<svg/);
-  const bad = await rlhf(['lab', 'mitigations', '--quick', '--out', join(TMP, 'x'), '--set', 'proxy.members=1']);
+  const bad = await rlhf(['lab', 'mitigations', '--quick', '--seed', String(TEST_SEED), '--out', join(TMP, 'x'), '--set', 'proxy.members=1']);
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /'proxy\.members' must be >= 2/);
 });

@@ -2,8 +2,9 @@
  * `rlhf lab sparse`: the same gold signal per sequence, per sentence and per token.
  *   - the token- and sentence-level rewards of real samples sum to the sequence reward (the gold), and the
  *     sequence granularity puts it all on the last token;
- *   - `--quick` completes in under a minute, prints one JSON line and writes the report with its section;
+ *   - `--quick` completes, prints one JSON line and writes the report with its section;
  *   - a bad config: exit 1 with a one-line reason naming the field.
+ * Tags: @learning
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -16,6 +17,7 @@ import { sample } from '../../src/rlhf/online/rollout.js';
 import { goldReward } from '../../src/lab/gold.js';
 import { prefixGoldReward } from '../../src/lab/sparse.js';
 import { rlhf } from '../model/run-cli.js';
+import { TEST_SEED } from '../env.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'rlhf-lab-sparse-test-'));
 after(() => rmSync(TMP, { recursive: true, force: true }));
@@ -44,13 +46,10 @@ describe('rlhf lab sparse', () => {
     }
   });
 
-  test('--quick completes in under a minute, prints one JSON line, writes the report and section', async () => {
+  test('--quick completes, prints one JSON line, writes the report and section', async () => {
     const out = join(TMP, 'q');
-    const t0 = Date.now();
-    const r = await rlhf(['lab', 'sparse', '--quick', '--out', out, '--json']);
-    const seconds = (Date.now() - t0) / 1000;
+    const r = await rlhf(['lab', 'sparse', '--quick', '--seed', String(TEST_SEED), '--out', out, '--json']);
     assert.equal(r.status, 0, r.stderr);
-    assert.ok(seconds < 60, `--quick took ${seconds} s`);
     assert.equal(r.stdout.trim().split('\n').length, 1);
     const res = JSON.parse(r.stdout) as { experiment: string; runs: Record<string, { finalGold: number }> };
     assert.equal(res.experiment, 'sparse');
@@ -63,10 +62,10 @@ describe('rlhf lab sparse', () => {
   });
 
   test('a bad config: exit 1 naming the field', async () => {
-    const r = await rlhf(['lab', 'sparse', '--quick', '--out', join(TMP, 'bad'), '--set', 'granularities=[token,word]']);
+    const r = await rlhf(['lab', 'sparse', '--quick', '--seed', String(TEST_SEED), '--out', join(TMP, 'bad'), '--set', 'granularities=[token,word]']);
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, /granularities/);
-    const s = await rlhf(['lab', 'sparse', '--quick', '--out', join(TMP, 'bad'), '--set', 'steps=0']);
+    const s = await rlhf(['lab', 'sparse', '--quick', '--seed', String(TEST_SEED), '--out', join(TMP, 'bad'), '--set', 'steps=0']);
     assert.equal(s.status, 1, s.stderr);
     assert.match(s.stderr, /steps/);
   });

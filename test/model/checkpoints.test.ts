@@ -2,6 +2,7 @@
  * Checkpoints in and out: Hugging Face model directories (single file and sharded) for every supported
  * configuration, llama2.c files (legacy and v1) checked against a transcription of run.c's forward, and the
  * errors bad input must give: clear, naming what is wrong, and leaving the process (and disk) sound.
+ * Tags: @numeric
  */
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';

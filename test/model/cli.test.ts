@@ -3,6 +3,7 @@
  * of llama2.c's run.c, the --json contract of generate and score (one line of JSON, values matching the
  * library in-process), and exit codes with one-line reasons. Each spawn loads libtorch (~1–2 s), so all
  * of them start at once in `before` and the tests await their results.
+ * Tags: @numeric
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';

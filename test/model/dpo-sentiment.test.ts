@@ -3,6 +3,7 @@
  * AFINN sentiment (src/rlhf/dpo/synthetic-pairs.ts), 20 steps; on 64 held-out pairs sampled with another
  * seed, the implicit reward β log(π/π_ref) orders chosen above rejected more often than chance (ties ½).
  * The full-size measurement (≥ 1000 / ≥ 200 pairs) is configs/dpo-stories.yaml.
+ * Tags: @learning
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';

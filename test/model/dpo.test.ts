@@ -7,6 +7,7 @@
  *   - a ranking contributes every pair it implies;
  *   - a policy/reference tokenizer mismatch, an unknown config key and a wrong type fail clearly, and
  *     leave no checkpoint behind.
+ * Tags: @numeric
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';

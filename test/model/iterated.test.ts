@@ -7,6 +7,7 @@
  *   - `rlhf train online --json`: one line of JSON with the synthetic gold annotator's rounds and gold scores;
  *   - bad input: unknown config keys, an annotator that returns the wrong number of records or
  *     malformed ones — a clear error naming the round.
+ * Tags: @numeric @learning
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';

@@ -10,6 +10,7 @@
  *   - bad input: unpaired data to a paired method and pairs to KTO name the file and line; an unknown
  *     key, a wrong type, a paired format for KTO and a reference for a reference-free loss fail clearly.
  * The full-size measurement (≥ 1000 training pairs, ≥ 200 held out) uses configs/{ipo,simpo,orpo,kto}-stories.yaml.
+ * Tags: @learning
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';

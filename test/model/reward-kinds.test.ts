@@ -12,6 +12,7 @@
  *     on the ensemble directory reports its accuracy and spread;
  *   - a multi-head model aggregates its heads like an ensemble;
  *   - a data format that does not fit the loss is a config error naming both fields.
+ * Tags: @numeric @learning
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -8,6 +8,7 @@
  *   - bad configs and bad data fail through the CLI with exit code 1 (2 for usage) and a one-line reason.
  * The tiny runs use synthetic pairs written to a temporary directory. CLI runs that need no trained model
  * start in `before` and run alongside the in-process training.
+ * Tags: @learning
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

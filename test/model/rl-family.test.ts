@@ -11,6 +11,7 @@
  *     weights); a finished RAFT round is skipped on rerun;
  *   - invalid configs are clear errors.
  * Full-size figures (256 samples, 30 steps / 3 rounds): configs/{remax,reinforce,reinforcepp,raft}-stories.yaml.
+ * Tags: @numeric @learning
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';

@@ -4,6 +4,7 @@
  * reward of fresh samples by at least 3 standard errors (of the difference) over the initial policy, at
  * mean KL ≤ 20 nats, with distinct-2 at least 0.8× the initial policy's (no collapse into repetition).
  * The full-size figures (256 samples, 30 steps) are in configs/ppo-stories.yaml / grpo-stories.yaml runs.
+ * Tags: @learning
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';

@@ -7,7 +7,8 @@
  * - stories end at BOS (llama2.c's stop rule), and the end token is dropped or kept as asked;
  * - top-k = 1 is greedy, top-p never leaves the nucleus;
  * - no native tensor outlives a generate call, even one that fails.
- * Float comparisons use bounds derived in test/tolerance.ts. Tags: @numeric
+ * Float comparisons use bounds derived in test/tolerance.ts.
+ * Tags: @numeric
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';

@@ -3,6 +3,7 @@
  * (a prefill longer than one step, single-token appends, a prefill that ends exactly on a step) the
  * views it returns must equal everything appended so far, and it must refuse to pass maxLen. reserve()
  * (the fused decoder step's: it writes every layer in one call) grows every layer the same way.
+ * Tags: @numeric
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';

@@ -7,7 +7,8 @@
  * two paths sum in other orders), and greedy generation must give the same tokens with log-probs within
  * theirs, on the vector and the scalar kernels, and batches of one and two rows (a GEMM path of their own)
  * too. A batch split over two threads must give the same logits as one thread (exactly on the vector path,
- * where each row is the same code by construction); bad input to decoderStep is refused with the layer and weight named. Tags: @numeric
+ * where each row is the same code by construction); bad input to decoderStep is refused with the layer and weight named.
+ * Tags: @numeric
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';

@@ -2,7 +2,8 @@
  * GPT-2 (src/models/gpt2.ts) on tiny configs: HF parameter names and Conv1D shapes, init, golden logits
  * from a transcription of transformers' modeling_gpt2.py, and the invariants generation relies on:
  * KV-cache decoding == full recomputation, left-padded batch == each row alone. Float comparisons use the
- * bounds of test/tolerance.ts. Tags: @numeric
+ * bounds of test/tolerance.ts.
+ * Tags: @numeric
  */
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';

@@ -5,6 +5,7 @@
  * libtorch owns the gradients (STYLE.md): these tests do not check libtorch's derivative formulas so
  * much as the binding — that each op reaches the differentiable ATen function with its arguments in the
  * right places, so autograd sees the same function the forward pass computed.
+ * Tags: @numeric
  */
 import assert from 'node:assert/strict';
 import { after, afterEach, beforeEach, describe, test } from 'node:test';

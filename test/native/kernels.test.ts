@@ -5,6 +5,7 @@
  * bias with −∞, causal masks, strided cache views. Where the CPU has AVX2 + FMA both the vector path
  * (head size 8) and the scalar loop are checked against libtorch, and the vector path is the default
  * exactly when the CPU reports both flags.
+ * Tags: @numeric
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';

@@ -3,6 +3,7 @@
  * closed forms in plain JS doubles). Float ops run in float32 and float64; matmul, layerNorm, rmsNorm
  * and softmax also in bfloat16 with a tolerance for its 8-bit mantissa. Errors must be JS Errors that
  * name the op and its inputs' dtypes and shapes.
+ * Tags: @numeric
  */
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';

@@ -3,6 +3,7 @@
  * correction, SGD with momentum / dampening / Nesterov / L2 decay), parameter groups, learning-rate
  * changes, bit-identical resumption from a saved state, state validation, gradient-norm clipping,
  * and a tiny MLP that must learn XOR.
+ * Tags: @numeric
  */
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';

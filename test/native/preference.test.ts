@@ -4,6 +4,7 @@
  * two directions, the implicit rewards are β(log π − log π_ref), and the gradient raises the chosen
  * log-prob and lowers the rejected one. IPO, robust DPO, SimPO, ORPO and KTO each against a hand-computed
  * value; IPO and DPO agree on the sign of every gradient below IPO's target margin.
+ * Tags: @numeric
  */
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';

@@ -2,6 +2,7 @@
  * Reward-model losses and ensemble aggregation against values worked out by hand, plus the invariants
  * that tie the losses together: Plackett–Luce at K = 2 is Bradley–Terry, label smoothing 0 is
  * Bradley–Terry, a margin is a shift of the reward difference. All in float64.
+ * Tags: @numeric
  */
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';

@@ -1,3 +1,4 @@
+/** Tags: @numeric */
 // The shared RL math against hand-computed values.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
