@@ -31,6 +31,20 @@ export interface Tokenizer {
   decode(ids: readonly number[], opts?: { skipSpecial?: boolean }): string;
   /** The vocabulary entry of one id, as stored (e.g. `' the'`, `'<0x0A>'`, `'Ġthe'`, `'▁the'`). */
   idToPiece(id: number): string;
+  /**
+   * An upper bound on the UTF-16 code units of text one token stands for, so that a text longer than
+   * `maxTokens × maxPieceChars` is known to be over `maxTokens` without encoding it ({@link cannotFit}).
+   */
+  readonly maxPieceChars: number;
+}
+
+/**
+ * Whether `text` certainly encodes to more than `maxTokens` tokens, from its length alone: O(1), so that
+ * loaders drop a 10 MB record without spending the tokenizer's time on it. False says nothing (encode to
+ * know).
+ */
+export function cannotFit(tok: Tokenizer, text: string, maxTokens: number): boolean {
+  return text.length > maxTokens * tok.maxPieceChars;
 }
 
 /** Options for {@link loadTokenizer}. */
