@@ -9,7 +9,7 @@
  *   4. best-of-n — n candidates ranked by the proxy, the chosen one's gold and proxy, for n = 1, 2, 4, …;
  *   5. report — Gao et al.'s forms fitted to gold vs √KL, report.html, metrics.jsonl, summary.json.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setNumThreads } from '../tensor/index.js';
 import { loadModel, resolveModelDir } from '../models/hub.js';
@@ -150,7 +150,11 @@ export async function runDemo(cfg: DemoConfig, opts: DemoOptions = {}): Promise<
   setNumThreads(cfg.threads);
   try {
     mkdirSync(cfg.out, { recursive: true });
-    writeFileSync(join(cfg.out, '.write-test'), '');
+    // Probe that the directory takes files, and leave nothing behind.
+    const probe = join(cfg.out, `.write-test-${process.pid}`);
+    writeFileSync(probe, '');
+    rmSync(probe);
+    rmSync(join(cfg.out, '.write-test'), { force: true }); // the empty probe earlier versions left behind
   } catch (e) {
     throw new Error(`--out ${cfg.out} cannot be written: ${(e as Error).message}`);
   }

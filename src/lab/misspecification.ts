@@ -30,7 +30,7 @@ import { join } from 'node:path';
 import { setNumThreads } from '../tensor/index.js';
 import { loadModel, resolveModelDir } from '../models/hub.js';
 import { loadTokenizer } from '../text/index.js';
-import type { Schema } from '../config.js';
+import { MAX_THREADS, type Schema } from '../config.js';
 import { validateConfig } from '../config.js';
 import { mulberry32 } from '../generate/rng.js';
 import { REWARD_DEFAULTS, REWARD_SCHEMA } from '../reward/config.js';
@@ -125,7 +125,7 @@ export const MISSPECIFICATION_SCHEMA: Schema<MisspecificationConfig> = {
     samplesPerPrompt: { doc: 'samples per prompt', integer: true, min: 1 },
     evalSamples: { doc: 'fresh samples measured before and after', integer: true, min: 8 },
   },
-  threads: { doc: 'libtorch + OpenBLAS threads', integer: true, min: 1 },
+  threads: { doc: 'libtorch + OpenBLAS threads', integer: true, min: 1, max: MAX_THREADS },
 };
 
 type GroupId = 'sentiment' | 'brevity';

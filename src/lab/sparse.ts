@@ -23,7 +23,7 @@
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { validateConfig, type Schema } from '../config.js';
+import { MAX_THREADS, validateConfig, type Schema } from '../config.js';
 import { scope, setNumThreads } from '../tensor/index.js';
 import { loadCheckpoint } from '../nn/checkpoint.js';
 import { resolveModelDir } from '../models/hub.js';
@@ -98,7 +98,7 @@ export const SPARSE_SCHEMA: Schema<SparseConfig> = {
   evalEvery: { doc: 'evaluation period in steps', integer: true, min: 1 },
   evalSamples: { doc: 'fresh samples per evaluation', integer: true, min: 2 },
   probeSequences: { doc: 'sequences per gradient-noise probe', integer: true, min: 2 },
-  threads: { doc: 'libtorch + OpenBLAS threads', integer: true, min: 1 },
+  threads: { doc: 'libtorch + OpenBLAS threads', integer: true, min: 1, max: MAX_THREADS },
 };
 
 const QUICK = { steps: 4, prompts: 4, samplesPerPrompt: 4, maxNewTokens: 16, evalEvery: 2, evalSamples: 16, probeSequences: 8 };

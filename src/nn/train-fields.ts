@@ -3,7 +3,7 @@
  * DPO and its family, KTO): one interface and one schema, each trainer naming its own unit (records,
  * examples, pairs, completions) and what its periodic evaluation measures.
  */
-import type { FieldDoc, Schema } from '../config.js';
+import { MAX_THREADS, type FieldDoc, type Schema } from '../config.js';
 
 export interface EpochTrainFields {
   /** Passes over the training data. */
@@ -30,7 +30,7 @@ export interface EpochTrainFields {
 }
 
 /** libtorch + OpenBLAS threads, as every trainer's config spells it. */
-export const THREADS_FIELD: FieldDoc = { doc: 'libtorch + OpenBLAS threads (0 = default)', integer: true, min: 0 };
+export const THREADS_FIELD: FieldDoc = { doc: 'libtorch + OpenBLAS threads (0 = default)', integer: true, min: 0, max: MAX_THREADS };
 
 /** The schema of EpochTrainFields with the trainer's own words for its unit and its evaluation. */
 export function epochTrainSchema(docs: { epochs: string; batchSize: string; gradAccum: string; evalEvery: string; lr?: string }): Schema<EpochTrainFields> {

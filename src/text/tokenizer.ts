@@ -39,12 +39,13 @@ export interface Tokenizer {
 }
 
 /**
- * Whether `text` certainly encodes to more than `maxTokens` tokens, from its length alone: O(1), so that
+ * Whether the concatenation of `texts` certainly encodes to more than `maxTokens` tokens, from its length alone: O(1), so that
  * loaders drop a 10 MB record without spending the tokenizer's time on it. False says nothing (encode to
  * know).
  */
-export function cannotFit(tok: Tokenizer, text: string, maxTokens: number): boolean {
-  return text.length > maxTokens * tok.maxPieceChars;
+export function cannotFit(tok: Tokenizer, maxTokens: number, ...texts: readonly string[]): boolean {
+  // The parts' lengths summed, so that a caller about to encode prompt + response need not build it first.
+  return texts.reduce((n, t) => n + t.length, 0) > maxTokens * tok.maxPieceChars;
 }
 
 /** Options for {@link loadTokenizer}. */

@@ -135,7 +135,7 @@ describe('parseSet', () => {
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
     assert.equal(Object.getPrototypeOf(got), Object.prototype);
     assert.deepEqual(Object.keys(got), ['__proto__']);
-    assert.throws(() => loadConfig(undefined, ['__proto__.lr=1'], REWARD_DEFAULTS, REWARD_SCHEMA), /--set: unknown key '__proto__'/);
+    assert.throws(() => loadConfig(undefined, ['__proto__.lr=1'], REWARD_DEFAULTS, REWARD_SCHEMA), /--set __proto__\.lr=1: unknown key '__proto__'/);
   });
 });
 
