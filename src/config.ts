@@ -18,8 +18,7 @@ export type FieldDoc = {
 
 /** Seeds are 32-bit: every RNG here takes `seed >>> 0`, so 2^32 and 1e300 would silently alias a smaller seed. */
 export const SEED_RANGE = { integer: true, min: 0, max: 2 ** 32 - 1 } as const;
-/** More threads than this only oversubscribes the cores (a thread pool of 1000 ran 20× slower). */
-export const MAX_THREADS = 256;
+export { MAX_THREADS } from './cli/args.js';
 export type Schema<T> = { [K in keyof T]: T[K] extends object ? (T[K] extends unknown[] ? FieldDoc : Schema<T[K]>) : FieldDoc };
 
 /** Configs are hand-written YAML: a megabyte is far beyond any real one, and bounds what a mistake can read. */
