@@ -66,7 +66,9 @@ function pairwise(loss: (chosen: Tensor, rejected: Tensor, ctx: LossContext) => 
     const rejected = r.narrow(0, b, b);
     let l = loss(chosen, rejected, ctx);
     if (ctx.loss.centerCoef > 0) l = l.add(REWARD_LOSSES.centering({ chosen, rejected, coefficient: ctx.loss.centerCoef }));
-    return { loss: l, correct: chosen.gt(rejected).float().sum().item() / chosen.size(1), compared: b };
+    // Ties count ½, as pair accuracy does everywhere (src/reward/metrics.ts, src/rlhf/core/preference.ts).
+    const wins = chosen.gt(rejected).float().add(chosen.eq(rejected).float().mul(0.5));
+    return { loss: l, correct: wins.sum().item() / chosen.size(1), compared: b };
   };
 }
 
@@ -94,7 +96,7 @@ const plackettLuce: Objective = (rm, batch, ctx) => {
   const mask = tensor(valid, { shape: [b, 1, k] }).expand(b, h, k).reshape(b * h, k); // (B·H, K)
   let loss = REWARD_LOSSES.plackett_luce({ rewards: ranked, mask });
   if (ctx.loss.centerCoef > 0) loss = loss.add(REWARD_LOSSES.centering({ chosen: ranked.select(1, 0), rejected: ranked.select(1, 1), coefficient: ctx.loss.centerCoef }));
-  // Training accuracy: the implied pairs (i < j ≤ K_b) in order, averaged over heads.
+  // Training accuracy: the implied pairs (i < j ≤ K_b) in order, averaged over heads; ties ½.
   const v = ranked.data() as Float32Array;
   let correct = 0;
   let compared = 0;
@@ -103,7 +105,9 @@ const plackettLuce: Objective = (rm, batch, ctx) => {
     compared += (kb * (kb - 1)) / 2;
     for (let head = 0; head < h; head++) {
       const row = (i * h + head) * k;
-      for (let p = 0; p < kb; p++) for (let q = p + 1; q < kb; q++) if (v[row + p]! > v[row + q]!) correct += 1 / h;
+      for (let p = 0; p < kb; p++) {
+        for (let q = p + 1; q < kb; q++) correct += (v[row + p]! > v[row + q]! ? 1 : v[row + p] === v[row + q] ? 0.5 : 0) / h;
+      }
     }
   });
   return { loss, correct, compared };
