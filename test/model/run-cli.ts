@@ -20,3 +20,27 @@ export function rlhf(args: string[]): Promise<Run> {
     });
   });
 }
+
+/**
+ * Runs `rlhf ...args` in this process through the CLI's main(), with stdout and stderr captured and the
+ * exit code it set: no process start-up per call (about a second), for tests that run many commands.
+ * Calls must not overlap (they swap process-wide writers).
+ */
+export async function rlhfInProcess(args: string[]): Promise<Run> {
+  const { main } = await import('../../src/cli/main.js');
+  const out: string[] = [];
+  const err: string[] = [];
+  const [stdoutWrite, stderrWrite, exitCode] = [process.stdout.write, process.stderr.write, process.exitCode];
+  const capture = (into: string[]) => ((chunk: string | Uint8Array) => (into.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8')), true)) as typeof process.stdout.write;
+  process.stdout.write = capture(out);
+  process.stderr.write = capture(err);
+  process.exitCode = 0;
+  try {
+    await main(args);
+    return { status: Number(process.exitCode ?? 0), stdout: out.join(''), stderr: err.join('') };
+  } finally {
+    process.stdout.write = stdoutWrite;
+    process.stderr.write = stderrWrite;
+    process.exitCode = exitCode;
+  }
+}
