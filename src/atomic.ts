@@ -25,7 +25,7 @@ export function readJsonFile<T>(path: string): T {
     return JSON.parse(text) as T;
   } catch (e) {
     const what = text.length === 0 ? 'is empty' : `is not valid JSON (${(e as Error).message})`;
-    throw new Error(`${path} ${what}: a run killed while writing it? Rerun with --fresh to start over`, { cause: e });
+    throw new Error(`${path} ${what}`, { cause: e });
   }
 }
 

@@ -30,7 +30,7 @@ import { goldReward } from './gold.js';
 import { klBestOfN } from './fit.js';
 import type { DemoConfig } from './demo-config.js';
 import { analyse, type BonPoint, type DemoSummary, type RlPoint, type SampleSet } from './demo-report.js';
-import { writeAtomic } from '../atomic.js';
+import { writeAtomic, readJsonFile } from '../atomic.js';
 
 export interface DemoOptions {
   progress?: (line: string) => void;
@@ -41,7 +41,7 @@ export interface DemoOptions {
 export function phase<T>(out: string, name: string, fingerprint: unknown, run: () => Promise<T>): Promise<T> {
   const marker = join(out, `${name}.done.json`);
   if (existsSync(marker)) {
-    const saved = JSON.parse(readFileSync(marker, 'utf8')) as { fingerprint: unknown; result: T };
+    const saved = readJsonFile<{ fingerprint: unknown; result: T }>(marker);
     if (JSON.stringify(saved.fingerprint) === JSON.stringify(fingerprint)) return Promise.resolve(saved.result);
   }
   return run().then((result) => {
@@ -114,7 +114,7 @@ async function rl(cfg: DemoConfig, proxyDir: string, opts: DemoOptions, say: (l:
     : await trainPpo(validateConfig(raw, PPO_DEFAULTS, PPO_SCHEMA, 'demo rl'), { onEval, progress, signal: opts.signal });
   const rows = readFileSync(join(cfg.out, 'rl', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; eval?: { reward: number; rewardSe: number; kl: number; gold: number; goldSe: number; distinct2: number; length: number } });
   const points = rows.filter((r) => r.eval).map((r) => ({ step: r.step, kl: Math.max(0, r.eval!.kl), proxy: r.eval!.reward, proxySe: r.eval!.rewardSe, gold: r.eval!.gold, goldSe: r.eval!.goldSe, distinct2: r.eval!.distinct2, length: r.eval!.length }));
-  const samples = points.map((p) => JSON.parse(readFileSync(join(samplesDir, `step-${p.step}.json`), 'utf8')) as SampleSet);
+  const samples = points.map((p) => readJsonFile<SampleSet>(join(samplesDir, `step-${p.step}.json`)));
   return { points, samples, run };
 }
 

@@ -47,7 +47,7 @@ import { vaderCompound, words } from './gold.js';
 import type { Experiment, LabContext, LabOutcome } from './experiment.js';
 import { renderChart, type Figure } from './plots.js';
 import type { Section, Table } from './report.js';
-import { writeAtomic } from '../atomic.js';
+import { writeAtomic, readJsonFile } from '../atomic.js';
 
 // ---- configuration
 
@@ -155,7 +155,7 @@ function checkFractions(cfg: MisspecificationConfig): void {
 async function phase<T>(dir: string, name: string, fingerprint: unknown, run: () => Promise<T>): Promise<T> {
   const marker = join(dir, `${name}.done.json`);
   if (existsSync(marker)) {
-    const saved = JSON.parse(readFileSync(marker, 'utf8')) as { fingerprint: unknown; result: T };
+    const saved = readJsonFile<{ fingerprint: unknown; result: T }>(marker);
     if (JSON.stringify(saved.fingerprint) === JSON.stringify(fingerprint)) return saved.result;
   }
   const result = await run();
@@ -335,7 +335,7 @@ function judge(rm: RmName, group: GroupId, held: readonly HeldOutPair[], ra: rea
 }
 
 async function evaluateAll(cfg: MisspecificationConfig, ctx: LabContext, dirs: Record<RmName, string>): Promise<Judged[]> {
-  const held = JSON.parse(readFileSync(join(ctx.dir, 'heldout.json'), 'utf8')) as HeldOutPair[];
+  const held = readJsonFile<HeldOutPair[]>(join(ctx.dir, 'heldout.json'));
   const tokDir = resolveModelDir(cfg.model);
   const out: Judged[] = [];
   const texts = held.flatMap((h) => [h.a, h.b]);

@@ -38,6 +38,7 @@ import type { Experiment, LabContext, LabOutcome } from './experiment.js';
 import { goldReward } from './gold.js';
 import { renderChart, type Point, type Series } from './plots.js';
 import type { Table } from './report.js';
+import { readJsonFile } from '../atomic.js';
 
 export const GRANULARITIES = ['sequence', 'sentence', 'token'] as const;
 export type Granularity = (typeof GRANULARITIES)[number];
@@ -247,7 +248,7 @@ function gradientNoise(pcfg: PpoConfig, reward: RewardSource, checkpoint: string
 /** Runs `make` unless `path` holds a result made under the same fingerprint. */
 function cached<T>(path: string, fingerprint: unknown, make: () => T): T {
   if (existsSync(path)) {
-    const saved = JSON.parse(readFileSync(path, 'utf8')) as { fingerprint: unknown; result: T };
+    const saved = readJsonFile<{ fingerprint: unknown; result: T }>(path);
     if (JSON.stringify(saved.fingerprint) === JSON.stringify(fingerprint)) return saved.result;
   }
   const result = make();

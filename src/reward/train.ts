@@ -30,7 +30,7 @@ import { checkRewardConfig, configAggregation, type RewardTrainConfig, type Rewa
 import { loadRewardRecords, tokenizeRecords, type TokenizedRecord } from './pairs.js';
 import { scoreScaleOf, type ScoreScale } from './rating-metrics.js';
 import { mulberry32 } from '../generate/rng.js';
-import { writeAtomic } from '../atomic.js';
+import { writeAtomic, readJsonFile } from '../atomic.js';
 
 export { evaluateRewardModel } from './evaluate.js';
 
@@ -253,7 +253,7 @@ function openRun(d: RunData, run: ModelRun, fresh: boolean): OpenRun {
   let resumedFrom: number | null = null;
   const ckpt = join(run.out, 'checkpoint');
   if (!fresh && existsSync(join(ckpt, 'trainer.json'))) {
-    const saved = JSON.parse(readFileSync(join(ckpt, 'trainer.json'), 'utf8')) as TrainerState;
+    const saved = readJsonFile<TrainerState>(join(ckpt, 'trainer.json'));
     if (JSON.stringify(saved.config) !== JSON.stringify(cfg) || (saved.member ?? null) !== run.member) {
       opt.dispose();
       rm.dispose();

@@ -7,6 +7,7 @@ import { Buffer } from 'node:buffer';
 import { readFileSync } from 'node:fs';
 import { MergeQueue } from './merge-queue.js';
 import { checkEosIds, checkIds, type Tokenizer } from './tokenizer.js';
+import { readJsonFile } from '../atomic.js';
 
 /**
  * GPT-2's pre-tokenizer pattern. encoder.py compiles it with Python's `regex` module, whose `\s` is the
@@ -89,7 +90,7 @@ export class Gpt2BpeTokenizer implements Tokenizer {
 
   /** Reads a Hugging Face-style `vocab.json` and `merges.txt` (an optional `#version` first line). */
   static fromFiles(vocabPath: string, mergesPath: string, opts: Gpt2BpeOptions = {}): Gpt2BpeTokenizer {
-    const vocab = JSON.parse(readFileSync(vocabPath, 'utf8')) as Record<string, number>;
+    const vocab = readJsonFile<Record<string, number>>(vocabPath);
     const merges: [string, string][] = [];
     readFileSync(mergesPath, 'utf8')
       .split('\n')

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Gpt2BpeTokenizer } from './bpe.js';
 import { HfTokenizer } from './hf.js';
 import { Llama2cTokenizer } from './llama2c.js';
+import { readJsonFile } from '../atomic.js';
 
 /**
  * Text ⇄ token ids for one model's vocabulary.
@@ -83,7 +84,7 @@ function eosIdsFromConfig(dir: string): readonly number[] | undefined {
   for (const file of ['generation_config.json', 'config.json']) {
     const path = join(dir, file);
     if (!existsSync(path)) continue;
-    const eos = (JSON.parse(readFileSync(path, 'utf8')) as { eos_token_id?: unknown }).eos_token_id;
+    const eos = readJsonFile<{ eos_token_id?: unknown }>(path).eos_token_id;
     if (eos === undefined || eos === null) continue;
     const ids = Array.isArray(eos) ? eos : [eos];
     if (!ids.every((id) => Number.isInteger(id) && (id as number) >= 0)) {

@@ -26,7 +26,7 @@ import { loadRewardRecords, tokenizeRecords, type RewardRecord } from '../../rew
 import { pairAccuracy, PREFERENCE_LOSSES, REFERENCE_FREE, type PreferenceBatch, type PreferenceLossFn, type PreferenceLossType, type PreferenceParams } from '../core/preference.js';
 import { openRun, progressLine, resumable, StepPlan } from '../offline.js';
 import { checkDpoConfig, type DpoConfig } from './config.js';
-import { writeAtomic } from '../../atomic.js';
+import { writeAtomic, readJsonFile } from '../../atomic.js';
 
 /** A preference pair as token ids: the prompt (BOS first) and each response's completion tokens. */
 export interface TokenPair {
@@ -189,7 +189,7 @@ export function referenceLogprobs<K extends string>(
   const key = referenceKey(refDir, sets);
   const names = Object.keys(sets) as K[];
   if (existsSync(path)) {
-    const c = JSON.parse(readFileSync(path, 'utf8')) as ReferenceCache;
+    const c = readJsonFile<ReferenceCache>(path);
     if (c.key === key) {
       say(`reference log-probs read from ${path}`);
       return { logprobs: Object.fromEntries(names.map((k) => [k, Float32Array.from(c.sets[k]!)])) as Record<K, Float32Array>, cached: true };

@@ -21,7 +21,7 @@ import { describeEval, type EvalRow, evalSeed, stepSeed } from '../online/traine
 import { SFT_DEFAULTS, type SftConfig } from '../sft/config.js';
 import { trainSft } from '../sft/trainer.js';
 import { checkRaftConfig, type RaftConfig } from './config.js';
-import { writeAtomic } from '../../atomic.js';
+import { writeAtomic, readJsonFile } from '../../atomic.js';
 
 export interface RaftRound {
   round: number;
@@ -61,7 +61,7 @@ export interface RaftRunOptions {
 const mean = (xs: readonly number[]): number => xs.reduce((a, x) => a + x, 0) / Math.max(1, xs.length);
 
 function readJson<T>(path: string): T {
-  return JSON.parse(readFileSync(path, 'utf8')) as T;
+  return readJsonFile<T>(path);
 }
 
 function samplingOf(cfg: RaftConfig): SamplingSettings {
