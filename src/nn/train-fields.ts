@@ -35,9 +35,10 @@ export const THREADS_FIELD: FieldDoc = { doc: 'libtorch + OpenBLAS threads (0 = 
 /** The schema of EpochTrainFields with the trainer's own words for its unit and its evaluation. */
 export function epochTrainSchema(docs: { epochs: string; batchSize: string; gradAccum: string; evalEvery: string; lr?: string }): Schema<EpochTrainFields> {
   return {
-    epochs: { doc: docs.epochs, integer: true, min: 1 },
-    batchSize: { doc: docs.batchSize, integer: true, min: 1 },
-    gradAccum: { doc: docs.gradAccum, integer: true, min: 1 },
+    // The upper bounds only refuse nonsense (1e300 micro-batches per step would run forever).
+    epochs: { doc: docs.epochs, integer: true, min: 1, max: 1e6 },
+    batchSize: { doc: docs.batchSize, integer: true, min: 1, max: 1 << 20 },
+    gradAccum: { doc: docs.gradAccum, integer: true, min: 1, max: 1 << 16 },
     lr: { doc: docs.lr ?? 'peak AdamW learning rate', min: 0 },
     weightDecay: { doc: 'AdamW decoupled weight decay (Loshchilov & Hutter 2019)', min: 0 },
     warmupSteps: { doc: 'linear warm-up steps', integer: true, min: 0 },
