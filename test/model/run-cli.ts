@@ -12,9 +12,10 @@ export interface Run {
 }
 
 /** Runs `node bin/rlhf.js ...args` from the package root; resolves with its exit status and output. */
-export function rlhf(args: string[]): Promise<Run> {
+export function rlhf(args: string[], timeoutMs = 120_000): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [join(ROOT, 'bin', 'rlhf.js'), ...args], { cwd: ROOT, timeout: 120_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [join(ROOT, 'bin', 'rlhf.js'), ...args], { cwd: ROOT, timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      // Killed by a signal (a crash, or the timeout): no exit code, reported as -1.
       const status = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
       resolve({ status, stdout, stderr });
     });
