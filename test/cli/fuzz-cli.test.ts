@@ -94,7 +94,7 @@ function randomCase(r: Rand, i: number, rmModel: string): { args: string[]; out:
     return { args: ['eval', 'rm', '--model', rmModel, '--data', data, '--part', 'all', ...skip, ...opts.filter(() => r() < 0.3).flat()], out };
   }
   // 100k characters: over any context, and under the 128 KiB a single argument of a real process may have.
-  const prompt = pick(r, ['Once', '', 'a'.repeat(100_000), 'é🎉\u0000', 'Once upon a time '.repeat(50)]);
+  const prompt = pick(r, ['Once', '', 'a'.repeat(100_000), 'é🎉\u0001', 'Once upon a time '.repeat(50)]);
   const opts = [['--max-new-tokens', pick(r, ['2', '0', '-1', '1e9', '1.5'])], ['--temperature', pick(r, ['0', '1', '-1'])], ['--top-k', pick(r, ['0', '5', '-5'])], ['--top-p', pick(r, ['1', '0', '0.5', '2'])], ['--seed', pick(r, ['0', '1e300', '4294967295'])]];
   return { args: ['generate', '--prompt', prompt, '--max-new-tokens', '2', ...opts.filter(() => r() < 0.5).flat(), ...(r() < 0.3 ? ['--json'] : [])], out };
 }
