@@ -5,9 +5,9 @@
  * ppo) returns a `BenchResult`; `rlhf bench <name> --json` prints it as one line. Progress goes to stderr.
  */
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
-import { readFileSync, realpathSync } from 'node:fs';
-import { cpus, arch, release, type } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { arch, release, type } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';

@@ -3,13 +3,42 @@
  * described by its defaults plus a schema of field docs; anything unknown is an error that names the
  * nearest valid key, and a wrong type names the field, what it expected and what it got.
  */
-import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { readBoundedText } from './atomic.js';
 import { nearest } from './cli/args.js';
 
-/** Per field: its documentation and, for strings, the allowed values. Nested objects nest. */
-export type FieldDoc = { doc: string; oneOf?: readonly string[]; min?: number; integer?: boolean; optional?: boolean; items?: 'string' | 'number' };
+/**
+ * Per field: its documentation and, for strings, the allowed values; for numbers the range (`min` and
+ * `max` inclusive, `below` exclusive). Nested objects nest.
+ */
+export type FieldDoc = {
+  doc: string; oneOf?: readonly string[]; min?: number; max?: number; below?: number; integer?: boolean; optional?: boolean;
+  items?: 'string' | 'number';
+};
+
+/** Seeds are 32-bit: every RNG here takes `seed >>> 0`, so 2^32 and 1e300 would silently alias a smaller seed. */
+export const SEED_RANGE = { integer: true, min: 0, max: 2 ** 32 - 1 } as const;
+export { MAX_THREADS } from './cli/args.js';
 export type Schema<T> = { [K in keyof T]: T[K] extends object ? (T[K] extends unknown[] ? FieldDoc : Schema<T[K]>) : FieldDoc };
+
+/** Configs are hand-written YAML: a megabyte is far beyond any real one, and bounds what a mistake can read. */
+export const MAX_CONFIG_BYTES = 1 << 20;
+
+/**
+ * A value as a message shows it: JSON, except the numbers JSON has no spelling for (NaN and ±Infinity,
+ * which JSON.stringify turns into "null"), and long values cut short.
+ */
+export function showValue(v: unknown): string {
+  if (typeof v === 'number' && !Number.isFinite(v)) return String(v);
+  if (v === undefined) return 'nothing';
+  const s = JSON.stringify(v, (_, x: unknown) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x)) ?? String(v);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+/** What a YAML document's top level is, for the message when it is not a mapping. */
+function kindOf(v: unknown): string {
+  return Array.isArray(v) ? 'a list' : v === null ? 'null' : `a ${typeof v} (${showValue(v)})`;
+}
 
 function isObj(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -18,7 +47,7 @@ function isObj(v: unknown): v is Record<string, unknown> {
 /** Merges `raw` over `defaults`, checking every key and type against the schema. */
 export function validateConfig<T extends object>(raw: unknown, defaults: T, schema: Schema<T>, where: string, path = ''): T {
   if (raw === undefined || raw === null) return structuredClone(defaults);
-  if (!isObj(raw)) throw new Error(`${where}: ${path || 'config'} must be a mapping, got ${JSON.stringify(raw)}`);
+  if (!isObj(raw)) throw new Error(`${where}: ${path || 'config'} must be a mapping, got ${showValue(raw)}`);
   const out = structuredClone(defaults) as Record<string, unknown>;
   const sch = schema as Record<string, unknown>;
   for (const [k, v] of Object.entries(raw)) {
@@ -41,7 +70,7 @@ export function validateConfig<T extends object>(raw: unknown, defaults: T, sche
 
 function checkField(v: unknown, dflt: unknown, f: FieldDoc, key: string, where: string): unknown {
   const fail = (want: string): never => {
-    throw new Error(`${where}: '${key}' must be ${want}, got ${JSON.stringify(v)}`);
+    throw new Error(`${where}: '${key}' must be ${want}, got ${showValue(v)}`);
   };
   if (v === null && f.optional) return undefined;
   const want = dflt === undefined || dflt === null ? undefined : Array.isArray(dflt) ? 'array' : typeof dflt;
@@ -49,6 +78,8 @@ function checkField(v: unknown, dflt: unknown, f: FieldDoc, key: string, where: 
     if (typeof v !== 'number' || !Number.isFinite(v)) fail('a number');
     if (f.integer && !Number.isInteger(v)) fail('an integer');
     if (f.min !== undefined && (v as number) < f.min) fail(`>= ${f.min}`);
+    if (f.max !== undefined && (v as number) > f.max) fail(`<= ${f.max}`);
+    if (f.below !== undefined && !((v as number) < f.below)) fail(`< ${f.below}`);
     return v;
   }
   if (want === 'boolean' && typeof v !== 'boolean') fail('true or false');
@@ -63,7 +94,7 @@ function checkField(v: unknown, dflt: unknown, f: FieldDoc, key: string, where: 
   if (want === 'array' && f.items) {
     (v as unknown[]).forEach((x, i) => {
       if (typeof x !== f.items || (f.items === 'number' && !Number.isFinite(x))) {
-        throw new Error(`${where}: '${key}[${i}]' must be a ${f.items}, got ${JSON.stringify(x)}`);
+        throw new Error(`${where}: '${key}[${i}]' must be a ${f.items}, got ${showValue(x)}`);
       }
     });
   }
@@ -91,7 +122,13 @@ export function parseSet(assignments: readonly string[]): Record<string, unknown
       setOwn(node, k, next);
       node = next;
     }
-    setOwn(node, keys.at(-1)!, parseYaml(a.slice(eq + 1)) as unknown);
+    let value: unknown;
+    try {
+      value = parseYaml(a.slice(eq + 1));
+    } catch (e) {
+      throw new Error(`--set ${a}: invalid YAML value: ${(e as Error).message.split('\n')[0]}`, { cause: e });
+    }
+    setOwn(node, keys.at(-1)!, value);
   }
   return out;
 }
@@ -104,22 +141,25 @@ export function deepMerge(base: unknown, over: unknown): unknown {
   return out;
 }
 
-/** Reads a YAML/JSON config file merged with --set overrides and validates it. */
+/**
+ * Reads a YAML/JSON config file merged with --set overrides and validates it. An error names what is at
+ * fault: the file (not a regular file, over MAX_CONFIG_BYTES, not YAML, its top level not a mapping, a
+ * field) or the one `--set` argument whose key or value is wrong.
+ */
 export function loadConfig<T extends object>(file: string | undefined, sets: readonly string[], defaults: T, schema: Schema<T>): T {
   let raw: unknown = {};
   if (file) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch {
-      throw new Error(`config ${file}: cannot be read`);
-    }
+    const text = readBoundedText(file, MAX_CONFIG_BYTES, 'config');
     try {
       raw = parseYaml(text) ?? {};
     } catch (e) {
       throw new Error(`config ${file}: invalid YAML: ${(e as Error).message.split('\n')[0]}`);
     }
+    if (!isObj(raw)) throw new Error(`config ${file}: the top level must be a mapping of fields (key: value), got ${kindOf(raw)}`);
+    validateConfig(raw, defaults, schema, file);
   }
+  // Each override alone against the schema first, so that its error names it rather than the file.
+  for (const a of sets) validateConfig(parseSet([a]), defaults, schema, `--set ${a}`);
   return validateConfig(deepMerge(raw, parseSet(sets)), defaults, schema, file ?? '--set');
 }
 

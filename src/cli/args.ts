@@ -10,7 +10,24 @@ export interface OptionSpec {
   /** Shown in --help; undefined means "none". */
   default?: string | number | boolean | string[];
   help: string;
+  /** For numbers: must be an integer, and within [min, max]; a value outside is a usage error naming it. */
+  integer?: boolean;
+  min?: number;
+  max?: number;
 }
+
+/** A seed option: 32-bit, as every RNG here takes it (`seed >>> 0`), so 1e300 cannot alias seed 0. */
+export function seedOption(name: string, help: string, dflt = 0): OptionSpec {
+  return { name, type: 'number', default: dflt, help, integer: true, min: 0, max: 2 ** 32 - 1 };
+}
+
+/** More threads than this only oversubscribes the cores (a thread pool of 1000 ran 20× slower). */
+export const MAX_THREADS = 256;
+
+/** The threads option of the commands that take one (0 = libtorch's default). */
+export const THREADS_OPTION: OptionSpec = {
+  name: 'threads', type: 'number', default: 0, help: 'libtorch + OpenBLAS threads (0 = default)', integer: true, min: 0, max: MAX_THREADS,
+};
 
 export type ParsedOptions = Record<string, string | number | boolean | string[] | undefined>;
 
@@ -72,6 +89,7 @@ export function parseOptions(argv: readonly string[], specs: readonly OptionSpec
     if (spec.type === 'number') {
       const n = Number(value);
       if (value.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${name} needs a number, got '${value}'`);
+      checkRange(spec, n);
       options[name] = n;
     } else if (spec.type === 'strings') {
       // A repeatable option: the first use replaces the default list.
@@ -82,6 +100,12 @@ export function parseOptions(argv: readonly string[], specs: readonly OptionSpec
     seen.add(name);
   }
   return { options, positional };
+}
+
+function checkRange(spec: OptionSpec, n: number): void {
+  const range = spec.max !== undefined ? ` in ${spec.min ?? '-∞'}..${spec.max}` : spec.min !== undefined ? ` >= ${spec.min}` : '';
+  const bad = (spec.integer && !Number.isInteger(n)) || (spec.min !== undefined && n < spec.min) || (spec.max !== undefined && n > spec.max);
+  if (bad) throw new UsageError(`--${spec.name} must be ${spec.integer ? 'an integer' : 'a number'}${range}, got ${n}`);
 }
 
 /** The option table for --help. */

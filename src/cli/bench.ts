@@ -1,10 +1,10 @@
 /** `rlhf bench …`: benchmarks against the Python PyTorch baseline, JSON out (bench/). */
 import type { Command } from './main.js';
-import type { OptionSpec } from './args.js';
+import { MAX_THREADS, type OptionSpec } from './args.js';
 
 const benchOptions: OptionSpec[] = [
   { name: 'reps', type: 'number', help: 'interleaved repetitions per case (ours, theirs, ours, …); default per bench (5 or 7; quick: 2)' },
-  { name: 'threads', type: 'number', help: "threads for libtorch and OpenBLAS on both sides (default: libtorch's default)" },
+  { name: 'threads', type: 'number', help: "threads for libtorch and OpenBLAS on both sides (default: libtorch's default)", integer: true, min: 1, max: MAX_THREADS },
   { name: 'python', type: 'string', help: 'Python interpreter with torch, for the baseline (default: $PYTHON, else /usr/bin/python3)' },
   { name: 'quick', type: 'boolean', default: false, help: 'tiny sizes and 2 repetitions: checks the machinery, not speed' },
 ];

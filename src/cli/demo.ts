@@ -3,7 +3,7 @@ import { deepMerge, describeSchema, loadConfig } from '../config.js';
 import { DEMO_DEFAULTS, DEMO_SCHEMA, QUICK_OVERRIDES, type DemoConfig } from '../lab/demo-config.js';
 import { runDemo } from '../lab/demo.js';
 import { overoptimisationSweep } from '../lab/overoptimisation.js';
-import { UsageError } from './args.js';
+import { UsageError, seedOption } from './args.js';
 import type { DemoSummary } from '../lab/demo-report.js';
 import { withInterrupt } from './args.js';
 import type { Command } from './main.js';
@@ -12,7 +12,7 @@ export const demoCommand: Command = {
   summary: 'the main job: preferences → proxy reward model → PPO against it, with gold measured throughout, best-of-n, fits and report.html',
   options: [
     { name: 'out', type: 'string', default: DEMO_DEFAULTS.out, help: 'output directory (a rerun with the same --out resumes)' },
-    { name: 'seed', type: 'number', default: DEMO_DEFAULTS.seed, help: 'seed of every phase' },
+    seedOption('seed', 'seed of every phase', DEMO_DEFAULTS.seed),
     { name: 'quick', type: 'boolean', default: false, help: 'a small run (under a minute) of the same pipeline' },
     { name: 'config', type: 'string', help: 'YAML/JSON config overriding the defaults (fields below)' },
     { name: 'set', type: 'strings', default: [], help: 'override a config field: --set rl.algorithm=grpo (repeatable)' },
@@ -42,7 +42,7 @@ export const labOveroptimisationCommand: Command = {
   summary: "the demo's over-optimisation experiment repeated over the amount of preference data (Gao et al. 2022), one report",
   options: [
     { name: 'out', type: 'string', default: 'runs/lab-overoptimisation', help: 'output directory (one demo folder per setting; reruns resume)' },
-    { name: 'seed', type: 'number', default: DEMO_DEFAULTS.seed, help: 'seed of every run' },
+    seedOption('seed', 'seed of every run', DEMO_DEFAULTS.seed),
     { name: 'pairs', type: 'string', default: '192,384,768', help: 'comma-separated preference-data sizes' },
     { name: 'quick', type: 'boolean', default: false, help: 'each run as `rlhf demo --quick`' },
     { name: 'config', type: 'string', help: 'YAML/JSON config overriding the demo defaults' },

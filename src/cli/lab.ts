@@ -8,7 +8,7 @@ import { recordOutcome, type Experiment } from '../lab/experiment.js';
 import { LAB_EXPERIMENTS } from '../lab/experiments.js';
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
-import { withInterrupt } from './args.js';
+import { seedOption, withInterrupt } from './args.js';
 import { withRunLock } from '../run-dir.js';
 import type { Command } from './main.js';
 
@@ -17,7 +17,7 @@ function labCommand(e: Experiment): Command {
     summary: e.summary,
     options: [
       { name: 'out', type: 'string', default: 'runs/lab', help: 'the lab directory: this experiment runs in OUT/<name>, and OUT/report.html gathers every experiment run there' },
-      { name: 'seed', type: 'number', default: 0, help: 'seed of the experiment' },
+      seedOption('seed', 'seed of the experiment'),
       { name: 'quick', type: 'boolean', default: false, help: 'the same experiment, small (under a minute)' },
       { name: 'config', type: 'string', help: 'YAML/JSON config (fields below)' },
       { name: 'set', type: 'strings', default: [], help: 'override a config field (repeatable)' },

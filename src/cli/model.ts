@@ -6,9 +6,9 @@ import { loadModel, resolveModelDir, saveModel } from '../models/hub.js';
 import { readLlama2c } from '../models/llama2c.js';
 import { LlamaForCausalLM } from '../models/llama.js';
 import { dispose, noGrad, scope, tensor } from '../tensor/index.js';
-import { loadTokenizer, type Tokenizer } from '../text/index.js';
+import { cannotFit, loadTokenizer, type Tokenizer } from '../text/index.js';
 import type { Command } from './main.js';
-import { UsageError } from './args.js';
+import { UsageError, seedOption } from './args.js';
 
 function modelAndTokenizer(name: string) {
   const dir = resolveModelDir(name);
@@ -17,8 +17,15 @@ function modelAndTokenizer(name: string) {
   return { model, tokenizer };
 }
 
-function encodePrompt(tok: Tokenizer, text: string): number[] {
+/**
+ * A prompt's ids, BOS first. One longer than `room` tokens is a usage error, decided from its characters
+ * alone when they are too many to fit (a megabyte prompt is refused before it is encoded).
+ */
+function encodePrompt(tok: Tokenizer, text: string, room: number, index: number): number[] {
+  const tooLong = (n: string) => new UsageError(`--prompt ${index + 1} is ${n}: over the ${room} tokens the model's context leaves with --max-new-tokens`);
+  if (cannotFit(tok, room, text)) throw tooLong(`${text.length} characters`);
   const ids = tok.encode(text, { addBos: true });
+  if (ids.length > room) throw tooLong(`${ids.length} tokens`);
   if (ids.length === 0) {
     if (tok.bosId === null) throw new UsageError('an empty prompt needs a tokenizer with a BOS token');
     return [tok.bosId];
@@ -63,20 +70,22 @@ export const modelCommands: Record<string, Command> = {
     options: [
       { name: 'model', type: 'string', default: 'stories260k', help: "a model directory, or 'stories260k' (embedded)" },
       { name: 'prompt', type: 'strings', default: [''], help: 'a prompt (repeatable); empty means BOS only' },
-      { name: 'max-new-tokens', type: 'number', default: 128, help: 'tokens to generate at most' },
-      { name: 'temperature', type: 'number', default: 1, help: '0 is greedy' },
-      { name: 'top-k', type: 'number', default: 0, help: 'keep the k most likely tokens (0 = off)' },
-      { name: 'top-p', type: 'number', default: 1, help: 'nucleus sampling mass (1 = off)' },
-      { name: 'seed', type: 'number', default: 0, help: 'seed of the per-prompt sampling streams' },
-      { name: 'batch-size', type: 'number', default: 64, help: 'prompts per batch' },
+      { name: 'max-new-tokens', type: 'number', default: 128, help: 'tokens to generate at most', integer: true, min: 0 },
+      { name: 'temperature', type: 'number', default: 1, help: '0 is greedy', min: 0 },
+      { name: 'top-k', type: 'number', default: 0, help: 'keep the k most likely tokens (0 = off)', integer: true, min: 0 },
+      { name: 'top-p', type: 'number', default: 1, help: 'nucleus sampling mass in (0, 1] (1 = off)', max: 1 },
+      seedOption('seed', 'seed of the per-prompt sampling streams'),
+      { name: 'batch-size', type: 'number', default: 64, help: 'prompts per batch', integer: true, min: 1 },
     ],
     async run(o): Promise<GenerateOutput> {
       const bs = o['batch-size'] as number;
-      if (!(Number.isInteger(bs) && bs > 0)) throw new UsageError(`--batch-size must be a positive integer, got ${bs}`);
+      if (!((o['top-p'] as number) > 0)) throw new UsageError(`--top-p must be in (0, 1], got ${o['top-p'] as number}`);
       const { model, tokenizer } = modelAndTokenizer(o.model as string);
       try {
         const prompts = o.prompt as string[];
-        const ids = prompts.map((p) => encodePrompt(tokenizer, p));
+        const room = model.config.maxPositions - (o['max-new-tokens'] as number);
+        if (room < 1) throw new UsageError(`--max-new-tokens ${o['max-new-tokens'] as number} leaves no room for a prompt in the model's ${model.config.maxPositions} positions`);
+        const ids = prompts.map((p, i) => encodePrompt(tokenizer, p, room, i));
         const out: GenerateOutput['completions'] = [];
         for (let s = 0; s < ids.length; s += bs) {
           const chunk = ids.slice(s, s + bs);
@@ -97,8 +106,8 @@ export const modelCommands: Record<string, Command> = {
       }
     },
     human(r) {
-      // As llama2.c prints it: prompt then completion, nothing added.
-      return (r as GenerateOutput).completions.map((c) => c.prompt + c.text).join('\n\n');
+      // As llama2.c prints it: prompt then completion, then the newline a terminal needs.
+      return (r as GenerateOutput).completions.map((c) => c.prompt + c.text).join('\n\n') + '\n';
     },
   },
 
@@ -112,7 +121,10 @@ export const modelCommands: Record<string, Command> = {
       if (o.text === undefined) throw new UsageError('--text is required');
       const { model, tokenizer } = modelAndTokenizer(o.model as string);
       try {
-        const tokens = tokenizer.encode(o.text as string, { addBos: true });
+        const text = o.text as string;
+        if (cannotFit(tokenizer, model.config.maxPositions, text)) throw new UsageError(`--text is ${text.length} characters: over the model's ${model.config.maxPositions} positions`);
+        const tokens = tokenizer.encode(text, { addBos: true });
+        if (tokens.length > model.config.maxPositions) throw new UsageError(`--text is ${tokens.length} tokens: over the model's ${model.config.maxPositions} positions`);
         if (tokens.length < 2) throw new UsageError('--text must encode to at least 2 tokens (BOS included) to score anything');
         const logprobs = noGrad(() => scope(() => Array.from(tokenLogprobs(model, tensor([tokens.map(BigInt)]), null).data() as Float32Array)));
         return { tokens, logprobs, sum_logprob: logprobs.reduce((a, b) => a + b, 0) };

@@ -17,7 +17,7 @@ import { loadModel, resolveModelDir } from '../models/hub.js';
 import { loadTokenizer, type Tokenizer } from '../text/index.js';
 import type { CausalLM } from '../models/common.js';
 import { setNumThreads } from '../tensor/index.js';
-import { type OptionSpec, UsageError, withInterrupt } from './args.js';
+import { type OptionSpec, UsageError, seedOption, THREADS_OPTION, withInterrupt } from './args.js';
 import type { Command } from './main.js';
 
 const CONFIG_OPTIONS: OptionSpec[] = [
@@ -49,10 +49,10 @@ function sentimentSampler<R>(spec: {
     options: [
       { name: 'model', type: 'string', default: 'stories260k', help: "model directory or 'stories260k'" },
       { name: 'n', type: 'number', default: spec.n, help: spec.nHelp },
-      { name: 'seed', type: 'number', default: 0, help: spec.seedHelp },
+      seedOption('seed', spec.seedHelp),
       { name: 'max-new-tokens', type: 'number', default: 48, help: 'tokens per completion' },
       { name: 'out', type: 'string', help: 'output JSONL file (required)' },
-      { name: 'threads', type: 'number', default: 0, help: 'libtorch + OpenBLAS threads (0 = default)' },
+      THREADS_OPTION,
     ],
     async run(o) {
       if (!o.out) throw new UsageError('--out is required');

@@ -26,7 +26,7 @@ import { RAFT_DEFAULTS, RAFT_SCHEMA } from '../rlhf/raft/config.js';
 import { type RaftRunSummary, trainRaft } from '../rlhf/raft/trainer.js';
 import { bestOfN, klBestOfN } from '../rlhf/bon.js';
 import { combinedReward, parseRewardSpec } from '../rlhf/rewards.js';
-import { UsageError, withInterrupt } from './args.js';
+import { UsageError, seedOption, THREADS_OPTION, withInterrupt } from './args.js';
 import type { Command } from './main.js';
 
 const CONFIG_OPTIONS: Command['options'] = [
@@ -85,8 +85,8 @@ export const policyCommands: Record<string, Command> = {
       { name: 'temperature', type: 'number', default: 1, help: 'sampling temperature (> 0)' },
       { name: 'top-k', type: 'number', default: 0, help: 'top-k filter (0 = off)' },
       { name: 'top-p', type: 'number', default: 1, help: 'nucleus filter (1 = off)' },
-      { name: 'seed', type: 'number', default: 0, help: 'sampling seed' },
-      { name: 'threads', type: 'number', default: 0, help: 'libtorch + OpenBLAS threads (0 = default)' },
+      seedOption('seed', 'sampling seed'),
+      THREADS_OPTION,
     ],
     async run(o) {
       const n = o.n as number;

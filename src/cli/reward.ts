@@ -8,7 +8,7 @@ import { trainRewardModel } from '../reward/train.js';
 import { resolveModelDir } from '../models/hub.js';
 import { loadTokenizer } from '../text/index.js';
 import { setNumThreads } from '../tensor/index.js';
-import { UsageError, withInterrupt } from './args.js';
+import { UsageError, seedOption, THREADS_OPTION, withInterrupt } from './args.js';
 import type { Command } from './main.js';
 
 export const rewardCommands: Record<string, Command> = {
@@ -40,13 +40,13 @@ export const rewardCommands: Record<string, Command> = {
       { name: 'data', type: 'string', help: 'feedback file (required)' },
       { name: 'format', type: 'string', default: 'pairwise', help: Object.keys(FORMAT_KINDS).join(' | ') },
       { name: 'part', type: 'string', default: 'test', help: "which part of the seeded split: test | train | all" },
-      { name: 'split-seed', type: 'number', default: 0, help: 'seed of the split (as in training: data.splitSeed)' },
-      { name: 'split-ratio', type: 'number', default: 0.8, help: 'training fraction of the split (data.splitRatio)' },
+      seedOption('split-seed', 'seed of the split (as in training: data.splitSeed)'),
+      { name: 'split-ratio', type: 'number', default: 0.8, help: 'training fraction of the split (data.splitRatio)', min: 0, max: 1 },
       { name: 'split-key', type: 'string', default: 'record', help: 'record | prompt (data.splitKey)' },
-      { name: 'max-tokens', type: 'number', default: 256, help: 'drop records longer than this (data.maxTokens)' },
+      { name: 'max-tokens', type: 'number', default: 256, help: 'drop records longer than this (data.maxTokens)', integer: true, min: 1 },
       { name: 'skip-invalid', type: 'boolean', default: false, help: 'skip malformed records' },
-      { name: 'seed', type: 'number', default: 0, help: 'seed of the bootstrap interval' },
-      { name: 'threads', type: 'number', default: 0, help: 'libtorch + OpenBLAS threads (0 = default)' },
+      seedOption('seed', 'seed of the bootstrap interval'),
+      THREADS_OPTION,
     ],
     async run(o) {
       for (const k of ['model', 'data']) if (!o[k]) throw new UsageError(`--${k} is required`);

@@ -241,6 +241,11 @@ export const PARSERS: Readonly<Record<FeedbackFormat, RecordParser>> = {
 /** Normalises one parsed JSON line of `format`; throws `RecordError` when it does not fit. */
 export function parseRecord(format: FeedbackFormat, raw: unknown, ctx: ParseContext): FeedbackRecord {
   if (!isObject(raw)) throw new RecordError(`expected a JSON object, got ${describe(raw)}`);
-  return PARSERS[format](raw, ctx);
+  const record = PARSERS[format](raw, ctx);
+  // A pair that prefers a text over itself teaches nothing, and its accuracy is a tie however it is scored.
+  if (record.kind === 'pair' && record.chosen === record.rejected) {
+    throw new RecordError('chosen and rejected are the same text (skipInvalid skips such pairs)', 'rejected');
+  }
+  return record;
 }
 

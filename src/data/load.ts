@@ -2,7 +2,6 @@
 // checked against its format's schema as it is read, so a multi-gigabyte file never sits in memory.
 
 import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { parseRecord, RecordError } from './formats.js';
@@ -35,33 +34,71 @@ export interface StreamOptions {
   onInvalid?: (invalid: InvalidRecord) => void;
 }
 
+/** What readLines does with bytes that are not UTF-8: replace them by U+FFFD and warn once per file, or throw. */
+export type Utf8Policy = 'warn' | 'error';
+
+/** Where readLines' warnings go (stderr, as every log); tests swap it. */
+export const dataWarnings = { write: (line: string): void => void process.stderr.write(`warning: ${line}\n`) };
+
+const FATAL_UTF8 = new TextDecoder('utf-8', { fatal: true });
+const LENIENT_UTF8 = new TextDecoder('utf-8');
+
 /**
  * The lines of a text file, 1-based, decompressing it when its name ends in `.gz`. A `.json` file is read
- * the same way: summarize-from-feedback's `.json` files are JSON Lines.
+ * the same way: summarize-from-feedback's `.json` files are JSON Lines. Lines end at LF (a CR before it is
+ * dropped). A line with bytes that are not UTF-8 is read with U+FFFD in their place and counted: at the end
+ * of the file one warning gives the count and the first such line; with `utf8: 'error'` it throws there.
  */
-export async function* readLines(path: string): AsyncGenerator<{ line: number; text: string }> {
+export async function* readLines(path: string, opts: { utf8?: Utf8Policy } = {}): AsyncGenerator<{ line: number; text: string }> {
   const file = createReadStream(path);
   let input: Readable = file;
   if (path.endsWith('.gz')) {
     const gunzip = createGunzip();
-    // `pipe` does not forward errors; readline sees the gunzip stream's, so route the file's there too.
+    // `pipe` does not forward errors; the loop sees the gunzip stream's, so route the file's there too.
     file.on('error', (e) => gunzip.destroy(e));
     input = file.pipe(gunzip);
   }
-  const lines = createInterface({ input, crlfDelay: Infinity });
   let line = 0;
+  const replaced = { lines: 0, first: 0 };
+  const decode = (bytes: Buffer): string => {
+    line++;
+    const end = bytes.length > 0 && bytes[bytes.length - 1] === 0x0d ? bytes.length - 1 : bytes.length;
+    let text: string;
+    try {
+      text = FATAL_UTF8.decode(bytes.subarray(0, end));
+    } catch {
+      if (opts.utf8 === 'error') throw new FeedbackError(path, line, 'bytes that are not UTF-8');
+      if (replaced.lines++ === 0) replaced.first = line;
+      text = LENIENT_UTF8.decode(bytes.subarray(0, end));
+    }
+    return line === 1 && text.startsWith('\uFEFF') ? text.slice(1) : text;
+  };
   try {
-    for await (const text of lines) {
-      line++;
-      yield { line, text: line === 1 && text.startsWith('\uFEFF') ? text.slice(1) : text };
+    let pending: Buffer[] = []; // the current line's bytes so far, across chunks
+    for await (const chunk of input as AsyncIterable<Buffer>) {
+      let from = 0;
+      for (let nl = chunk.indexOf(0x0a); nl !== -1; nl = chunk.indexOf(0x0a, from)) {
+        pending.push(chunk.subarray(from, nl));
+        const text = decode(Buffer.concat(pending));
+        yield { line, text };
+        pending = [];
+        from = nl + 1;
+      }
+      if (from < chunk.length) pending.push(chunk.subarray(from));
+    }
+    if (pending.length > 0) {
+      const text = decode(Buffer.concat(pending));
+      yield { line, text };
+    }
+    if (replaced.lines > 0) {
+      dataWarnings.write(`${path}:${replaced.first}: bytes that are not UTF-8, replaced by U+FFFD (${replaced.lines} line${replaced.lines === 1 ? '' : 's'} in this file)`);
     }
   } catch (e) {
     // Name the file: zlib's "incorrect header check" or "unexpected end of file" does not.
     const message = (e as Error).message;
-    if (message.includes(path)) throw e;
+    if (e instanceof FeedbackError || message.includes(path)) throw e;
     throw new Error(line === 0 ? `${path}: ${message}` : `${path}: after line ${line}: ${message}`, { cause: e });
   } finally {
-    lines.close();
     input.destroy();
     file.destroy();
   }

@@ -2,13 +2,13 @@
  * Small pieces the lab's experiments share with the demo's preferences phase (demo.ts): comparisons of
  * two fresh samples of the initial policy, and resumable steps with done-markers.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModel, resolveModelDir } from '../models/hub.js';
 import { loadTokenizer } from '../text/index.js';
 import { sample } from '../rlhf/online/rollout.js';
 import type { Comparison } from './annotators.js';
-import { writeAtomic } from '../atomic.js';
+import { writeAtomic, readJsonFile } from '../atomic.js';
 
 /**
  * A resumable step: skipped (its saved result returned) when `dir/<name>.done.json` holds this
@@ -19,7 +19,7 @@ import { writeAtomic } from '../atomic.js';
 export async function resumable<T>(dir: string, name: string, fingerprint: unknown, run: () => Promise<T>, clean?: string): Promise<T> {
   const marker = join(dir, `${name}.done.json`);
   if (existsSync(marker)) {
-    const saved = JSON.parse(readFileSync(marker, 'utf8')) as { fingerprint: unknown; result: T };
+    const saved = readJsonFile<{ fingerprint: unknown; result: T }>(marker);
     if (JSON.stringify(saved.fingerprint) === JSON.stringify(fingerprint)) return saved.result;
     rmSync(marker);
     if (clean) rmSync(clean, { recursive: true, force: true });

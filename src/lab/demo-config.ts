@@ -3,7 +3,7 @@
  * embedded default. Every phase's settings, documented; `--quick` swaps in QUICK_OVERRIDES (under a
  * minute, for tests).
  */
-import type { Schema } from '../config.js';
+import { MAX_THREADS, SEED_RANGE, type Schema } from '../config.js';
 
 export interface DemoConfig {
   seed: number;
@@ -68,7 +68,7 @@ export const QUICK_OVERRIDES = {
 };
 
 export const DEMO_SCHEMA: Schema<DemoConfig> = {
-  seed: { doc: 'seed of every phase', integer: true },
+  seed: { doc: 'seed of every phase', ...SEED_RANGE },
   out: { doc: 'output directory' },
   model: { doc: "the policy: 'stories260k' or a model directory" },
   preferences: {
@@ -95,5 +95,5 @@ export const DEMO_SCHEMA: Schema<DemoConfig> = {
     maxN: { doc: 'largest n of best-of-n (powers of two up to it)', integer: true, min: 1 },
     prompts: { doc: 'prompts of the best-of-n measurement', integer: true, min: 1 },
   },
-  threads: { doc: 'libtorch + OpenBLAS threads', integer: true, min: 1 },
+  threads: { doc: 'libtorch + OpenBLAS threads', integer: true, min: 1, max: MAX_THREADS },
 };

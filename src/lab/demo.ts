@@ -9,7 +9,7 @@
  *   4. best-of-n — n candidates ranked by the proxy, the chosen one's gold and proxy, for n = 1, 2, 4, …;
  *   5. report — Gao et al.'s forms fitted to gold vs √KL, report.html, metrics.jsonl, summary.json.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setNumThreads } from '../tensor/index.js';
 import { loadModel, resolveModelDir } from '../models/hub.js';
@@ -30,7 +30,7 @@ import { goldReward } from './gold.js';
 import { klBestOfN } from './fit.js';
 import type { DemoConfig } from './demo-config.js';
 import { analyse, type BonPoint, type DemoSummary, type RlPoint, type SampleSet } from './demo-report.js';
-import { writeAtomic } from '../atomic.js';
+import { writeAtomic, readJsonFile } from '../atomic.js';
 import { lockRunDir } from '../run-dir.js';
 
 export interface DemoOptions {
@@ -42,7 +42,7 @@ export interface DemoOptions {
 export function phase<T>(out: string, name: string, fingerprint: unknown, run: () => Promise<T>): Promise<T> {
   const marker = join(out, `${name}.done.json`);
   if (existsSync(marker)) {
-    const saved = JSON.parse(readFileSync(marker, 'utf8')) as { fingerprint: unknown; result: T };
+    const saved = readJsonFile<{ fingerprint: unknown; result: T }>(marker);
     if (JSON.stringify(saved.fingerprint) === JSON.stringify(fingerprint)) return Promise.resolve(saved.result);
   }
   return run().then((result) => {
@@ -115,7 +115,7 @@ async function rl(cfg: DemoConfig, proxyDir: string, opts: DemoOptions, say: (l:
     : await trainPpo(validateConfig(raw, PPO_DEFAULTS, PPO_SCHEMA, 'demo rl'), { onEval, progress, signal: opts.signal });
   const rows = readFileSync(join(cfg.out, 'rl', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; eval?: { reward: number; rewardSe: number; kl: number; gold: number; goldSe: number; distinct2: number; length: number } });
   const points = rows.filter((r) => r.eval).map((r) => ({ step: r.step, kl: Math.max(0, r.eval!.kl), proxy: r.eval!.reward, proxySe: r.eval!.rewardSe, gold: r.eval!.gold, goldSe: r.eval!.goldSe, distinct2: r.eval!.distinct2, length: r.eval!.length }));
-  const samples = points.map((p) => JSON.parse(readFileSync(join(samplesDir, `step-${p.step}.json`), 'utf8')) as SampleSet);
+  const samples = points.map((p) => readJsonFile<SampleSet>(join(samplesDir, `step-${p.step}.json`)));
   return { points, samples, run };
 }
 
@@ -151,7 +151,11 @@ export async function runDemo(cfg: DemoConfig, opts: DemoOptions = {}): Promise<
   setNumThreads(cfg.threads);
   try {
     mkdirSync(cfg.out, { recursive: true });
-    writeFileSync(join(cfg.out, '.write-test'), '');
+    // Probe that the directory takes files, and leave nothing behind.
+    const probe = join(cfg.out, `.write-test-${process.pid}`);
+    writeFileSync(probe, '');
+    rmSync(probe);
+    rmSync(join(cfg.out, '.write-test'), { force: true }); // the empty probe earlier versions left behind
   } catch (e) {
     throw new Error(`--out ${cfg.out} cannot be written: ${(e as Error).message}`);
   }

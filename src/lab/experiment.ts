@@ -6,10 +6,11 @@
  * OUT/sections/<name>.json, and OUT/report.html is rebuilt from every section present — so experiments run
  * one after another add up to one report.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Schema } from '../config.js';
 import { buildReport, writeReport, type Section } from './report.js';
+import { readJsonFile } from '../atomic.js';
 
 export interface LabContext {
   /** This experiment's own directory (OUT/<name>). */
@@ -50,7 +51,7 @@ export function recordOutcome(out: string, name: string, outcome: LabOutcome, me
 export function rebuildLabReport(out: string): string {
   const dir = join(out, 'sections');
   const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.json')).sort() : [];
-  const saved = files.map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as { name: string; section: Section; config: unknown; seed: number });
+  const saved = files.map((f) => readJsonFile<{ name: string; section: Section; config: unknown; seed: number }>(join(dir, f)));
   const report = join(out, 'report.html');
   writeReport(report, buildReport({
     title: 'rlhf lab: the reward model\'s failures, measured',

@@ -12,7 +12,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { deepMerge, validateConfig, type Schema } from '../config.js';
+import { MAX_THREADS, deepMerge, validateConfig, type Schema } from '../config.js';
 import { noGrad, scope } from '../tensor/index.js';
 import { leftPad } from '../generate/generate.js';
 import { loadModel, resolveModelDir } from '../models/hub.js';
@@ -65,7 +65,7 @@ const SCHEMA: Schema<GeneralisationConfig> = {
     klCoef: { doc: 'KL coefficient β', min: 0 },
     evalEvery: { doc: 'sample an RL evaluation set every N steps', integer: true, min: 1 },
   },
-  threads: { doc: 'libtorch + OpenBLAS threads', integer: true, min: 1 },
+  threads: { doc: 'libtorch + OpenBLAS threads', integer: true, min: 1, max: MAX_THREADS },
 };
 
 const QUICK = { preferences: { pairs: 48, maxNewTokens: 16 }, newPrompts: ['The dragon', 'Tom was sad because'], evalPairs: 16, rl: { steps: 2, evalEvery: 2 } };

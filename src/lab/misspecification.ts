@@ -25,12 +25,12 @@
  * Measured on the shared 2-core CPU, seed 0: the defaults take 4 min 11 s (sampling ~1 min, four RMs
  * ~2 min, PPO ~1 min); --quick about 25 s.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setNumThreads } from '../tensor/index.js';
 import { loadModel, resolveModelDir } from '../models/hub.js';
 import { loadTokenizer } from '../text/index.js';
-import type { Schema } from '../config.js';
+import { MAX_THREADS, type Schema } from '../config.js';
 import { validateConfig } from '../config.js';
 import { mulberry32 } from '../generate/rng.js';
 import { REWARD_DEFAULTS, REWARD_SCHEMA } from '../reward/config.js';
@@ -47,7 +47,7 @@ import { vaderCompound, words } from './gold.js';
 import type { Experiment, LabContext, LabOutcome } from './experiment.js';
 import { renderChart, type Figure } from './plots.js';
 import type { Section, Table } from './report.js';
-import { writeAtomic } from '../atomic.js';
+import { writeAtomic, readJsonFile } from '../atomic.js';
 
 // ---- configuration
 
@@ -125,7 +125,7 @@ export const MISSPECIFICATION_SCHEMA: Schema<MisspecificationConfig> = {
     samplesPerPrompt: { doc: 'samples per prompt', integer: true, min: 1 },
     evalSamples: { doc: 'fresh samples measured before and after', integer: true, min: 8 },
   },
-  threads: { doc: 'libtorch + OpenBLAS threads', integer: true, min: 1 },
+  threads: { doc: 'libtorch + OpenBLAS threads', integer: true, min: 1, max: MAX_THREADS },
 };
 
 type GroupId = 'sentiment' | 'brevity';
@@ -155,7 +155,7 @@ function checkFractions(cfg: MisspecificationConfig): void {
 async function phase<T>(dir: string, name: string, fingerprint: unknown, run: () => Promise<T>): Promise<T> {
   const marker = join(dir, `${name}.done.json`);
   if (existsSync(marker)) {
-    const saved = JSON.parse(readFileSync(marker, 'utf8')) as { fingerprint: unknown; result: T };
+    const saved = readJsonFile<{ fingerprint: unknown; result: T }>(marker);
     if (JSON.stringify(saved.fingerprint) === JSON.stringify(fingerprint)) return saved.result;
   }
   const result = await run();
@@ -335,7 +335,7 @@ function judge(rm: RmName, group: GroupId, held: readonly HeldOutPair[], ra: rea
 }
 
 async function evaluateAll(cfg: MisspecificationConfig, ctx: LabContext, dirs: Record<RmName, string>): Promise<Judged[]> {
-  const held = JSON.parse(readFileSync(join(ctx.dir, 'heldout.json'), 'utf8')) as HeldOutPair[];
+  const held = readJsonFile<HeldOutPair[]>(join(ctx.dir, 'heldout.json'));
   const tokDir = resolveModelDir(cfg.model);
   const out: Judged[] = [];
   const texts = held.flatMap((h) => [h.a, h.b]);

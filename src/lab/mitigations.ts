@@ -10,7 +10,7 @@
  * the frontier" is read off the gold reached at the largest KL every run attained.
  */
 import { join } from 'node:path';
-import { deepMerge, validateConfig, type Schema } from '../config.js';
+import { MAX_THREADS, deepMerge, validateConfig, type Schema } from '../config.js';
 import { loadTokenizer } from '../text/index.js';
 import { resolveModelDir } from '../models/hub.js';
 import { REWARD_DEFAULTS, REWARD_SCHEMA } from '../reward/config.js';
@@ -69,7 +69,7 @@ const SCHEMA: Schema<MitigationsConfig> = {
   },
   klCoefs: { doc: 'larger KL coefficients to try', items: 'number' },
   lengthPenalty: { doc: 'reward subtracted per completion token in the length-penalty run', min: 0 },
-  threads: { doc: 'libtorch + OpenBLAS threads', integer: true, min: 1 },
+  threads: { doc: 'libtorch + OpenBLAS threads', integer: true, min: 1, max: MAX_THREADS },
 };
 
 const QUICK = { preferences: { pairs: 48, maxNewTokens: 16 }, proxy: { epochs: 1, members: 2 }, rl: { steps: 2, evalEvery: 1, evalSamples: 16 }, klCoefs: [] };

@@ -21,7 +21,7 @@
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Schema } from '../config.js';
+import { MAX_THREADS, type Schema } from '../config.js';
 import { validateConfig } from '../config.js';
 import { mulberry32 } from '../generate/rng.js';
 import { REWARD_DEFAULTS, REWARD_SCHEMA } from '../reward/config.js';
@@ -105,7 +105,7 @@ export const NOISY_SCHEMA: Schema<NoisyConfig> = {
     batchSize: { doc: 'pairs per DPO step', integer: true, min: 1 },
     lr: { doc: 'DPO learning rate', min: 0 },
   },
-  threads: { doc: 'libtorch + OpenBLAS threads', integer: true, min: 1 },
+  threads: { doc: 'libtorch + OpenBLAS threads', integer: true, min: 1, max: MAX_THREADS },
 };
 
 /** One way of labelling the comparisons and fitting a proxy to them. */

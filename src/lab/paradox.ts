@@ -6,7 +6,7 @@
  * pairs (not the annotators' noisy labels). Setting as in the demo (src/lab/demo.ts).
  */
 import { join } from 'node:path';
-import { deepMerge, type Schema } from '../config.js';
+import { MAX_THREADS, deepMerge, type Schema } from '../config.js';
 import { loadModel, resolveModelDir } from '../models/hub.js';
 import { loadTokenizer } from '../text/index.js';
 import { validateConfig } from '../config.js';
@@ -57,7 +57,7 @@ const SCHEMA: Schema<ParadoxConfig> = {
     klCoef: { doc: 'KL coefficient β', min: 0 },
     evalSamples: { doc: 'fresh samples for the final gold', integer: true, min: 8 },
   },
-  threads: { doc: 'libtorch + OpenBLAS threads', integer: true, min: 1 },
+  threads: { doc: 'libtorch + OpenBLAS threads', integer: true, min: 1, max: MAX_THREADS },
 };
 
 const QUICK = { preferences: { pairs: 64, maxNewTokens: 24 }, rmSteps: [1, 8], heldOutPairs: 32, rl: { steps: 3, evalSamples: 32 } };

@@ -23,7 +23,7 @@
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { validateConfig, type Schema } from '../config.js';
+import { MAX_THREADS, validateConfig, type Schema } from '../config.js';
 import { scope, setNumThreads } from '../tensor/index.js';
 import { loadCheckpoint } from '../nn/checkpoint.js';
 import { resolveModelDir } from '../models/hub.js';
@@ -38,6 +38,7 @@ import type { Experiment, LabContext, LabOutcome } from './experiment.js';
 import { goldReward } from './gold.js';
 import { renderChart, type Point, type Series } from './plots.js';
 import type { Table } from './report.js';
+import { readJsonFile } from '../atomic.js';
 
 export const GRANULARITIES = ['sequence', 'sentence', 'token'] as const;
 export type Granularity = (typeof GRANULARITIES)[number];
@@ -98,7 +99,7 @@ export const SPARSE_SCHEMA: Schema<SparseConfig> = {
   evalEvery: { doc: 'evaluation period in steps', integer: true, min: 1 },
   evalSamples: { doc: 'fresh samples per evaluation', integer: true, min: 2 },
   probeSequences: { doc: 'sequences per gradient-noise probe', integer: true, min: 2 },
-  threads: { doc: 'libtorch + OpenBLAS threads', integer: true, min: 1 },
+  threads: { doc: 'libtorch + OpenBLAS threads', integer: true, min: 1, max: MAX_THREADS },
 };
 
 const QUICK = { steps: 4, prompts: 4, samplesPerPrompt: 4, maxNewTokens: 16, evalEvery: 2, evalSamples: 16, probeSequences: 8 };
@@ -247,7 +248,7 @@ function gradientNoise(pcfg: PpoConfig, reward: RewardSource, checkpoint: string
 /** Runs `make` unless `path` holds a result made under the same fingerprint. */
 function cached<T>(path: string, fingerprint: unknown, make: () => T): T {
   if (existsSync(path)) {
-    const saved = JSON.parse(readFileSync(path, 'utf8')) as { fingerprint: unknown; result: T };
+    const saved = readJsonFile<{ fingerprint: unknown; result: T }>(path);
     if (JSON.stringify(saved.fingerprint) === JSON.stringify(fingerprint)) return saved.result;
   }
   const result = make();

@@ -1,4 +1,19 @@
 /** Typed reading of Hugging Face config.json fields, with errors that name the file and the field. */
+
+/**
+ * Upper bounds on config.json's sizes, far above any released model's (Llama 3.1 405B: 126 layers, hidden
+ * 16384, vocabulary 128256, 128k positions), so that a corrupt or hostile config is refused before the
+ * model is built: `num_hidden_layers: 1000000` would otherwise allocate until memory runs out.
+ */
+export const CONFIG_SIZE_LIMITS: Readonly<Record<string, number>> = {
+  num_hidden_layers: 1024, n_layer: 1024,
+  hidden_size: 1 << 16, n_embd: 1 << 16,
+  intermediate_size: 1 << 20, n_inner: 1 << 20,
+  num_attention_heads: 1024, n_head: 1024, num_key_value_heads: 1024, head_dim: 4096,
+  vocab_size: 1 << 22,
+  max_position_embeddings: 1 << 20, n_positions: 1 << 20,
+};
+
 export class ConfigReader {
   constructor(private readonly raw: Record<string, unknown>, private readonly source: string) {}
 
@@ -20,6 +35,8 @@ export class ConfigReader {
   int(field: string, dflt?: number): number {
     const v = this.num(field, dflt);
     if (!Number.isInteger(v) || v <= 0) this.fail(field, `expected a positive integer, got ${v}`);
+    const limit = CONFIG_SIZE_LIMITS[field];
+    if (limit !== undefined && v > limit) this.fail(field, `${v} is over the limit of ${limit} (a corrupt config.json?)`);
     return v;
   }
   optInt(field: string): number | null {

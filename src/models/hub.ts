@@ -75,11 +75,65 @@ export function readWeights(dir: string): Map<string, RawTensor> {
   throw new Error(`${dir}: no model.safetensors or ${SAFETENSORS_INDEX_FILE}`);
 }
 
+/**
+ * The config.json fields each architecture's weights pin down: per field, a tensor (HF names; GPT-2's
+ * with or without its `transformer.` prefix) and the dimension that must equal it.
+ */
+const WEIGHT_CHECKS: Record<AnyModelConfig['architecture'], { layers: RegExp; fields: [string, (c: never) => number, string, number][] }> = {
+  llama: {
+    layers: /^model\.layers\.(\d+)\./,
+    fields: [
+      ['vocab_size', (c: LlamaConfig) => c.vocabSize, 'model.embed_tokens.weight', 0],
+      ['hidden_size', (c: LlamaConfig) => c.hiddenSize, 'model.embed_tokens.weight', 1],
+      ['num_attention_heads × head_dim', (c: LlamaConfig) => c.numHeads * c.headDim, 'model.layers.0.self_attn.q_proj.weight', 0],
+      ['num_key_value_heads × head_dim', (c: LlamaConfig) => c.numKvHeads * c.headDim, 'model.layers.0.self_attn.k_proj.weight', 0],
+      ['intermediate_size', (c: LlamaConfig) => c.intermediateSize, 'model.layers.0.mlp.gate_proj.weight', 0],
+    ],
+  },
+  gpt2: {
+    layers: /^(?:transformer\.)?h\.(\d+)\./,
+    fields: [
+      ['vocab_size', (c: Gpt2Config) => c.vocabSize, 'wte.weight', 0],
+      ['n_embd', (c: Gpt2Config) => c.hiddenSize, 'wte.weight', 1],
+      ['n_positions', (c: Gpt2Config) => c.maxPositions, 'wpe.weight', 0],
+      ['n_inner', (c: Gpt2Config) => c.innerSize, 'h.0.mlp.c_fc.weight', 1],
+    ],
+  },
+};
+
+/**
+ * Compares config.json with the weights' shapes before anything is allocated: the number of layers present
+ * and the sizes the embedding and first layer pin down. Each error names the field, config.json and what
+ * the weights say.
+ */
+export function checkConfigAgainstWeights(config: AnyModelConfig, raw: ReadonlyMap<string, RawTensor>, files: { config: string; weights: string }): void {
+  const spec = WEIGHT_CHECKS[config.architecture];
+  const layerField = config.architecture === 'llama' ? 'num_hidden_layers' : 'n_layer';
+  let layers = 0;
+  for (const k of raw.keys()) {
+    const m = spec.layers.exec(k);
+    if (m) layers = Math.max(layers, Number(m[1]) + 1);
+  }
+  if (layers !== config.numLayers) {
+    throw new Error(`${files.config}: field '${layerField}' is ${config.numLayers} but ${files.weights} has ${layers} layers`);
+  }
+  for (const [field, value, name, dim] of spec.fields) {
+    const t = raw.get(name) ?? raw.get(`transformer.${name}`);
+    if (t === undefined) continue; // a missing tensor is named by the strict load
+    const want = (value as (c: AnyModelConfig) => number)(config);
+    if (t.shape[dim] !== want) {
+      throw new Error(`${files.config}: field '${field}' is ${want} but ${name} in ${files.weights} has shape [${t.shape.join(', ')}]`);
+    }
+  }
+}
+
 /** Loads a model directory (strict: every parameter must be present with its shape), in eval mode. */
 export function loadModel(nameOrDir: string): CausalLM {
   const dir = resolveModelDir(nameOrDir);
   const config = parseConfig(readJson(join(dir, 'config.json')), join(dir, 'config.json'));
   const raw = readWeights(dir);
+  const weights = existsSync(join(dir, 'model.safetensors')) ? join(dir, 'model.safetensors') : join(dir, SAFETENSORS_INDEX_FILE);
+  checkConfigAgainstWeights(config, raw, { config: join(dir, 'config.json'), weights });
   let state = new Map<string, Tensor>();
   for (const [k, r] of raw) state.set(k, fromRaw(r));
   if (config.architecture === 'gpt2') state = gpt2StateFromHf(state);

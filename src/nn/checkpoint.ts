@@ -3,12 +3,12 @@
  * (AdamW moments and step counts, learning rates) and a JSON trainer state, written into a directory
  * atomically (a temp directory renamed into place: an interrupted save leaves the previous checkpoint).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Optimizer, Tensor } from '../tensor/index.js';
 import type { Module } from './module.js';
 import { loadTensors, saveTensors } from './serialize.js';
-import { writeDirAtomic } from '../atomic.js';
+import { readJsonFile, writeDirAtomic } from '../atomic.js';
 
 export { openMetricsLog } from '../run-dir.js';
 
@@ -57,7 +57,7 @@ export function saveCheckpoint(dir: string, parts: CheckpointParts, state: unkno
 
 /** The trainer state in `dir` (trainer.json), without loading tensors. */
 export function readCheckpointState<S>(dir: string): S {
-  return JSON.parse(readFileSync(join(dir, 'trainer.json'), 'utf8')) as S;
+  return readJsonFile<S>(join(dir, 'trainer.json'));
 }
 
 /** Loads every part from `dir` (strictly: a missing or mis-shaped tensor is an error) and returns its state. */

@@ -3,7 +3,7 @@
  * DPO and its family, KTO): one interface and one schema, each trainer naming its own unit (records,
  * examples, pairs, completions) and what its periodic evaluation measures.
  */
-import type { FieldDoc, Schema } from '../config.js';
+import { MAX_THREADS, type FieldDoc, type Schema } from '../config.js';
 import { AdamW, type Optimizer, SGD, type Tensor } from '../tensor/index.js';
 
 /**
@@ -50,14 +50,15 @@ export interface EpochTrainFields {
 }
 
 /** libtorch + OpenBLAS threads, as every trainer's config spells it. */
-export const THREADS_FIELD: FieldDoc = { doc: 'libtorch + OpenBLAS threads (0 = default)', integer: true, min: 0 };
+export const THREADS_FIELD: FieldDoc = { doc: 'libtorch + OpenBLAS threads (0 = default)', integer: true, min: 0, max: MAX_THREADS };
 
 /** The schema of EpochTrainFields with the trainer's own words for its unit and its evaluation. */
 export function epochTrainSchema(docs: { epochs: string; batchSize: string; gradAccum: string; evalEvery: string; lr?: string }): Schema<EpochTrainFields> {
   return {
-    epochs: { doc: docs.epochs, integer: true, min: 1 },
-    batchSize: { doc: docs.batchSize, integer: true, min: 1 },
-    gradAccum: { doc: docs.gradAccum, integer: true, min: 1 },
+    // The upper bounds only refuse nonsense (1e300 micro-batches per step would run forever).
+    epochs: { doc: docs.epochs, integer: true, min: 1, max: 1e6 },
+    batchSize: { doc: docs.batchSize, integer: true, min: 1, max: 1 << 20 },
+    gradAccum: { doc: docs.gradAccum, integer: true, min: 1, max: 1 << 16 },
     optimizer: { doc: "'adamw' (default) or 'sgd' (plain steps of lr × the gradient; weightDecay then an L2 term)", oneOf: Object.keys(OPTIMIZERS) },
     lr: { doc: docs.lr ?? 'peak learning rate', min: 0 },
     weightDecay: { doc: 'weight decay: decoupled for AdamW (Loshchilov & Hutter 2019), L2 for SGD', min: 0 },

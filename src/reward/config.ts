@@ -2,7 +2,7 @@
  * The reward-model training configuration (`rlhf train rm --config FILE`), every field with its
  * default, units and meaning. Validated at load (src/config.ts): unknown keys and wrong types are errors.
  */
-import type { Schema } from '../config.js';
+import { SEED_RANGE, type Schema } from '../config.js';
 import { type EpochTrainFields, epochTrainSchema } from '../nn/train-fields.js';
 import type { AggregatorName } from './ensemble.js';
 import { formatKind, type RewardRecordKind } from './pairs.js';
@@ -93,14 +93,14 @@ export const REWARD_DEFAULTS: RewardTrainConfig = {
 };
 
 export const REWARD_SCHEMA: Schema<RewardTrainConfig> = {
-  seed: { doc: 'seed for initialisation and data order', integer: true },
+  seed: { doc: 'seed for initialisation and data order', ...SEED_RANGE },
   out: { doc: 'output directory' },
   data: {
     path: { doc: 'feedback file (JSONL, JSONL.gz; SST-2 text for format sst2)' },
     testPath: { doc: 'separate held-out file (no split when set)' },
     format: { doc: 'record format: pairs (pairwise, hh-rlhf, summarize, sst2), rankings or ratings', oneOf: ['pairwise', 'hh-rlhf', 'summarize', 'sst2', 'ranking', 'rating'] },
-    splitSeed: { doc: 'seed of the train/held-out split', integer: true },
-    splitRatio: { doc: 'fraction of records in the training part', min: 0 },
+    splitSeed: { doc: 'seed of the train/held-out split', ...SEED_RANGE },
+    splitRatio: { doc: 'fraction of records in the training part', min: 0, max: 1 },
     splitKey: { doc: "what the split hashes: each record, or its prompt (all comparisons of a prompt on one side)", oneOf: ['record', 'prompt'] },
     skipInvalid: { doc: 'count and skip malformed records instead of failing' },
     maxTokens: { doc: 'drop records with a prompt + response over this many tokens', integer: true, min: 1 },
@@ -111,16 +111,16 @@ export const REWARD_SCHEMA: Schema<RewardTrainConfig> = {
     base: { doc: "model directory or 'stories260k' (architecture, tokenizer and, if pretrained, weights)" },
     tokenizer: { doc: "tokenizer directory for init 'scratch' (e.g. assets/gpt2-bpe); '' = the base's" },
     scratch: {
-      hiddenSize: { doc: 'scratch backbone width', integer: true, min: 8 },
-      layers: { doc: 'scratch backbone layers', integer: true, min: 1 },
-      heads: { doc: 'scratch attention heads', integer: true, min: 1 },
-      intermediateSize: { doc: 'scratch MLP width', integer: true, min: 1 },
-      maxPositions: { doc: 'scratch context length', integer: true, min: 8 },
+      hiddenSize: { doc: 'scratch backbone width', integer: true, min: 8, max: 1 << 14 },
+      layers: { doc: 'scratch backbone layers', integer: true, min: 1, max: 1024 },
+      heads: { doc: 'scratch attention heads', integer: true, min: 1, max: 1024 },
+      intermediateSize: { doc: 'scratch MLP width', integer: true, min: 1, max: 1 << 16 },
+      maxPositions: { doc: 'scratch context length', integer: true, min: 8, max: 1 << 20 },
     },
-    heads: { doc: 'number of scalar heads (an ensemble on one backbone)', integer: true, min: 1 },
+    heads: { doc: 'number of scalar heads (an ensemble on one backbone)', integer: true, min: 1, max: 1024 },
     headOnly: { doc: 'freeze the backbone, train the head only' },
     ensemble: {
-      members: { doc: 'independent reward models K, each in out/member-k (0 = off)', integer: true, min: 0 },
+      members: { doc: 'independent reward models K, each in out/member-k (0 = off)', integer: true, min: 0, max: 256 },
       bootstrap: { doc: 'train member k on bootstrap resample k of the training records' },
       aggregation: { doc: 'default aggregation of members (and of heads > 1)', oneOf: ['mean', 'min', 'mean_minus_std', 'uwo'] },
       lambda: { doc: 'uncertainty penalty λ of mean_minus_std and uwo', min: 0 },
@@ -129,7 +129,7 @@ export const REWARD_SCHEMA: Schema<RewardTrainConfig> = {
   loss: {
     type: { doc: 'loss (src/reward/losses.ts)', oneOf: ['bradley_terry', 'label_smoothed_bt', 'plackett_luce', 'gaussian'] },
     margin: { doc: 'Bradley–Terry margin', min: 0 },
-    labelSmoothing: { doc: 'ε for the label-smoothed BT loss', min: 0 },
+    labelSmoothing: { doc: 'ε in [0, 0.5) for the label-smoothed BT loss', min: 0, below: 0.5 },
     centerCoef: { doc: "reward-centring coefficient (TRL's center_rewards_coefficient); pairs only", min: 0 },
     sigma: { doc: 'observation noise σ of the gaussian rating loss (standardised units)', min: 0 },
   },
@@ -174,6 +174,10 @@ export function checkRewardConfig(cfg: RewardTrainConfig): void {
     throw new Error(`loss.margin applies to loss.type bradley_terry and label_smoothed_bt, not '${loss}'`);
   }
   if (cfg.loss.type === 'gaussian' && !(cfg.loss.sigma > 0)) throw new Error(`loss.sigma must be > 0 for loss.type gaussian, got ${cfg.loss.sigma}`);
+  const s = cfg.model.scratch;
+  if (cfg.model.init === 'scratch' && s.hiddenSize % s.heads !== 0) {
+    throw new Error(`model.scratch.hiddenSize ${s.hiddenSize} must be divisible by model.scratch.heads ${s.heads}`);
+  }
   if (cfg.model.ensemble.members > 0 && cfg.model.heads > 1) {
     throw new Error(`model.ensemble.members ${cfg.model.ensemble.members} and model.heads ${cfg.model.heads}: choose one kind of ensemble (independent members, or heads on one backbone)`);
   }

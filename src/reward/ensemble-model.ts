@@ -16,6 +16,7 @@ import { aggregateEnsemble, ENSEMBLE_AGGREGATORS, type AggregatorName, type Ense
 import { loadRewardModel, readRewardInfo } from './io.js';
 import type { RewardModel } from './model.js';
 import type { ScoreScale } from './rating-metrics.js';
+import { readJsonFile } from '../atomic.js';
 
 /** ensemble.json. */
 export interface EnsembleManifest {
@@ -89,7 +90,7 @@ export function isEnsembleDir(dir: string): boolean {
 
 function readManifest(dir: string): EnsembleManifest {
   const path = join(dir, 'ensemble.json');
-  const m = JSON.parse(readFileSync(path, 'utf8')) as Partial<EnsembleManifest>;
+  const m = readJsonFile<Partial<EnsembleManifest>>(path);
   if (m.rlhf_reward_ensemble !== 1) throw new Error(`${path}: not a reward-ensemble manifest (rlhf_reward_ensemble must be 1)`);
   if (!Array.isArray(m.members) || m.members.length === 0 || !m.members.every((x) => typeof x === 'string')) throw new Error(`${path}: 'members' must be a non-empty list of directories`);
   if (typeof m.aggregation !== 'string' || !Object.hasOwn(ENSEMBLE_AGGREGATORS, m.aggregation)) {

@@ -6,7 +6,7 @@
  * the same split settings selects exactly the records the run did not train on.
  */
 import { loadFeedback, split, sst2Pairs, type FeedbackFormat, type PairRecord, type RankingRecord, type RatingRecord } from '../data/index.js';
-import type { Tokenizer } from '../text/index.js';
+import { cannotFit, type Tokenizer } from '../text/index.js';
 
 /** The records a reward model learns from. */
 export type RewardRecord = PairRecord | RankingRecord | RatingRecord;
@@ -66,11 +66,18 @@ export interface TokenizedRecord {
   record: RewardRecord;
 }
 
-/** Tokenizes records; a record with any prompt + response longer than `maxTokens` is dropped (and counted). */
+/**
+ * Tokenizes records; a record with any prompt + response longer than `maxTokens` is dropped (and counted),
+ * one whose characters alone show it is over `maxTokens` before it is encoded (a 10 MB line costs nothing).
+ */
 export function tokenizeRecords(records: readonly RewardRecord[], tok: Tokenizer, maxTokens: number): { records: TokenizedRecord[]; tooLong: number } {
   const out: TokenizedRecord[] = [];
   let tooLong = 0;
   for (const r of records) {
+    if (recordResponses(r).some((resp) => cannotFit(tok, maxTokens, r.prompt, resp))) {
+      tooLong++;
+      continue;
+    }
     const seqs = recordResponses(r).map((resp) => tok.encode(r.prompt + resp, { addBos: true }));
     if (Math.max(...seqs.map((s) => s.length)) > maxTokens) {
       tooLong++;

@@ -10,7 +10,7 @@
  * With model.ensemble.members = K > 0 the same loop trains K members one after another, each on its own
  * bootstrap resample with its own seed and checkpoint, and out/model becomes an ensemble manifest.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Optimizer, Generator, manualSeed, scope, setNumThreads, tensor, type Tensor } from '../tensor/index.js';
 import { epochOptimizer } from '../nn/train-fields.js';
@@ -31,7 +31,7 @@ import { saveRewardModel } from './io.js';
 import { checkRewardConfig, configAggregation, type RewardTrainConfig, type RewardTrainLoss } from './config.js';
 import { loadRewardRecords, tokenizeRecords, type TokenizedRecord } from './pairs.js';
 import { scoreScaleOf, type ScoreScale } from './rating-metrics.js';
-import { writeAtomic } from '../atomic.js';
+import { writeAtomic, readJsonFile } from '../atomic.js';
 
 export { evaluateRewardModel } from './evaluate.js';
 export { epochOrder } from '../nn/train-loop.js';
@@ -68,7 +68,9 @@ function pairwise(loss: (chosen: Tensor, rejected: Tensor, ctx: LossContext) => 
     const rejected = r.narrow(0, b, b);
     let l = loss(chosen, rejected, ctx);
     if (ctx.loss.centerCoef > 0) l = l.add(REWARD_LOSSES.centering({ chosen, rejected, coefficient: ctx.loss.centerCoef }));
-    return { loss: l, correct: chosen.gt(rejected).float().sum().item() / chosen.size(1), compared: b };
+    // Ties count ½, as pair accuracy does everywhere (src/reward/metrics.ts, src/rlhf/core/preference.ts).
+    const wins = chosen.gt(rejected).float().add(chosen.eq(rejected).float().mul(0.5));
+    return { loss: l, correct: wins.sum().item() / chosen.size(1), compared: b };
   };
 }
 
@@ -96,7 +98,7 @@ const plackettLuce: Objective = (rm, batch, ctx) => {
   const mask = tensor(valid, { shape: [b, 1, k] }).expand(b, h, k).reshape(b * h, k); // (B·H, K)
   let loss = REWARD_LOSSES.plackett_luce({ rewards: ranked, mask });
   if (ctx.loss.centerCoef > 0) loss = loss.add(REWARD_LOSSES.centering({ chosen: ranked.select(1, 0), rejected: ranked.select(1, 1), coefficient: ctx.loss.centerCoef }));
-  // Training accuracy: the implied pairs (i < j ≤ K_b) in order, averaged over heads.
+  // Training accuracy: the implied pairs (i < j ≤ K_b) in order, averaged over heads; ties ½.
   const v = ranked.data() as Float32Array;
   let correct = 0;
   let compared = 0;
@@ -105,7 +107,9 @@ const plackettLuce: Objective = (rm, batch, ctx) => {
     compared += (kb * (kb - 1)) / 2;
     for (let head = 0; head < h; head++) {
       const row = (i * h + head) * k;
-      for (let p = 0; p < kb; p++) for (let q = p + 1; q < kb; q++) if (v[row + p]! > v[row + q]!) correct += 1 / h;
+      for (let p = 0; p < kb; p++) {
+        for (let q = p + 1; q < kb; q++) correct += (v[row + p]! > v[row + q]! ? 1 : v[row + p] === v[row + q] ? 0.5 : 0) / h;
+      }
     }
   });
   return { loss, correct, compared };
@@ -243,7 +247,7 @@ function openRun(d: RunData, run: ModelRun, fresh: boolean, say: (line: string) 
   let resumedFrom: number | null = null;
   const ckpt = join(run.out, 'checkpoint');
   if (!fresh && existsSync(join(ckpt, 'trainer.json'))) {
-    const saved = JSON.parse(readFileSync(join(ckpt, 'trainer.json'), 'utf8')) as TrainerState;
+    const saved = readJsonFile<TrainerState>(join(ckpt, 'trainer.json'));
     try {
       checkResumeConfig(run.out, { ...saved.config, member: saved.member ?? null }, { ...cfg, member: run.member });
     } catch (e) {

@@ -4,7 +4,8 @@
  * state + step), the resume that makes a continued run reproduce an uninterrupted one, and metrics.jsonl
  * (which keeps only the rows the checkpoint covers).
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { readJsonFile } from '../atomic.js';
 import { join } from 'node:path';
 import type { Optimizer } from '../tensor/index.js';
 import { type CheckpointParts, loadCheckpoint, saveCheckpoint } from '../nn/checkpoint.js';
@@ -35,7 +36,7 @@ export function resumable<C>(out: string, config: C, fresh: boolean, say?: (line
   for (const l of recoverRunDir(out)) say?.(l);
   const state = join(out, 'checkpoint', 'trainer.json');
   if (fresh || !existsSync(state)) return false;
-  const saved = JSON.parse(readFileSync(state, 'utf8')) as TrainerState<C>;
+  const saved = readJsonFile<TrainerState<C>>(state);
   checkResumeConfig(out, saved.config, config);
   return true;
 }

@@ -186,6 +186,10 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number, normTyp
  * each other).
  */
 export function setNumThreads(n: number, opts: { blas?: number } = {}): void {
+  for (const [what, t] of [['threads', n], ['blas threads', opts.blas ?? n]] as const) {
+    // 256 bounds what oversubscription can cost (1000 threads ran 20× slower); configs check the same range.
+    if (!(Number.isInteger(t) && t >= 1 && t <= 256)) throw new RangeError(`setNumThreads: ${what} must be an integer in 1..256, got ${t}`);
+  }
   native.setNumThreads(n, opts.blas ?? n);
 }
 export function getNumThreads(): { torch: number; interop: number; blas: number | null } {

@@ -5,7 +5,9 @@
 
 import { Buffer } from 'node:buffer';
 import { readFileSync } from 'node:fs';
+import { MergeQueue } from './merge-queue.js';
 import { checkEosIds, checkIds, type Tokenizer } from './tokenizer.js';
+import { readJsonFile } from '../atomic.js';
 
 /**
  * GPT-2's pre-tokenizer pattern. encoder.py compiles it with Python's `regex` module, whose `\s` is the
@@ -48,6 +50,8 @@ export class Gpt2BpeTokenizer implements Tokenizer {
   readonly bosId: number | null;
   readonly eosIds: readonly number[];
   readonly padId: number | null = null;
+  /** The longest piece in characters, each one byte of the text (so at most one UTF-16 code unit). */
+  readonly maxPieceChars: number;
   private readonly pieces: string[];
   private readonly ids: ReadonlyMap<string, number>;
   /** Merge rank by `left + ' ' + right` (pieces never contain a space: it is 'Ġ'). */
@@ -69,6 +73,7 @@ export class Gpt2BpeTokenizer implements Tokenizer {
       }
       this.pieces[id] = piece;
     }
+    this.maxPieceChars = [...this.ids.keys()].reduce((m, p) => Math.max(m, p.length), 1);
     merges.forEach(([a, b], rank) => {
       const key = `${a} ${b}`;
       if (!this.ranks.has(key)) this.ranks.set(key, rank); // a repeated merge keeps its first (best) rank
@@ -85,7 +90,7 @@ export class Gpt2BpeTokenizer implements Tokenizer {
 
   /** Reads a Hugging Face-style `vocab.json` and `merges.txt` (an optional `#version` first line). */
   static fromFiles(vocabPath: string, mergesPath: string, opts: Gpt2BpeOptions = {}): Gpt2BpeTokenizer {
-    const vocab = JSON.parse(readFileSync(vocabPath, 'utf8')) as Record<string, number>;
+    const vocab = readJsonFile<Record<string, number>>(vocabPath);
     const merges: [string, string][] = [];
     readFileSync(mergesPath, 'utf8')
       .split('\n')
@@ -135,33 +140,48 @@ export class Gpt2BpeTokenizer implements Tokenizer {
   private encodeWord(word: string): number[] {
     const cached = this.cache.get(word);
     if (cached !== undefined) return cached;
-    let symbols = Array.from(Buffer.from(word, 'utf8'), (b) => BYTE_TO_CHAR[b]!);
-    while (symbols.length > 1) {
-      // The lowest-ranked adjacent pair...
-      let best = -1;
-      let bestRank = Infinity;
-      for (let i = 0; i < symbols.length - 1; i++) {
-        const rank = this.ranks.get(`${symbols[i]} ${symbols[i + 1]}`);
-        if (rank !== undefined && rank < bestRank) [best, bestRank] = [i, rank];
-      }
-      if (best === -1) break;
-      // ...merged at every occurrence, left to right, as encoder.py does.
-      const [a, b] = [symbols[best]!, symbols[best + 1]!];
-      const merged: string[] = [];
-      for (let i = 0; i < symbols.length; i++) {
-        if (symbols[i] === a && symbols[i + 1] === b) {
-          merged.push(a + b);
-          i++;
-        } else {
-          merged.push(symbols[i]!);
-        }
-      }
-      symbols = merged;
-    }
+    const symbols = this.mergeWord(Array.from(Buffer.from(word, 'utf8'), (b) => BYTE_TO_CHAR[b]!));
     const ids = symbols.map((s) => this.idOf(s, 'BPE result'));
     if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
     this.cache.set(word, ids);
     return ids;
+  }
+
+  /**
+   * encoder.py's loop: merge the lowest-ranked adjacent pair at every occurrence, left to right, until no
+   * ranked pair is left. encoder.py rescans every pair per merge (quadratic in the word's length); here the
+   * pairs sit in a queue by rank then position, and all the queued occurrences of the lowest rank are taken
+   * as one pass before any pair that pass creates, as encoder.py's passes do: O(n log n).
+   */
+  private mergeWord(bytes: string[]): string[] {
+    const pieces = [...bytes]; // the queue holds indices into this list; merges append to it
+    const q = new MergeQueue(bytes.map((_, i) => i));
+    const offer = (left: number): void => {
+      const right = left === -1 ? -1 : q.after(left);
+      if (right === -1) return;
+      const [a, b] = [pieces[q.symbols[left]!]!, pieces[q.symbols[right]!]!];
+      const rank = this.ranks.get(`${a} ${b}`);
+      if (rank !== undefined) q.push(left, rank, -1);
+    };
+    for (let i = 0; i + 1 < bytes.length; i++) offer(i);
+    for (let first = q.take(); first !== null; first = q.take()) {
+      // One rank is one pair (a, b), and a pass creates no new (a, b): a + b is neither a nor b.
+      const pass = [first];
+      for (let c = q.peek(); c !== null && c.priority === first.priority; c = q.peek()) pass.push(q.take()!);
+      const merged = pieces.length;
+      pieces.push(pieces[q.symbols[first.left]!]! + pieces[q.symbols[first.right]!]!);
+      const done: number[] = [];
+      for (const c of pass) {
+        if (!q.valid(c)) continue; // overlapped by the previous occurrence ('a a a' merges the first two)
+        q.apply({ ...c, result: merged });
+        done.push(c.left);
+      }
+      for (const left of done) {
+        offer(q.before(left));
+        offer(left);
+      }
+    }
+    return q.remaining().map((i) => pieces[i]!);
   }
 
   private idOf(piece: string, what: string): number {

@@ -59,6 +59,11 @@ export class HfTokenizer implements Tokenizer {
   readonly eosToken: string | null;
   /** The Jinja chat template (for `applyChatTemplate`), or null if the model declares none. */
   readonly chatTemplate: string | null;
+  /**
+   * Four times the longest vocabulary entry: a normalizer may shrink the text before the model splits it
+   * (accents stripped, characters replaced), which the slack allows for in every ordinary case.
+   */
+  readonly maxPieceChars: number;
   private readonly lib: HfLib;
   private readonly addBosByDefault: boolean;
   private readonly cleanUpSpaces: boolean;
@@ -69,8 +74,13 @@ export class HfTokenizer implements Tokenizer {
     const [bos, eos, pad, unk] = [config.bos_token, config.eos_token, config.pad_token, config.unk_token].map(tokenContent);
     this.lib = new HfLibTokenizer(tokenizerJson, { ...config, bos_token: bos, eos_token: eos, pad_token: pad, unk_token: unk }) as HfLib;
     let maxId = -1;
-    for (const id of this.lib.get_vocab(true).values()) maxId = Math.max(maxId, id);
+    let longest = 1;
+    for (const [piece, id] of this.lib.get_vocab(true)) {
+      maxId = Math.max(maxId, id);
+      longest = Math.max(longest, piece.length);
+    }
     this.vocabSize = maxId + 1;
+    this.maxPieceChars = 4 * longest;
     this.bosToken = bos;
     this.eosToken = eos;
     this.bosId = this.idOfToken(bos, 'bos_token');

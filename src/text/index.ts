@@ -1,5 +1,5 @@
 // Tokenizers and chat templates: text ⇄ token ids for every model format the project loads.
-export { loadTokenizer, type LoadTokenizerOptions, type Tokenizer } from './tokenizer.js';
+export { cannotFit, loadTokenizer, type LoadTokenizerOptions, type Tokenizer } from './tokenizer.js';
 export { Llama2cTokenizer, type Llama2cOptions } from './llama2c.js';
 export { Gpt2BpeTokenizer, type Gpt2BpeOptions } from './bpe.js';
 export { HfTokenizer, type HfTokenizerConfig, type HfTokenizerOptions, type HfTokenSpec } from './hf.js';

@@ -11,6 +11,7 @@
 
 import { Buffer } from 'node:buffer';
 import { readFileSync } from 'node:fs';
+import { MergeQueue } from './merge-queue.js';
 import { checkEosIds, checkIds, type Tokenizer } from './tokenizer.js';
 
 export interface Llama2cOptions {
@@ -37,6 +38,11 @@ export class Llama2cTokenizer implements Tokenizer {
   readonly padId: number | null = null;
   /** run.c sizes its merge buffer with this; kept for reference only. */
   readonly maxTokenLength: number;
+  /**
+   * The longest piece in bytes: a token covers at most that many UTF-8 bytes of the text, hence at most
+   * that many UTF-16 code units (every code unit is at least one byte).
+   */
+  readonly maxPieceChars: number;
   /** Per id: the piece's bytes as a binary string, its merge score (float32), and the bytes it decodes to. */
   private readonly pieces: string[];
   private readonly scores: Float32Array;
@@ -53,6 +59,7 @@ export class Llama2cTokenizer implements Tokenizer {
     this.maxTokenLength = maxTokenLength;
     this.scores = scores;
     this.pieces = pieces.map((p) => Buffer.from(p).toString('latin1'));
+    this.maxPieceChars = pieces.reduce((m, p) => Math.max(m, p.length), 1);
     // run.c's str_lookup is a bsearch over the sorted vocabulary, so for a duplicated piece it returns an
     // unspecified one of its ids; we take the lowest. (stories260K has no duplicates.)
     this.pieces.forEach((p, id) => {
@@ -108,7 +115,7 @@ export class Llama2cTokenizer implements Tokenizer {
    * like any other code point (as `<0x00>`).
    */
   encode(text: string, opts: { addBos?: boolean } = {}): number[] {
-    const tokens: number[] = [];
+    let tokens: number[] = [];
     if (text.length > 0) {
       tokens.push(this.lookup(' ', 'the dummy-prefix piece " "'));
       // A JS string is well-formed UTF-16 up to lone surrogates, which (like TextEncoder) become U+FFFD; so
@@ -119,35 +126,33 @@ export class Llama2cTokenizer implements Tokenizer {
         if (id !== undefined) tokens.push(id);
         else for (let i = 0; i < bytes.length; i++) tokens.push(this.byteId(bytes.charCodeAt(i), ch));
       }
-      this.merge(tokens);
+      tokens = this.merge(tokens);
     }
     return (opts.addBos ?? true) ? [BOS, ...tokens] : tokens;
   }
 
   /**
-   * run.c's merge loop, with each adjacent pair's merge result cached and only the two pairs next to a merge
-   * recomputed, instead of rebuilding every pair string on every pass; the chosen merges are the same.
+   * run.c's merge loop: repeatedly merge the adjacent pair whose concatenation is the piece with the highest
+   * score, the leftmost on ties, until no adjacent pair is a piece. run.c rescans every pair per merge
+   * (quadratic in the text's length); a queue of candidates ordered by score then position picks the same
+   * merges in O(n log n).
    */
-  private merge(tokens: number[]): void {
-    const pairOf = (i: number): number => this.ids.get(this.pieces[tokens[i]!]! + this.pieces[tokens[i + 1]!]!) ?? -1;
-    const pair = Array.from({ length: tokens.length - 1 }, (_, i) => pairOf(i)); // pair[i] merges tokens i, i+1
-    for (;;) {
-      let bestScore = NO_SCORE;
-      let bestIdx = -1;
-      for (let i = 0; i < pair.length; i++) {
-        const id = pair[i]!;
-        if (id !== -1 && this.scores[id]! > bestScore) {
-          bestScore = this.scores[id]!; // strictly greater: the leftmost pair wins a tie, as in run.c
-          bestIdx = i;
-        }
-      }
-      if (bestIdx === -1) return;
-      tokens[bestIdx] = pair[bestIdx]!;
-      tokens.splice(bestIdx + 1, 1);
-      pair.splice(bestIdx, 1);
-      if (bestIdx > 0) pair[bestIdx - 1] = pairOf(bestIdx - 1);
-      if (bestIdx < tokens.length - 1) pair[bestIdx] = pairOf(bestIdx);
+  private merge(tokens: number[]): number[] {
+    const q = new MergeQueue(tokens);
+    const offer = (left: number): void => {
+      const right = left === -1 ? -1 : q.after(left);
+      if (right === -1) return;
+      const id = this.ids.get(this.pieces[q.symbols[left]!]! + this.pieces[q.symbols[right]!]!);
+      // Strictly above run.c's initial best score, which also keeps out a NaN score.
+      if (id !== undefined && this.scores[id]! > NO_SCORE) q.push(left, -this.scores[id]!, id);
+    };
+    for (let i = 0; i + 1 < tokens.length; i++) offer(i);
+    for (let c = q.take(); c !== null; c = q.take()) {
+      q.apply(c);
+      offer(q.before(c.left));
+      offer(c.left);
     }
+    return q.remaining();
   }
 
   /**

@@ -1,10 +1,11 @@
 // The tokenizer interface every model uses, and the loader that picks a format from a model directory.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Gpt2BpeTokenizer } from './bpe.js';
 import { HfTokenizer } from './hf.js';
 import { Llama2cTokenizer } from './llama2c.js';
+import { readJsonFile } from '../atomic.js';
 
 /**
  * Text ⇄ token ids for one model's vocabulary.
@@ -31,6 +32,21 @@ export interface Tokenizer {
   decode(ids: readonly number[], opts?: { skipSpecial?: boolean }): string;
   /** The vocabulary entry of one id, as stored (e.g. `' the'`, `'<0x0A>'`, `'Ġthe'`, `'▁the'`). */
   idToPiece(id: number): string;
+  /**
+   * An upper bound on the UTF-16 code units of text one token stands for, so that a text longer than
+   * `maxTokens × maxPieceChars` is known to be over `maxTokens` without encoding it ({@link cannotFit}).
+   */
+  readonly maxPieceChars: number;
+}
+
+/**
+ * Whether the concatenation of `texts` certainly encodes to more than `maxTokens` tokens, from its length alone: O(1), so that
+ * loaders drop a 10 MB record without spending the tokenizer's time on it. False says nothing (encode to
+ * know).
+ */
+export function cannotFit(tok: Tokenizer, maxTokens: number, ...texts: readonly string[]): boolean {
+  // The parts' lengths summed, so that a caller about to encode prompt + response need not build it first.
+  return texts.reduce((n, t) => n + t.length, 0) > maxTokens * tok.maxPieceChars;
 }
 
 /** Options for {@link loadTokenizer}. */
@@ -68,7 +84,7 @@ function eosIdsFromConfig(dir: string): readonly number[] | undefined {
   for (const file of ['generation_config.json', 'config.json']) {
     const path = join(dir, file);
     if (!existsSync(path)) continue;
-    const eos = (JSON.parse(readFileSync(path, 'utf8')) as { eos_token_id?: unknown }).eos_token_id;
+    const eos = readJsonFile<{ eos_token_id?: unknown }>(path).eos_token_id;
     if (eos === undefined || eos === null) continue;
     const ids = Array.isArray(eos) ? eos : [eos];
     if (!ids.every((id) => Number.isInteger(id) && (id as number) >= 0)) {

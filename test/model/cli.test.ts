@@ -95,7 +95,7 @@ describe('rlhf generate', () => {
   test('greedy 200 tokens from BOS print exactly llama2.c run.c\'s story', async () => {
     const r = await results.golden;
     assert.equal(r.status, 0, r.stderr);
-    assert.equal(r.stdout, readFileSync(GOLDEN, 'utf8'));
+    assert.equal(r.stdout, readFileSync(GOLDEN, 'utf8') + '\n', 'the story, then the newline a terminal needs');
   });
 
   test('--json: one line with completions[].{prompt,text,tokens,logprobs,finish_reason}, text = decode(prompt+tokens) − decode(prompt)', async () => {

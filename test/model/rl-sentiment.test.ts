@@ -6,7 +6,6 @@
  * The full-size figures (256 samples, 30 steps) are in configs/ppo-stories.yaml / grpo-stories.yaml runs.
  * Tags: @learning
  */
-import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -11,7 +11,8 @@ import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { deepMerge, describeSchema, loadConfig, parseSet, validateConfig, type Schema } from '../../src/config.js';
+import { deepMerge, describeSchema, loadConfig, MAX_CONFIG_BYTES, parseSet, validateConfig, type Schema } from '../../src/config.js';
+import { readJsonFile } from '../../src/atomic.js';
 import { REWARD_DEFAULTS, REWARD_SCHEMA, type RewardTrainConfig } from '../../src/reward/config.js';
 
 /** The package root: the nearest directory above this compiled file that holds package.json. */
@@ -135,7 +136,7 @@ describe('parseSet', () => {
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
     assert.equal(Object.getPrototypeOf(got), Object.prototype);
     assert.deepEqual(Object.keys(got), ['__proto__']);
-    assert.throws(() => loadConfig(undefined, ['__proto__.lr=1'], REWARD_DEFAULTS, REWARD_SCHEMA), /--set: unknown key '__proto__'/);
+    assert.throws(() => loadConfig(undefined, ['__proto__.lr=1'], REWARD_DEFAULTS, REWARD_SCHEMA), /--set __proto__\.lr=1: unknown key '__proto__'/);
   });
 });
 
@@ -220,5 +221,59 @@ describe('describeSchema', () => {
       return typeof (v as { doc?: unknown }).doc === 'string' ? [key] : schemaLeaves(v as object, key);
     });
     assert.deepEqual(schemaLeaves(REWARD_SCHEMA), leafPaths(REWARD_DEFAULTS));
+  });
+});
+
+describe('hostile config files and overrides (issue 15)', () => {
+  const f = (name: string, text: string): string => {
+    const p = join(TMP, name);
+    writeFileSync(p, text);
+    return p;
+  };
+
+  test('a top level that is a list or a scalar is an error naming the file, also with --set', () => {
+    for (const [name, text, got] of [['list.yaml', '- a\n- b\n', 'a list'], ['scalar.yaml', '42\n', 'a number (42)'], ['string.yaml', 'hello\n', 'a string ("hello")']]) {
+      const p = f(name, text);
+      for (const sets of [[], ['data.path=x.jsonl']]) {
+        assert.throws(() => loadConfig(p, sets, REWARD_DEFAULTS, REWARD_SCHEMA), { message: `config ${p}: the top level must be a mapping of fields (key: value), got ${got}` });
+      }
+    }
+  });
+
+  test('a device, a directory or a file over 1 MB is refused before it is read', () => {
+    assert.throws(() => loadConfig('/dev/zero', [], REWARD_DEFAULTS, REWARD_SCHEMA), { message: 'config /dev/zero: not a regular file' });
+    assert.throws(() => loadConfig(TMP, [], REWARD_DEFAULTS, REWARD_SCHEMA), /not a regular file/);
+    const big = f('big.yaml', `# ${'x'.repeat(MAX_CONFIG_BYTES)}\nseed: 1\n`);
+    assert.throws(() => loadConfig(big, [], REWARD_DEFAULTS, REWARD_SCHEMA), new RegExp(`big\\.yaml: \\d+ bytes, over the limit of ${MAX_CONFIG_BYTES}`));
+  });
+
+  test('--set errors name the argument, not the file; NaN and Infinity are shown as such', () => {
+    const p = f('fine.yaml', 'seed: 1\n');
+    assert.throws(() => loadConfig(p, ['train.lr=.nan'], REWARD_DEFAULTS, REWARD_SCHEMA), { message: "--set train.lr=.nan: 'train.lr' must be a number, got NaN" });
+    assert.throws(() => loadConfig(p, ['train.lr=-.inf'], REWARD_DEFAULTS, REWARD_SCHEMA), { message: "--set train.lr=-.inf: 'train.lr' must be a number, got -Infinity" });
+    assert.throws(() => loadConfig(p, ['train.lrr=1'], REWARD_DEFAULTS, REWARD_SCHEMA), /^Error: --set train\.lrr=1: unknown key 'train\.lrr'/);
+    assert.throws(() => loadConfig(p, ['seed=[1, 2'], REWARD_DEFAULTS, REWARD_SCHEMA), /^Error: --set seed=\[1, 2: invalid YAML value/);
+    assert.throws(() => loadConfig(f('nan.yaml', 'train:\n  lr: .nan\n'), [], REWARD_DEFAULTS, REWARD_SCHEMA), /nan\.yaml: 'train\.lr' must be a number, got NaN$/);
+  });
+
+  test('ranges are checked at config time: labelSmoothing, threads, seeds, splitRatio', () => {
+    for (const [set, message] of [
+      ['loss.labelSmoothing=1.5', "'loss.labelSmoothing' must be < 0.5, got 1.5"],
+      ['train.threads=1000', "'train.threads' must be <= 256, got 1000"],
+      ['train.threads=-2', "'train.threads' must be >= 0, got -2"],
+      ['seed=1e300', "'seed' must be <= 4294967295, got 1e+300"],
+      ['seed=-1', "'seed' must be >= 0, got -1"],
+      ['data.splitRatio=2', "'data.splitRatio' must be <= 1, got 2"],
+    ]) {
+      assert.throws(() => loadConfig(undefined, [set], REWARD_DEFAULTS, REWARD_SCHEMA), { message: `--set ${set}: ${message}` });
+    }
+  });
+
+  test('a run file that is empty or torn is named when read', () => {
+    const empty = f('trainer.json', '');
+    assert.throws(() => readJsonFile(empty), new RegExp(`^Error: ${empty.replace(/\./g, '\\.')} is empty`));
+    const torn = f('manifest.json', '{"a": 1');
+    assert.throws(() => readJsonFile(torn), new RegExp(`^Error: ${torn.replace(/\./g, '\\.')} is not valid JSON`));
+    assert.throws(() => readJsonFile(join(TMP, 'absent.json')), /absent\.json: cannot be read \(ENOENT\)/);
   });
 });

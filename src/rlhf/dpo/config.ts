@@ -8,7 +8,7 @@
  * the reference-free SimPO and ORPO (`rlhf train ipo|simpo|orpo` are `train dpo` with that type as default,
  * OFFLINE_METHOD_DEFAULTS below).
  */
-import type { Schema } from '../../config.js';
+import { SEED_RANGE, type Schema } from '../../config.js';
 import { REFERENCE_FREE, type PreferenceLossType } from '../core/preference.js';
 import { type EpochTrainFields, epochTrainSchema } from '../../nn/train-fields.js';
 
@@ -80,14 +80,14 @@ export const OFFLINE_METHOD_DEFAULTS: Readonly<Record<'dpo' | 'ipo' | 'simpo' | 
 export const DPO_FORMATS = ['pairwise', 'hh-rlhf', 'summarize', 'sst2', 'ranking'] as const;
 
 export const DPO_SCHEMA: Schema<DpoConfig> = {
-  seed: { doc: 'seed of the data order', integer: true },
+  seed: { doc: 'seed of the data order', ...SEED_RANGE },
   out: { doc: 'output directory (model/, checkpoint/, metrics.jsonl, reference-logprobs.json, eval.json)' },
   data: {
     path: { doc: 'preference file (JSONL, JSONL.gz; SST-2 text for format sst2)' },
     testPath: { doc: 'separate held-out file (no split when set)' },
     format: { doc: 'record format (src/reward/pairs.ts); a ranking of K gives its K(K−1)/2 implied pairs', oneOf: DPO_FORMATS },
-    splitSeed: { doc: 'seed of the train/held-out split (seeded hash, shared with `rlhf eval rm`)', integer: true },
-    splitRatio: { doc: 'fraction of records in the training part', min: 0 },
+    splitSeed: { doc: 'seed of the train/held-out split (seeded hash, shared with `rlhf eval rm`)', ...SEED_RANGE },
+    splitRatio: { doc: 'fraction of records in the training part', min: 0, max: 1 },
     splitKey: { doc: 'what the split hashes: each record, or its prompt (all comparisons of a prompt on one side)', oneOf: ['record', 'prompt'] },
     maxTokens: { doc: 'drop pairs with a prompt + response over this many tokens', integer: true, min: 2 },
     limit: { doc: 'use at most this many training pairs (0 = all)', integer: true, min: 0 },
@@ -104,7 +104,7 @@ export const DPO_SCHEMA: Schema<DpoConfig> = {
       oneOf: PREFERENCE_LOSS_TYPES,
     },
     beta: { doc: 'β, inverse temperature of the implicit reward β·log(π/π_ref) (TRL default 0.1; IPO target margin 1/(2β) nats; SimPO: β·log π/|y|, Meng et al. use 2–2.5)', min: 0 },
-    labelSmoothing: { doc: 'ε in [0, 0.5): the assumed label-flip probability, for sigmoid (conservative DPO, Mitchell 2023) and robust', min: 0 },
+    labelSmoothing: { doc: 'ε in [0, 0.5): the assumed label-flip probability, for sigmoid (conservative DPO, Mitchell 2023) and robust', min: 0, below: 0.5 },
     simpoGamma: { doc: "γ, SimPO's target margin between β·log π(c)/|c| and β·log π(r)/|r| (loss.type simpo)", min: 0 },
     orpoLambda: { doc: "λ, weight of ORPO's odds-ratio term next to the SFT loss on the chosen response (loss.type orpo; Hong et al. use 0.1)", min: 0 },
   },

@@ -13,7 +13,7 @@
  * and robust DPO; length-normalised log-probs for SimPO and ORPO), over completion tokens only.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { FeedbackError, readLines } from '../../data/index.js';
 import { noGrad, scope, setNumThreads, type Tensor, tensor } from '../../tensor/index.js';
@@ -28,7 +28,7 @@ import { openRun, policyLoop, progressLine, resumable, StepPlan } from '../offli
 import { runEpochLoop } from '../../nn/train-loop.js';
 import { withRunLock } from '../../run-dir.js';
 import { checkDpoConfig, type DpoConfig } from './config.js';
-import { writeAtomic } from '../../atomic.js';
+import { writeAtomic, readJsonFile } from '../../atomic.js';
 
 /** A preference pair as token ids: the prompt (BOS first) and each response's completion tokens. */
 export interface TokenPair {
@@ -191,7 +191,7 @@ export function referenceLogprobs<K extends string>(
   const key = referenceKey(refDir, sets);
   const names = Object.keys(sets) as K[];
   if (existsSync(path)) {
-    const c = JSON.parse(readFileSync(path, 'utf8')) as ReferenceCache;
+    const c = readJsonFile<ReferenceCache>(path);
     if (c.key === key) {
       say(`reference log-probs read from ${path}`);
       return { logprobs: Object.fromEntries(names.map((k) => [k, Float32Array.from(c.sets[k]!)])) as Record<K, Float32Array>, cached: true };

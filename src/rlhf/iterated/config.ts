@@ -7,7 +7,7 @@
  * the KL measured from the *initial* policy. Units: labels = pairwise comparisons, steps = RL iterations
  * (one rollout each), KL in nats.
  */
-import type { Schema } from '../../config.js';
+import { SEED_RANGE, type Schema } from '../../config.js';
 import { THREADS_FIELD } from '../../nn/train-fields.js';
 
 export interface IteratedConfig {
@@ -73,7 +73,7 @@ export const ITERATED_DEFAULTS: IteratedConfig = {
 };
 
 export const ITERATED_SCHEMA: Schema<IteratedConfig> = {
-  seed: { doc: 'seed of sampling, labelling, reward-model and RL runs (each round derives its own)', integer: true },
+  seed: { doc: 'seed of sampling, labelling, reward-model and RL runs (each round derives its own)', ...SEED_RANGE },
   out: { doc: 'output directory (a rerun resumes: finished rounds are skipped)' },
   model: { doc: "initial policy, KL reference and reward-model backbone: 'stories260k' or a model directory" },
   rounds: { doc: 'rounds R of sample → label → reward model → RL', integer: true, min: 1 },
@@ -87,7 +87,7 @@ export const ITERATED_SCHEMA: Schema<IteratedConfig> = {
     batchSize: { doc: 'pairs per reward-model step', integer: true, min: 1 },
     lr: { doc: 'reward-model learning rate', min: 0 },
     warmupSteps: { doc: 'reward-model linear warm-up steps', integer: true, min: 0 },
-    splitRatio: { doc: 'fraction of labels trained on (the rest: held-out accuracy)', min: 0 },
+    splitRatio: { doc: 'fraction of labels trained on (the rest: held-out accuracy)', min: 0, max: 1 },
     maxTokens: { doc: 'drop pairs with a prompt + completion over this many tokens', integer: true, min: 1 },
   },
   rl: {

@@ -30,7 +30,7 @@ import { GRPO_DEFAULTS, GRPO_SCHEMA } from '../grpo/config.js';
 import { trainGrpo } from '../grpo/trainer.js';
 import { type Annotator, checkLabels, type Comparison, type PairwiseLabel } from './annotator.js';
 import { checkIteratedConfig, type IteratedConfig } from './config.js';
-import { writeAtomic } from '../../atomic.js';
+import { writeAtomic, readJsonFile } from '../../atomic.js';
 import { withRunLock } from '../../run-dir.js';
 
 export interface IteratedRunOptions {
@@ -200,14 +200,14 @@ function scoreAgreement(labels: readonly PairwiseLabel[], evaluate: (texts: read
 /** The round's fingerprint pinned at its start; a round begun under another configuration is refused. */
 function pinRound(cfg: IteratedConfig, round: number, fp: unknown): { done: RoundRow | null } {
   const dir = roundDir(cfg, round);
-  const same = (path: string) => JSON.stringify((JSON.parse(readFileSync(path, 'utf8')) as { fingerprint: unknown }).fingerprint) === JSON.stringify(fp);
+  const same = (path: string) => JSON.stringify(readJsonFile<{ fingerprint: unknown }>(path).fingerprint) === JSON.stringify(fp);
   for (const name of ['done.json', 'round.json']) {
     const path = join(dir, name);
     if (existsSync(path) && !same(path)) {
       throw new Error(`${dir} was ${name === 'done.json' ? 'finished' : 'started'} under another configuration or annotator: use another out (or remove ${dir} and the rounds after it)`);
     }
   }
-  if (existsSync(join(dir, 'done.json'))) return { done: (JSON.parse(readFileSync(join(dir, 'done.json'), 'utf8')) as { row: RoundRow }).row };
+  if (existsSync(join(dir, 'done.json'))) return { done: readJsonFile<{ row: RoundRow }>(join(dir, 'done.json')).row };
   mkdirSync(dir, { recursive: true });
   writeAtomic(join(dir, 'round.json'), JSON.stringify({ fingerprint: fp }));
   return { done: null };

@@ -8,7 +8,7 @@
  * ({prompt, completion, label}) — and is evaluated on held-out PAIRS (data.testPath), by the implicit
  * reward β(log π − log π_ref) as DPO is, so the two are compared on the same footing.
  */
-import type { Schema } from '../../config.js';
+import { SEED_RANGE, type Schema } from '../../config.js';
 import type { EpochTrainFields } from '../../nn/train-fields.js';
 import { DPO_DEFAULTS, DPO_FORMATS, DPO_SCHEMA } from '../dpo/config.js';
 
@@ -56,7 +56,7 @@ export const KTO_DEFAULTS: KtoConfig = {
 };
 
 export const KTO_SCHEMA: Schema<KtoConfig> = {
-  seed: { doc: 'seed of the data order', integer: true },
+  seed: { doc: 'seed of the data order', ...SEED_RANGE },
   out: { doc: 'output directory (model/, checkpoint/, metrics.jsonl, reference-logprobs.json, eval.json)' },
   data: {
     path: { doc: 'unpaired feedback JSONL: {prompt, completion, label: true|false} per line (`rlhf sample sentiment-labels`)' },

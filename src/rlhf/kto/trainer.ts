@@ -14,7 +14,7 @@ import { scope, setNumThreads, tensor } from '../../tensor/index.js';
 import { loadModel, resolveModelDir, saveModel, tokenizerFiles } from '../../models/hub.js';
 import type { CausalLM } from '../../models/common.js';
 import { scoreCompletions } from '../../generate/score.js';
-import { loadTokenizer, type Tokenizer } from '../../text/index.js';
+import { cannotFit, loadTokenizer, type Tokenizer } from '../../text/index.js';
 import { loadFeedback, type BinaryRecord } from '../../data/index.js';
 import { loadRewardRecords } from '../../reward/pairs.js';
 import { ktoLoss, ktoReferencePoint, PREFERENCE_LOSSES } from '../core/preference.js';
@@ -40,8 +40,9 @@ export function tokenizeLabelled(records: readonly BinaryRecord[], tok: Tokenize
   const items: TokenLabelled[] = [];
   let tooLong = 0;
   for (const r of records) {
-    const ids = tok.encode(r.prompt + r.completion, { addBos: true });
-    if (ids.length > maxTokens) {
+    // Measured before it is encoded: a record whose characters alone are too many costs nothing.
+    const ids = cannotFit(tok, maxTokens, r.prompt, r.completion) ? null : tok.encode(r.prompt + r.completion, { addBos: true });
+    if (ids === null || ids.length > maxTokens) {
       tooLong++;
       continue;
     }

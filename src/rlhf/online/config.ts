@@ -4,7 +4,7 @@
  * value model and GAE, GRPO's group normalisation). Units: rewards in the reward source's units, KL in
  * nats, lengths in tokens, steps = RL iterations (one rollout each).
  */
-import type { Schema } from '../../config.js';
+import { SEED_RANGE, type Schema } from '../../config.js';
 import { THREADS_FIELD } from '../../nn/train-fields.js';
 
 export interface OnlineConfig {
@@ -110,7 +110,7 @@ export const ONLINE_DEFAULTS: OnlineConfig = {
 };
 
 export const ONLINE_SCHEMA: Schema<OnlineConfig> = {
-  seed: { doc: 'seed of sampling, mini-batch order and initialisation', integer: true },
+  seed: { doc: 'seed of sampling, mini-batch order and initialisation', ...SEED_RANGE },
   out: { doc: 'output directory' },
   model: {
     policy: { doc: "initial policy: 'stories260k' or a model directory" },

@@ -5,7 +5,7 @@
  * the next round samples from the fine-tuned policy. Units: rewards in the reward source's units, KL in
  * nats (evaluation only: RAFT has no KL term), lengths in tokens.
  */
-import type { Schema } from '../../config.js';
+import { SEED_RANGE, type Schema } from '../../config.js';
 import type { EpochTrainFields } from '../../nn/train-fields.js';
 import { ONLINE_DEFAULTS, ONLINE_SCHEMA, type OnlineConfig } from '../online/config.js';
 import { SFT_SCHEMA } from '../sft/config.js';
@@ -60,7 +60,7 @@ export const RAFT_DEFAULTS: RaftConfig = {
 };
 
 export const RAFT_SCHEMA: Schema<RaftConfig> = {
-  seed: { doc: 'seed of sampling and of the SFT data order', integer: true },
+  seed: { doc: 'seed of sampling and of the SFT data order', ...SEED_RANGE },
   out: { doc: 'output directory' },
   model: { policy: { doc: "initial policy (and the evaluations' KL reference): 'stories260k' or a model directory" } },
   data: ONLINE_SCHEMA.data,

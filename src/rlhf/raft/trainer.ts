@@ -7,7 +7,7 @@
  * Evaluation on fresh samples (the online trainers' evaluatePolicy and evaluation seed, so the numbers
  * compare with theirs) at the start and after each round; metrics.jsonl is rebuilt from the summaries.
  */
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setNumThreads } from '../../tensor/index.js';
 import { loadModel, resolveModelDir } from '../../models/hub.js';
@@ -21,7 +21,7 @@ import { describeEval, type EvalRow, evalSeed, stepSeed } from '../online/traine
 import { SFT_DEFAULTS, type SftConfig } from '../sft/config.js';
 import { trainSft } from '../sft/trainer.js';
 import { checkRaftConfig, type RaftConfig } from './config.js';
-import { writeAtomic } from '../../atomic.js';
+import { writeAtomic, readJsonFile } from '../../atomic.js';
 import { configDiff, withRunLock } from '../../run-dir.js';
 
 export interface RaftRound {
@@ -62,7 +62,7 @@ export interface RaftRunOptions {
 const mean = (xs: readonly number[]): number => xs.reduce((a, x) => a + x, 0) / Math.max(1, xs.length);
 
 function readJson<T>(path: string): T {
-  return JSON.parse(readFileSync(path, 'utf8')) as T;
+  return readJsonFile<T>(path);
 }
 
 function samplingOf(cfg: RaftConfig): SamplingSettings {

@@ -6,7 +6,7 @@
  * demonstration completions given their prompts. The loss covers completion tokens only (TRL's
  * `completion_only_loss`), averaged over every completion token of the optimiser step.
  */
-import type { Schema } from '../../config.js';
+import { SEED_RANGE, type Schema } from '../../config.js';
 import { type EpochTrainFields, epochTrainSchema } from '../../nn/train-fields.js';
 
 export interface SftConfig {
@@ -58,14 +58,14 @@ export const SFT_DEFAULTS: SftConfig = {
 export const SFT_FORMATS = ['completion', 'pairwise', 'hh-rlhf', 'summarize', 'sst2'] as const;
 
 export const SFT_SCHEMA: Schema<SftConfig> = {
-  seed: { doc: 'seed of the data order and of the split', integer: true },
+  seed: { doc: 'seed of the data order and of the split', ...SEED_RANGE },
   out: { doc: 'output directory (model/, checkpoint/, metrics.jsonl)' },
   data: {
     path: { doc: "JSONL file: {prompt, completion} or {text} lines (format completion), or a pair file whose chosen response is trained on" },
     testPath: { doc: 'separate held-out file (no split when set)' },
     format: { doc: 'record format', oneOf: SFT_FORMATS },
-    splitSeed: { doc: 'seed of the train/held-out split (seeded hash of each record, src/data/split.ts)', integer: true },
-    splitRatio: { doc: 'fraction of records in the training part (1 = all; held-out loss needs < 1 or testPath)', min: 0 },
+    splitSeed: { doc: 'seed of the train/held-out split (seeded hash of each record, src/data/split.ts)', ...SEED_RANGE },
+    splitRatio: { doc: 'fraction of records in the training part (1 = all; held-out loss needs < 1 or testPath)', min: 0, max: 1 },
     splitKey: { doc: 'what the split hashes: each record, or its prompt', oneOf: ['record', 'prompt'] },
     skipInvalid: { doc: 'count and skip malformed records instead of failing' },
     maxTokens: { doc: 'drop examples over this many tokens (prompt + completion + EOS); with packing, the packed row length', integer: true, min: 2 },

@@ -4,7 +4,7 @@
  */
 import { FeedbackError, hashUniform, readLines } from '../../data/index.js';
 import { loadRewardRecords } from '../../reward/pairs.js';
-import type { Tokenizer } from '../../text/index.js';
+import { cannotFit, type Tokenizer } from '../../text/index.js';
 import { epochOrder } from '../../reward/train.js';
 import type { SftConfig } from './config.js';
 
@@ -79,6 +79,11 @@ export function tokenizeExamples(examples: readonly SftExample[], tok: Tokenizer
   const out: TokenizedExample[] = [];
   let tooLong = 0;
   for (const e of examples) {
+    // Measured before it is encoded: an example whose characters alone are too many costs nothing.
+    if (cannotFit(tok, opts.maxTokens, e.prompt, e.completion)) {
+      tooLong++;
+      continue;
+    }
     const ids = tok.encode(e.prompt + e.completion, { addBos: true });
     const prompt = tok.encode(e.prompt, { addBos: true });
     let promptLen = 0;
