@@ -37,7 +37,8 @@ import { closeRun, openRun, rlStep, type Run, update } from '../src/rlhf/online/
 import type { Scored } from '../src/rlhf/online/rollout.js';
 import { checkOnlineConfig } from '../src/rlhf/online/config.js';
 import { PPO_DEFAULTS, type PpoConfig } from '../src/rlhf/ppo/config.js';
-import { ppoAlgorithm, ppoTokenRewards } from '../src/rlhf/ppo/trainer.js';
+import { ppoAlgorithm } from '../src/rlhf/ppo/trainer.js';
+import { tokenRewards as ppoTokenRewards } from '../src/rlhf/online/token-rewards.js';
 import { type BenchResult, type CaseResult, captureEnv, defaultPython, log, now, PythonBaseline, since, stats } from './common.js';
 
 export interface PpoBenchOptions {

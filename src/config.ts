@@ -16,6 +16,14 @@ export type FieldDoc = {
   items?: 'string' | 'number';
 };
 
+/**
+ * The names of a registry, for a schema's `oneOf`: a config enum is typed by the registry's keys and
+ * checked against the same keys, so adding an entry to the registry is the whole change.
+ */
+export function namesOf<K extends string>(registry: Readonly<Record<K, unknown>>): readonly K[] {
+  return Object.keys(registry) as K[];
+}
+
 /** Seeds are 32-bit: every RNG here takes `seed >>> 0`, so 2^32 and 1e300 would silently alias a smaller seed. */
 export const SEED_RANGE = { integer: true, min: 0, max: 2 ** 32 - 1 } as const;
 export { MAX_THREADS } from './cli/args.js';

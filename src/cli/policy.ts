@@ -4,24 +4,12 @@
  * reward source). Ctrl-C stops a training run after its current step with a
  * checkpoint written; rerunning the command resumes.
  */
-import { describeSchema, loadConfig, type Schema } from '../config.js';
+import { describeSchema, loadConfig } from '../config.js';
 import { loadModel, resolveModelDir } from '../models/hub.js';
 import { loadTokenizer } from '../text/index.js';
 import { setNumThreads } from '../tensor/index.js';
-import type { OnlineConfig } from '../rlhf/online/config.js';
-import { describeEval, type OnlineRunOptions, type OnlineRunSummary } from '../rlhf/online/trainer.js';
-import { PPO_DEFAULTS, PPO_SCHEMA } from '../rlhf/ppo/config.js';
-import { trainPpo } from '../rlhf/ppo/trainer.js';
-import { GRPO_DEFAULTS, GRPO_SCHEMA } from '../rlhf/grpo/config.js';
-import { trainGrpo } from '../rlhf/grpo/trainer.js';
-import { RLOO_DEFAULTS, RLOO_SCHEMA } from '../rlhf/rloo/config.js';
-import { trainRloo } from '../rlhf/rloo/trainer.js';
-import { REMAX_DEFAULTS, REMAX_SCHEMA } from '../rlhf/remax/config.js';
-import { trainRemax } from '../rlhf/remax/trainer.js';
-import { REINFORCE_DEFAULTS, REINFORCE_SCHEMA } from '../rlhf/reinforce/config.js';
-import { trainReinforce } from '../rlhf/reinforce/trainer.js';
-import { REINFORCEPP_DEFAULTS, REINFORCEPP_SCHEMA } from '../rlhf/reinforcepp/config.js';
-import { trainReinforcepp } from '../rlhf/reinforcepp/trainer.js';
+import { describeEval, type OnlineRunSummary } from '../rlhf/online/trainer.js';
+import { ONLINE_ALGORITHMS, type OnlineAlgorithmEntry } from '../rlhf/algorithms.js';
 import { RAFT_DEFAULTS, RAFT_SCHEMA } from '../rlhf/raft/config.js';
 import { type RaftRunSummary, trainRaft } from '../rlhf/raft/trainer.js';
 import { bestOfN, klBestOfN } from '../rlhf/bon.js';
@@ -35,30 +23,24 @@ const CONFIG_OPTIONS: Command['options'] = [
   { name: 'fresh', type: 'boolean', default: false, help: 'ignore an existing checkpoint in the output directory and start over' },
 ];
 
-function onlineCommand<C extends OnlineConfig>(name: string, summary: string, defaults: C, schema: Schema<C>, train: (cfg: C, opts: OnlineRunOptions) => Promise<OnlineRunSummary>): Command {
+function onlineCommand(a: OnlineAlgorithmEntry): Command {
   return {
-    summary,
+    summary: a.summary,
     options: CONFIG_OPTIONS,
-    helpExtra: () => `config fields (YAML; nested keys as in --set):\n${describeSchema(defaults, schema).map((l) => '  ' + l).join('\n')}`,
+    helpExtra: () => `config fields (YAML; nested keys as in --set):\n${a.describeConfig().map((l) => '  ' + l).join('\n')}`,
     async run(o) {
-      const cfg = loadConfig(o.config as string | undefined, o.set as string[], defaults, schema);
-      return withInterrupt((signal) => train(cfg, { fresh: o.fresh as boolean, signal }));
+      return withInterrupt((signal) => a.trainFromFile(o.config as string | undefined, o.set as string[], { fresh: o.fresh as boolean, signal }));
     },
     human(r) {
       const s = r as OnlineRunSummary;
-      return `${name}: policy saved to ${s.out}/model after ${s.steps} steps (${s.seconds.toFixed(1)} s)\n` +
+      return `${a.title}: policy saved to ${s.out}/model after ${s.steps} steps (${s.seconds.toFixed(1)} s)\n` +
         (s.initial ? `before: ${describeEval(s.initial)}\n` : '') + (s.final ? `after:  ${describeEval(s.final)}\n` : '');
     },
   };
 }
 
 export const policyCommands: Record<string, Command> = {
-  'train ppo': onlineCommand('PPO', 'optimise a policy with PPO (value head or separate critic, GAE, KL penalty in the reward, PPO-ptx)', PPO_DEFAULTS, PPO_SCHEMA, trainPpo),
-  'train grpo': onlineCommand('GRPO', 'optimise a policy with GRPO (group-normalised advantages, k3 KL in the loss; Dr. GRPO via grpo.scaleByStd=false)', GRPO_DEFAULTS, GRPO_SCHEMA, trainGrpo),
-  'train rloo': onlineCommand('RLOO', 'optimise a policy with RLOO (leave-one-out baselines, KL in the reward)', RLOO_DEFAULTS, RLOO_SCHEMA, trainRloo),
-  'train remax': onlineCommand('ReMax', "optimise a policy with ReMax (REINFORCE, the greedy decode's reward as baseline, KL in the reward)", REMAX_DEFAULTS, REMAX_SCHEMA, trainRemax),
-  'train reinforce': onlineCommand('REINFORCE', 'optimise a policy with REINFORCE and a moving-average baseline (KL in the reward)', REINFORCE_DEFAULTS, REINFORCE_SCHEMA, trainReinforce),
-  'train reinforcepp': onlineCommand('REINFORCE++', 'optimise a policy with REINFORCE++ (token-level KL in the reward, globally whitened returns, PPO clipping)', REINFORCEPP_DEFAULTS, REINFORCEPP_SCHEMA, trainReinforcepp),
+  ...Object.fromEntries(Object.entries(ONLINE_ALGORITHMS).map(([name, a]) => [`train ${name}`, onlineCommand(a)])),
   'train raft': {
     summary: 'RAFT: rounds of best-of-N sampling under a reward source → SFT on the winners (a finished round is skipped on rerun)',
     options: CONFIG_OPTIONS,

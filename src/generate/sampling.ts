@@ -3,7 +3,7 @@
  * sampling distribution only; the log-probabilities reported for a sampled token are always those of
  * the raw model (softmax of the unmodified logits), which is what RL's importance ratios need.
  */
-import { sampleCdf, sampleLogits, type Tensor, tokenLogprobs } from '../tensor/index.js';
+import { sampleCdf, sampleLogits, type Tensor, gatherLogprobs } from '../tensor/index.js';
 
 export interface SamplingOptions {
   /** 0 means greedy (argmax, lowest id on ties). Default 1. */
@@ -64,7 +64,7 @@ export function chooseTokens(logits: Tensor, o: Required<SamplingOptions>, unifo
  * The next token of every row and its log-prob under the raw model (softmax of the unmodified logits).
  * On float32 CPU logits without top-k / top-p, one native pass per row (sampleLogits: the same
  * inverse-CDF rule on the same uniforms, with its own float32 exp); with the filters, tensor ops choose
- * and tokenLogprobs scores with sampleLogits' arithmetic, so a token gets the same log-prob either way.
+ * and gatherLogprobs scores with sampleLogits' arithmetic, so a token gets the same log-prob either way.
  * Elsewhere (CUDA, 16-bit logits) tensor ops throughout.
  */
 export function nextTokens(logits: Tensor, o: Required<SamplingOptions>, uniforms: () => Float64Array): { tokens: BigInt64Array; logprobs: Float32Array } {
@@ -74,6 +74,6 @@ export function nextTokens(logits: Tensor, o: Required<SamplingOptions>, uniform
     return { tokens: tokens.data() as BigInt64Array, logprobs: logprobs.data() as Float32Array };
   }
   const next = chooseTokens(logits, o, uniforms);
-  const logp = native ? tokenLogprobs(logits, next) : logits.float().logSoftmax(-1).gather(-1, next.unsqueeze(-1)).squeeze(-1);
+  const logp = native ? gatherLogprobs(logits, next) : logits.float().logSoftmax(-1).gather(-1, next.unsqueeze(-1)).squeeze(-1);
   return { tokens: next.data() as BigInt64Array, logprobs: logp.data() as Float32Array };
 }

@@ -4,6 +4,7 @@
  * minute, for tests).
  */
 import { MAX_THREADS, SEED_RANGE, type Schema } from '../config.js';
+import { ONLINE_ALGORITHM_NAMES, type OnlineAlgorithmName } from '../rlhf/algorithms.js';
 
 export interface DemoConfig {
   seed: number;
@@ -25,8 +26,8 @@ export interface DemoConfig {
     lr: number;
   };
   rl: {
-    /** 'ppo' (default) or 'grpo'. */
-    algorithm: string;
+    /** The policy optimiser, by its name in the online-algorithm registry (src/rlhf/algorithms.ts): 'ppo' (default), 'grpo', 'rloo', … */
+    algorithm: OnlineAlgorithmName;
     steps: number;
     lr: number;
     /** KL coefficient β (small: the point is to let the policy over-optimise the proxy). */
@@ -82,7 +83,7 @@ export const DEMO_SCHEMA: Schema<DemoConfig> = {
     lr: { doc: 'proxy learning rate', min: 0 },
   },
   rl: {
-    algorithm: { doc: 'policy optimiser', oneOf: ['ppo', 'grpo'] },
+    algorithm: { doc: 'policy optimiser (an online algorithm)', oneOf: ONLINE_ALGORITHM_NAMES },
     steps: { doc: 'RL steps', integer: true, min: 1 },
     lr: { doc: 'policy learning rate', min: 0 },
     klCoef: { doc: 'KL coefficient β', min: 0 },

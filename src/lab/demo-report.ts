@@ -3,6 +3,7 @@
  * initial policy (as Gao et al. plot them), Gao et al.'s forms fitted to each, the gold peak, and
  * report.html + metrics.jsonl + summary.json in the output directory.
  */
+import { ONLINE_ALGORITHMS } from '../rlhf/algorithms.js';
 import { join } from 'node:path';
 import { buildInfo, getNumThreads } from '../tensor/index.js';
 import { machineInfo, machineSummary } from '../machine.js';
@@ -98,7 +99,7 @@ export async function analyse(cfg: DemoConfig, d: DemoInputs): Promise<DemoSumma
 }
 
 async function writeDemoReport(cfg: DemoConfig, d: DemoInputs, s: DemoSummary, c: { rlGold: Point[]; rlProxy: Point[]; bonGold: Point[]; bonProxy: Point[]; peak: RlPoint }): Promise<void> {
-  const algo = cfg.rl.algorithm.toUpperCase();
+  const algo = ONLINE_ALGORITHMS[cfg.rl.algorithm].title;
   const overRl = await renderChart(overoptimisationChart({ method: `RL (${algo})`, gold: c.rlGold, proxy: c.rlProxy, goldFit: s.fits.rlGold ?? undefined, proxyFit: s.fits.rlProxy ?? undefined, goldPeak: { x: Math.sqrt(c.peak.kl), y: c.peak.gold - d.rl[0]!.gold } }));
   const overBon = await renderChart(overoptimisationChart({ method: 'best-of-n', gold: c.bonGold, proxy: c.bonProxy, goldFit: s.fits.bonGold ?? undefined, proxyFit: s.fits.bonProxy ?? undefined }));
   const steps: LineChart = {

@@ -5,7 +5,7 @@
  *   1. preferences — pairs of fresh samples of the initial policy, labelled by synthetic annotators
  *      through Bradley–Terry on the gold reward (gold.ts);
  *   2. proxy — a reward model on the policy's backbone, trained on those labels;
- *   3. rl — PPO (or GRPO) against the proxy, gold and proxy measured on fresh samples along the way;
+ *   3. rl — PPO (or any online algorithm: rl.algorithm) against the proxy, gold and proxy measured on fresh samples along the way;
  *   4. best-of-n — n candidates ranked by the proxy, the chosen one's gold and proxy, for n = 1, 2, 4, …;
  *   5. report — Gao et al.'s forms fitted to gold vs √KL, report.html, metrics.jsonl, summary.json.
  */
@@ -20,10 +20,7 @@ import { trainRewardModel } from '../reward/train.js';
 import { parseRewardSpec } from '../rlhf/rewards.js';
 import { sample } from '../rlhf/online/rollout.js';
 import type { OnlineRunSummary } from '../rlhf/online/trainer.js';
-import { PPO_DEFAULTS, PPO_SCHEMA } from '../rlhf/ppo/config.js';
-import { trainPpo } from '../rlhf/ppo/trainer.js';
-import { GRPO_DEFAULTS, GRPO_SCHEMA } from '../rlhf/grpo/config.js';
-import { trainGrpo } from '../rlhf/grpo/trainer.js';
+import { checkEmbeddedRl, embeddedMiniBatch, ONLINE_ALGORITHMS } from '../rlhf/algorithms.js';
 import { bestOfFirst, bestOfN } from '../rlhf/bon.js';
 import { annotatePairs, toJsonl } from './annotators.js';
 import { goldReward } from './gold.js';
@@ -96,7 +93,7 @@ async function rl(cfg: DemoConfig, proxyDir: string, opts: DemoOptions, say: (l:
     reward: { sources: [`model:${proxyDir}`] },
     rollout: { prompts: c.prompts, samplesPerPrompt: c.samplesPerPrompt, maxNewTokens: cfg.preferences.maxNewTokens },
     kl: { coef: c.klCoef },
-    train: { steps: c.steps, lr: c.lr, evalEvery: c.evalEvery, evalSamples: c.evalSamples, checkpointEvery: c.evalEvery, threads: cfg.threads, ...(c.algorithm === 'ppo' ? { miniBatchSize: (c.prompts * c.samplesPerPrompt) / 2 } : {}) },
+    train: { steps: c.steps, lr: c.lr, evalEvery: c.evalEvery, evalSamples: c.evalSamples, checkpointEvery: c.evalEvery, threads: cfg.threads, ...embeddedMiniBatch(c.algorithm, c.prompts * c.samplesPerPrompt) },
   };
   const samplesDir = join(cfg.out, 'rl', 'samples');
   mkdirSync(samplesDir, { recursive: true });
@@ -110,9 +107,7 @@ async function rl(cfg: DemoConfig, proxyDir: string, opts: DemoOptions, say: (l:
     return { gold: m, goldSe: se };
   };
   const progress = (l: string) => say(`[demo 3/5 rl] ${l}`);
-  const run = c.algorithm === 'grpo'
-    ? await trainGrpo(validateConfig(raw, GRPO_DEFAULTS, GRPO_SCHEMA, 'demo rl'), { onEval, progress, signal: opts.signal })
-    : await trainPpo(validateConfig(raw, PPO_DEFAULTS, PPO_SCHEMA, 'demo rl'), { onEval, progress, signal: opts.signal });
+  const run = await ONLINE_ALGORITHMS[c.algorithm].train(raw, 'demo rl', { onEval, progress, signal: opts.signal });
   const rows = readFileSync(join(cfg.out, 'rl', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; eval?: { reward: number; rewardSe: number; kl: number; gold: number; goldSe: number; distinct2: number; length: number } });
   const points = rows.filter((r) => r.eval).map((r) => ({ step: r.step, kl: Math.max(0, r.eval!.kl), proxy: r.eval!.reward, proxySe: r.eval!.rewardSe, gold: r.eval!.gold, goldSe: r.eval!.goldSe, distinct2: r.eval!.distinct2, length: r.eval!.length }));
   const samples = points.map((p) => readJsonFile<SampleSet>(join(samplesDir, `step-${p.step}.json`)));
@@ -148,6 +143,7 @@ async function bestOfNPhase(cfg: DemoConfig, proxyDir: string, say: (l: string) 
 export async function runDemo(cfg: DemoConfig, opts: DemoOptions = {}): Promise<DemoSummary> {
   const t0 = Date.now();
   const say = opts.progress ?? ((l: string) => process.stderr.write(l + '\n'));
+  checkEmbeddedRl(cfg.rl.algorithm, cfg.rl, 'rl');
   setNumThreads(cfg.threads);
   try {
     mkdirSync(cfg.out, { recursive: true });

@@ -260,7 +260,7 @@ function cached<T>(path: string, fingerprint: unknown, make: () => T): T {
 // ---- analysis ---------------------------------------------------------------------------------------
 
 /** Gold at KL `k` along a run's evaluations: linear interpolation at the first crossing, null if never reached. */
-export function goldAtKl(points: readonly EvalPoint[], k: number): number | null {
+export function goldAtFirstCrossing(points: readonly EvalPoint[], k: number): number | null {
   for (let i = 0; i < points.length; i++) {
     const b = points[i]!;
     if (b.kl === k) return b.gold;
@@ -281,7 +281,7 @@ const f3 = (x: number | null): string => (x === null ? 'n/a' : x.toFixed(3));
 
 function analyse(cfg: SparseConfig, runs: GranularityResult[]): { table: Table; paragraphs: string[]; result: Record<string, unknown> } {
   const commonKl = Math.min(...runs.map((r) => Math.max(...r.evals.map((e) => e.kl))));
-  const atKl = runs.map((r) => (commonKl > 0 ? goldAtKl(r.evals, commonKl) : null));
+  const atKl = runs.map((r) => (commonKl > 0 ? goldAtFirstCrossing(r.evals, commonKl) : null));
   const mid = (r: GranularityResult) => r.evals[Math.floor((r.evals.length - 1) / 2)]!;
   const rows = runs.map((r, i) => {
     const first = r.evals[0]!;

@@ -25,7 +25,7 @@ export interface ScheduleConfig {
 type Decay = (step: number, warmupSteps: number, totalSteps: number) => number;
 
 /** max(1, ·) guards as transformers does, so warmupSteps === totalSteps does not divide by zero. */
-const DECAYS: Record<ScheduleKind, Decay> = {
+export const SCHEDULES: Readonly<Record<ScheduleKind, Decay>> = {
   constant: () => 1,
   linear: (step, warmup, total) => Math.max(0, (total - step) / Math.max(1, total - warmup)),
   cosine: (step, warmup, total) => {
@@ -51,14 +51,14 @@ export function lrAt(step: number, baseLr: number, cfg: ScheduleConfig): number 
 function multiplier(step: number, cfg: ScheduleConfig): number {
   if (step < cfg.warmupSteps) return step / Math.max(1, cfg.warmupSteps);
   const min = cfg.minLrRatio ?? 0;
-  return min + (1 - min) * DECAYS[cfg.kind](step, cfg.warmupSteps, cfg.totalSteps);
+  return min + (1 - min) * SCHEDULES[cfg.kind](step, cfg.warmupSteps, cfg.totalSteps);
 }
 
 /** Throws a RangeError naming the field at fault; call at config time to fail before training starts. */
 export function validateSchedule(cfg: ScheduleConfig): void {
   const where = 'learning-rate schedule';
-  if (!Object.hasOwn(DECAYS, cfg.kind)) {
-    throw new RangeError(`${where}: unknown kind ${JSON.stringify(cfg.kind)} (expected one of ${Object.keys(DECAYS).join(', ')})`);
+  if (!Object.hasOwn(SCHEDULES, cfg.kind)) {
+    throw new RangeError(`${where}: unknown kind ${JSON.stringify(cfg.kind)} (expected one of ${Object.keys(SCHEDULES).join(', ')})`);
   }
   for (const field of ['warmupSteps', 'totalSteps'] as const) {
     const v = cfg[field];

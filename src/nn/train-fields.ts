@@ -3,7 +3,8 @@
  * DPO and its family, KTO): one interface and one schema, each trainer naming its own unit (records,
  * examples, pairs, completions) and what its periodic evaluation measures.
  */
-import { MAX_THREADS, type FieldDoc, type Schema } from '../config.js';
+import { MAX_THREADS, type FieldDoc, namesOf, type Schema } from '../config.js';
+import { SCHEDULES, type ScheduleKind } from './schedule.js';
 import { AdamW, type Optimizer, SGD, type Tensor } from '../tensor/index.js';
 
 /**
@@ -37,7 +38,7 @@ export interface EpochTrainFields {
   weightDecay: number;
   warmupSteps: number;
   /** Learning-rate schedule after warm-up (src/nn/schedule.ts). */
-  schedule: string;
+  schedule: ScheduleKind;
   /** Stop after this many optimiser steps (0 = run the epochs). */
   maxSteps: number;
   /** Clip the global gradient norm (0 = off). */
@@ -59,11 +60,11 @@ export function epochTrainSchema(docs: { epochs: string; batchSize: string; grad
     epochs: { doc: docs.epochs, integer: true, min: 1, max: 1e6 },
     batchSize: { doc: docs.batchSize, integer: true, min: 1, max: 1 << 20 },
     gradAccum: { doc: docs.gradAccum, integer: true, min: 1, max: 1 << 16 },
-    optimizer: { doc: "'adamw' (default) or 'sgd' (plain steps of lr × the gradient; weightDecay then an L2 term)", oneOf: Object.keys(OPTIMIZERS) },
+    optimizer: { doc: "'adamw' (default) or 'sgd' (plain steps of lr × the gradient; weightDecay then an L2 term)", oneOf: namesOf(OPTIMIZERS) },
     lr: { doc: docs.lr ?? 'peak learning rate', min: 0 },
     weightDecay: { doc: 'weight decay: decoupled for AdamW (Loshchilov & Hutter 2019), L2 for SGD', min: 0 },
     warmupSteps: { doc: 'linear warm-up steps', integer: true, min: 0 },
-    schedule: { doc: 'learning-rate schedule after warm-up (src/nn/schedule.ts, as transformers)', oneOf: ['constant', 'linear', 'cosine'] },
+    schedule: { doc: 'learning-rate schedule after warm-up (src/nn/schedule.ts, as transformers)', oneOf: namesOf(SCHEDULES) },
     maxSteps: { doc: 'stop after this many optimiser steps (0 = run the epochs)', integer: true, min: 0 },
     clipGradNorm: { doc: 'global gradient-norm clip (0 = off)', min: 0 },
     evalEvery: { doc: docs.evalEvery, integer: true, min: 0 },

@@ -10,7 +10,7 @@
  */
 import { clipGradNorm, type Optimizer, type Tensor } from '../tensor/index.js';
 import { mulberry32 } from '../generate/rng.js';
-import { lrAt, type ScheduleKind } from './schedule.js';
+import { lrAt } from './schedule.js';
 import type { EpochTrainFields } from './train-fields.js';
 
 /** The order of `n` training units in `epoch`: a pure function of (seed, epoch), so resume needs no RNG state. */
@@ -54,7 +54,7 @@ export class StepPlan {
   }
 
   lr(step: number): number {
-    const schedule = { kind: this.t.schedule as ScheduleKind, warmupSteps: Math.min(this.t.warmupSteps, this.totalSteps), totalSteps: this.totalSteps };
+    const schedule = { kind: this.t.schedule, warmupSteps: Math.min(this.t.warmupSteps, this.totalSteps), totalSteps: this.totalSteps };
     return lrAt(step, this.t.lr, schedule);
   }
 }

@@ -2,9 +2,9 @@
  * The reward-model training configuration (`rlhf train rm --config FILE`), every field with its
  * default, units and meaning. Validated at load (src/config.ts): unknown keys and wrong types are errors.
  */
-import { SEED_RANGE, type Schema } from '../config.js';
+import { namesOf, SEED_RANGE, type Schema } from '../config.js';
 import { type EpochTrainFields, epochTrainSchema } from '../nn/train-fields.js';
-import type { AggregatorName } from './ensemble.js';
+import { type AggregatorName, ENSEMBLE_AGGREGATORS } from './ensemble.js';
 import { formatKind, type RewardRecordKind } from './pairs.js';
 
 export interface RewardTrainConfig {
@@ -52,14 +52,14 @@ export interface RewardTrainConfig {
       /** Train each member on a bootstrap resample (false: every member on all records, seeds differ). */
       bootstrap: boolean;
       /** Default aggregation of the members' rewards (ensemble.ts); also used by heads > 1. */
-      aggregation: string;
+      aggregation: AggregatorName;
       /** λ of mean_minus_std and uwo (reward units, reward² for uwo). */
       lambda: number;
     };
   };
   loss: {
     /** Must fit data.format: pairs train with BT, label-smoothed BT or PL (K = 2), rankings with PL, ratings with gaussian. */
-    type: string;
+    type: RewardTrainLoss;
     /** Bradley–Terry margin (a constant; 0 = none). */
     margin: number;
     /** Label smoothing ε for the conservative BT loss. */
@@ -92,6 +92,20 @@ export const REWARD_DEFAULTS: RewardTrainConfig = {
   },
 };
 
+/** The loss types `rlhf train rm` trains with. */
+export type RewardTrainLoss = 'bradley_terry' | 'label_smoothed_bt' | 'plackett_luce' | 'gaussian';
+
+/**
+ * The record kinds each loss trains on. Plackett–Luce over a pair is a ranking of K = 2, where it equals
+ * Bradley–Terry exactly (losses.ts), so pairs may train with it too.
+ */
+export const LOSS_KINDS: Readonly<Record<RewardTrainLoss, readonly RewardRecordKind[]>> = {
+  bradley_terry: ['pair'],
+  label_smoothed_bt: ['pair'],
+  plackett_luce: ['pair', 'ranking'],
+  gaussian: ['rating'],
+};
+
 export const REWARD_SCHEMA: Schema<RewardTrainConfig> = {
   seed: { doc: 'seed for initialisation and data order', ...SEED_RANGE },
   out: { doc: 'output directory' },
@@ -122,12 +136,12 @@ export const REWARD_SCHEMA: Schema<RewardTrainConfig> = {
     ensemble: {
       members: { doc: 'independent reward models K, each in out/member-k (0 = off)', integer: true, min: 0, max: 256 },
       bootstrap: { doc: 'train member k on bootstrap resample k of the training records' },
-      aggregation: { doc: 'default aggregation of members (and of heads > 1)', oneOf: ['mean', 'min', 'mean_minus_std', 'uwo'] },
+      aggregation: { doc: 'default aggregation of members (and of heads > 1)', oneOf: namesOf(ENSEMBLE_AGGREGATORS) },
       lambda: { doc: 'uncertainty penalty λ of mean_minus_std and uwo', min: 0 },
     },
   },
   loss: {
-    type: { doc: 'loss (src/reward/losses.ts)', oneOf: ['bradley_terry', 'label_smoothed_bt', 'plackett_luce', 'gaussian'] },
+    type: { doc: 'loss (src/reward/losses.ts)', oneOf: namesOf(LOSS_KINDS) },
     margin: { doc: 'Bradley–Terry margin', min: 0 },
     labelSmoothing: { doc: 'ε in [0, 0.5) for the label-smoothed BT loss', min: 0, below: 0.5 },
     centerCoef: { doc: "reward-centring coefficient (TRL's center_rewards_coefficient); pairs only", min: 0 },
@@ -144,19 +158,6 @@ export const REWARD_SCHEMA: Schema<RewardTrainConfig> = {
   },
 };
 
-/** The loss types `rlhf train rm` trains with. */
-export type RewardTrainLoss = 'bradley_terry' | 'label_smoothed_bt' | 'plackett_luce' | 'gaussian';
-
-/**
- * The record kinds each loss trains on. Plackett–Luce over a pair is a ranking of K = 2, where it equals
- * Bradley–Terry exactly (losses.ts), so pairs may train with it too.
- */
-export const LOSS_KINDS: Readonly<Record<RewardTrainLoss, readonly RewardRecordKind[]>> = {
-  bradley_terry: ['pair'],
-  label_smoothed_bt: ['pair'],
-  plackett_luce: ['pair', 'ranking'],
-  gaussian: ['rating'],
-};
 
 /**
  * Checks what the per-field schema cannot: that the fields fit together. Each message names the fields
@@ -164,9 +165,9 @@ export const LOSS_KINDS: Readonly<Record<RewardTrainLoss, readonly RewardRecordK
  */
 export function checkRewardConfig(cfg: RewardTrainConfig): void {
   const kind = formatKind(cfg.data.format);
-  const loss = cfg.loss.type as RewardTrainLoss;
+  const loss = cfg.loss.type;
   if (!LOSS_KINDS[loss]?.includes(kind)) {
-    const fits = (Object.keys(LOSS_KINDS) as RewardTrainLoss[]).filter((l) => LOSS_KINDS[l].includes(kind));
+    const fits = namesOf(LOSS_KINDS).filter((l) => LOSS_KINDS[l].includes(kind));
     throw new Error(`data.format '${cfg.data.format}' does not fit loss.type '${loss}': ${kind} records train with loss.type ${fits.join(' or ')}`);
   }
   if (cfg.loss.centerCoef > 0 && kind !== 'pair') throw new Error(`loss.centerCoef applies to pairwise data, not to data.format '${cfg.data.format}'`);
@@ -185,5 +186,5 @@ export function checkRewardConfig(cfg: RewardTrainConfig): void {
 
 /** The aggregation an ensemble (or a multi-head model) of this config uses by default. */
 export function configAggregation(cfg: RewardTrainConfig): { aggregation: AggregatorName; lambda: number } {
-  return { aggregation: cfg.model.ensemble.aggregation as AggregatorName, lambda: cfg.model.ensemble.lambda };
+  return { aggregation: cfg.model.ensemble.aggregation, lambda: cfg.model.ensemble.lambda };
 }

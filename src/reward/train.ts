@@ -234,7 +234,7 @@ interface OpenRun {
  * configuration's (and member's); any other checkpoint is refused. metrics.jsonl keeps only the rows the
  * checkpoint covers: later ones belong to the interrupted run.
  */
-function openRun(d: RunData, run: ModelRun, fresh: boolean, say: (line: string) => void): OpenRun {
+function openRewardRun(d: RunData, run: ModelRun, fresh: boolean, say: (line: string) => void): OpenRun {
   const { cfg } = d;
   manualSeed(run.seed);
   mkdirSync(run.out, { recursive: true });
@@ -265,13 +265,13 @@ async function fitRewardModel(d: RunData, run: ModelRun, opts: RunOptions, t0: n
   const { cfg } = d;
   const tag = run.member === null ? '[train rm]' : `[train rm member ${run.member}]`;
   const say = (l: string) => (opts.progress ?? ((x: string) => process.stderr.write(x + '\n')))(`${tag} ${l}`);
-  const { rm, opt, resumedFrom, logMetrics } = openRun(d, run, opts.fresh ?? false, say);
+  const { rm, opt, resumedFrom, logMetrics } = openRewardRun(d, run, opts.fresh ?? false, say);
   if (resumedFrom !== null) say(`resuming from step ${resumedFrom}`);
   const plan = new StepPlan(run.train.length, cfg.train, run.seed);
   const ckpt = join(run.out, 'checkpoint');
   const state = (step: number): TrainerState => ({ step, config: cfg, ...(run.member === null ? {} : { member: run.member }) });
 
-  const objective = OBJECTIVES[cfg.loss.type as RewardTrainLoss];
+  const objective = OBJECTIVES[cfg.loss.type];
   const ctx: LossContext = { loss: cfg.loss, scoreScale: d.scoreScale };
   const scorer = headEnsemble(rm, configAggregation(cfg)); // the trainer's own model: not disposed through it
   const evaluate = (records: readonly TokenizedRecord[]): HeldOutReport => evaluateHeldOut(scorer, records, { seed: cfg.seed, scoreScale: d.scoreScale });

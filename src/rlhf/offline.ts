@@ -16,6 +16,16 @@ import { checkResumeConfig, openMetricsLog, recoverRunDir } from '../run-dir.js'
 
 export { StepPlan } from '../nn/train-loop.js';
 
+/** Options of an offline policy run (SFT, DPO and its family, KTO). */
+export interface OfflineRunOptions {
+  fresh?: boolean;
+  progress?: (line: string) => void;
+  /** Stops before the next step with a checkpoint written (InterruptedError); a rerun resumes. */
+  signal?: AbortSignal;
+  /** How the policy and the reference are loaded from their directories (default src/models/hub.ts loadModel). */
+  loadModel?: (dir: string) => CausalLM;
+}
+
 interface TrainerState<C> {
   step: number;
   config: C;
@@ -54,7 +64,7 @@ export interface OpenRun {
  * written by this exact configuration (any other is refused, naming --fresh). metrics.jsonl is cut back
  * to the rows the checkpoint covers: later ones belong to the interrupted run.
  */
-export function openRun<C>(out: string, config: C, policy: CausalLM, t: EpochTrainFields, fresh: boolean, say?: (line: string) => void): OpenRun {
+export function openPolicyRun<C>(out: string, config: C, policy: CausalLM, t: EpochTrainFields, fresh: boolean, say?: (line: string) => void): OpenRun {
   mkdirSync(out, { recursive: true });
   const opt = epochOptimizer(policy.trainableParameters(), t);
   const ckpt = join(out, 'checkpoint');
@@ -72,7 +82,7 @@ export function openRun<C>(out: string, config: C, policy: CausalLM, t: EpochTra
   };
 }
 
-/** The parts of the epoch loop (src/nn/train-loop.ts) a policy run opened by openRun fixes; the trainer adds its step, line and evaluation. */
+/** The parts of the epoch loop (src/nn/train-loop.ts) a policy run opened by openPolicyRun fixes; the trainer adds its step, line and evaluation. */
 export function policyLoop(run: OpenRun, policy: CausalLM, plan: StepPlan, t: EpochTrainFields, o: { out: string; t0: number; say: (line: string) => void; signal?: AbortSignal | undefined }): Omit<EpochLoop, 'step' | 'describe' | 'evaluate'> {
   return {
     plan, opt: run.opt, params: () => policy.trainableParameters(), train: t, resumedFrom: run.resumedFrom,

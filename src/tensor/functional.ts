@@ -116,7 +116,7 @@ export function sampleLogits(logits: Tensor, temperature: number, uniforms: Floa
 }
 
 /** log softmax(logits)[token] per row of float32 CPU logits (B, V), tokens (B,) int64: sampleLogits' arithmetic. */
-export function tokenLogprobs(logits: Tensor, tokens: Tensor): Tensor {
+export function gatherLogprobs(logits: Tensor, tokens: Tensor): Tensor {
   return new Tensor(native.tokenLogprobs(logits.handle, tokens.handle));
 }
 

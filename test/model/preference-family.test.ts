@@ -23,7 +23,8 @@ import { loadModel, resolveModelDir } from '../../src/models/hub.js';
 import { loadTokenizer } from '../../src/text/index.js';
 import { memory } from '../../src/tensor/index.js';
 import { DPO_DEFAULTS, DPO_SCHEMA, type DpoConfig } from '../../src/rlhf/dpo/config.js';
-import { scoreSequences, trainDpo } from '../../src/rlhf/dpo/trainer.js';
+import { trainDpo } from '../../src/rlhf/dpo/trainer.js';
+import { sequenceLogprobs } from '../../src/rlhf/reference.js';
 import { sentimentLabels, sentimentPairs, writeLabels, writePairs } from '../../src/rlhf/dpo/synthetic-pairs.js';
 import { KTO_DEFAULTS, KTO_SCHEMA, type KtoConfig } from '../../src/rlhf/kto/config.js';
 import { tokenizeLabelled, trainKto } from '../../src/rlhf/kto/trainer.js';
@@ -153,7 +154,7 @@ describe('KTO moves desirable and undesirable log-ratios apart', () => {
     const policy = loadModel(join(out, 'model'));
     let lp: Float32Array;
     try {
-      lp = scoreSequences(policy, items, 32);
+      lp = sequenceLogprobs(policy, items, 32);
     } finally {
       policy.dispose();
     }

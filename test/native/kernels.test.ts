@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
-import { full, getNumThreads, groupedAttention, noGrad, randn, rmsNorm, rotary, sampleCdf, sampleLogits, scope, setNumThreads, type Tensor, tensor, tokenLogprobs, vectorKernels, zeros } from '../../src/tensor/index.js';
+import { full, getNumThreads, groupedAttention, noGrad, randn, rmsNorm, rotary, sampleCdf, sampleLogits, scope, setNumThreads, type Tensor, tensor, gatherLogprobs, vectorKernels, zeros } from '../../src/tensor/index.js';
 
 function maxAbsDiff(a: Tensor, b: Tensor): number {
   return scope(() => a.sub(b).abs().max().item());
@@ -119,7 +119,7 @@ describe('sampleLogits: the next token and its raw log-prob in one pass per row'
         assert.deepEqual(drawn, reference, path);
         const want = logits.logSoftmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1);
         assert.ok(maxAbsDiff(logprobs, want) < 1e-5, `${path}: log-probs`);
-        assert.deepEqual(Array.from(run(() => tokenLogprobs(logits, tokens)).data() as Float32Array), Array.from(logprobs.data() as Float32Array), `${path}: tokenLogprobs`);
+        assert.deepEqual(Array.from(run(() => gatherLogprobs(logits, tokens)).data() as Float32Array), Array.from(logprobs.data() as Float32Array), `${path}: tokenLogprobs`);
       }
     })));
   }
@@ -146,7 +146,7 @@ describe('sampleLogits: the next token and its raw log-prob in one pass per row'
   test('bad input: a clear error', () => scope(() => {
     assert.throws(() => sampleLogits(randn([2, 5]), 1, new Float64Array(3)), /3 uniforms for 2 rows/);
     assert.throws(() => sampleLogits(randn([2, 5]).double(), 1, new Float64Array(2)), /float32 CPU logits \(B, V\)/);
-    assert.throws(() => tokenLogprobs(randn([2, 5]), tensor(BigInt64Array.of(1n, 5n))), /token 5 outside the vocabulary of 5/);
+    assert.throws(() => gatherLogprobs(randn([2, 5]), tensor(BigInt64Array.of(1n, 5n))), /token 5 outside the vocabulary of 5/);
   }));
 });
 

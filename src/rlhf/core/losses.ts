@@ -27,7 +27,9 @@ export function clippedValueLoss(values: Tensor, oldValues: Tensor, returns: Ten
   return values.sub(returns).square().maximum(vClipped.sub(returns).square()).mul(0.5);
 }
 
-export type LossNormalisation = 'token' | 'sequence' | 'constant';
+/** How a per-token loss becomes a scalar (normalise below). */
+export const LOSS_NORMALISATIONS = ['token', 'sequence', 'constant'] as const;
+export type LossNormalisation = (typeof LOSS_NORMALISATIONS)[number];
 
 /**
  * Reduces a per-token loss (B, A) to a scalar. 'token': Σ(loss·mask) / Σmask over the whole batch — with

@@ -8,8 +8,8 @@
  * the reference-free SimPO and ORPO (`rlhf train ipo|simpo|orpo` are `train dpo` with that type as default,
  * OFFLINE_METHOD_DEFAULTS below).
  */
-import { SEED_RANGE, type Schema } from '../../config.js';
-import { REFERENCE_FREE, type PreferenceLossType } from '../core/preference.js';
+import { namesOf, SEED_RANGE, type Schema } from '../../config.js';
+import { PREFERENCE_LOSSES, REFERENCE_FREE, type PreferenceLossType } from '../core/preference.js';
 import { type EpochTrainFields, epochTrainSchema } from '../../nn/train-fields.js';
 
 export interface DpoConfig {
@@ -36,7 +36,7 @@ export interface DpoConfig {
   };
   loss: {
     /** The preference loss (src/rlhf/core/preference.ts PREFERENCE_LOSSES). */
-    type: string;
+    type: PreferenceLossType;
     /** β of the implicit reward β log(π/π_ref) (SimPO: β log π/|y|): larger keeps the policy closer to the reference. */
     beta: number;
     /** ε of conservative (sigmoid) and robust DPO: the assumed probability that a preference label is flipped. */
@@ -62,7 +62,7 @@ export const DPO_DEFAULTS: DpoConfig = {
 };
 
 /** Every paired `loss.type` (the keys of PREFERENCE_LOSSES). */
-export const PREFERENCE_LOSS_TYPES: readonly PreferenceLossType[] = ['sigmoid', 'ipo', 'robust', 'simpo', 'orpo'];
+export const PREFERENCE_LOSS_TYPES: readonly PreferenceLossType[] = namesOf(PREFERENCE_LOSSES);
 
 /**
  * The defaults of `rlhf train <method>` for the methods that are a loss of this trainer: the loss type,
@@ -121,7 +121,7 @@ export const DPO_SCHEMA: Schema<DpoConfig> = {
 export function checkDpoConfig(cfg: DpoConfig): void {
   if (!(cfg.loss.labelSmoothing < 0.5)) throw new Error(`loss.labelSmoothing must be < 0.5 (0.5 makes every label a coin flip), got ${cfg.loss.labelSmoothing}`);
   if (!(cfg.loss.beta > 0)) throw new Error(`loss.beta must be > 0, got ${cfg.loss.beta}`);
-  if (REFERENCE_FREE.has(cfg.loss.type as PreferenceLossType) && cfg.model.reference) {
+  if (REFERENCE_FREE.has(cfg.loss.type) && cfg.model.reference) {
     throw new Error(`model.reference is set ('${cfg.model.reference}') but loss.type ${cfg.loss.type} uses no reference model: leave it ''`);
   }
   if (!(cfg.data.splitRatio <= 1)) throw new Error(`data.splitRatio must be in [0, 1], got ${cfg.data.splitRatio}`);

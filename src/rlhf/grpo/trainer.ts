@@ -1,19 +1,8 @@
 /** GRPO: group-normalised sequence advantages broadcast to every token; KL as β·k3 in the loss. */
-import { type Tensor, tensor } from '../../tensor/index.js';
 import { groupAdvantages } from '../core/advantages.js';
 import { type Algorithm, type OnlineRunOptions, type OnlineRunSummary, trainOnline } from '../online/trainer.js';
-import type { Scored } from '../online/rollout.js';
+import { asGroups, broadcastToTokens } from '../online/token-rewards.js';
 import type { GrpoConfig } from './config.js';
-
-/** Sequence advantages (B) → (B, A) on the completion tokens. */
-export function broadcastToTokens(seqAdvantages: Tensor, r: Scored): Tensor {
-  return seqAdvantages.reshape(-1, 1).mul(r.batch.actionMask);
-}
-
-/** Rewards (B) as (P, G): rows of one prompt are consecutive (the rollout's layout). */
-export function asGroups(rewards: readonly number[], groupSize: number): Tensor {
-  return tensor(Float32Array.from(rewards), { shape: [rewards.length / groupSize, groupSize] });
-}
 
 export const grpoAlgorithm: Algorithm<GrpoConfig> = {
   name: 'grpo',

@@ -3,11 +3,12 @@
  * Deciphered" §7.6.4): the reward model is refreshed with comparisons of the policy's *current* samples
  * every round, so its labels follow the policy to where the proxy would otherwise be extrapolating.
  * Per round r = 1..R: sample pairs from the current policy → an annotator labels them → a reward model
- * is trained on all labels so far → RL (PPO or GRPO) continues from the current policy against it, with
+ * is trained on all labels so far → RL (any online algorithm, PPO by default) continues from the current policy against it, with
  * the KL measured from the *initial* policy. Units: labels = pairwise comparisons, steps = RL iterations
  * (one rollout each), KL in nats.
  */
 import { SEED_RANGE, type Schema } from '../../config.js';
+import { checkEmbeddedRl, ONLINE_ALGORITHM_NAMES, type OnlineAlgorithmName } from '../algorithms.js';
 import { THREADS_FIELD } from '../../nn/train-fields.js';
 
 export interface IteratedConfig {
@@ -38,8 +39,8 @@ export interface IteratedConfig {
     maxTokens: number;
   };
   rl: {
-    /** 'ppo' (a value head, GAE, KL in the reward) or 'grpo' (group advantages, k3 KL in the loss). */
-    algorithm: string;
+    /** The policy optimiser, by its name in the online-algorithm registry (../algorithms.ts): 'ppo' (default), 'grpo', 'rloo', … */
+    algorithm: OnlineAlgorithmName;
     /** RL steps per round. */
     steps: number;
     lr: number;
@@ -91,7 +92,7 @@ export const ITERATED_SCHEMA: Schema<IteratedConfig> = {
     maxTokens: { doc: 'drop pairs with a prompt + completion over this many tokens', integer: true, min: 1 },
   },
   rl: {
-    algorithm: { doc: 'policy optimiser', oneOf: ['ppo', 'grpo'] },
+    algorithm: { doc: 'policy optimiser (an online algorithm)', oneOf: ONLINE_ALGORITHM_NAMES },
     steps: { doc: 'RL steps per round', integer: true, min: 1 },
     lr: { doc: 'policy learning rate', min: 0 },
     klCoef: { doc: 'KL coefficient β (KL to the initial policy)', min: 0 },
@@ -108,8 +109,5 @@ export const ITERATED_SCHEMA: Schema<IteratedConfig> = {
 export function checkIteratedConfig(cfg: IteratedConfig): void {
   if (cfg.prompts.length === 0) throw new Error("prompts is empty: give at least one ('' = BOS only)");
   if (!(cfg.rm.splitRatio > 0 && cfg.rm.splitRatio < 1)) throw new Error(`rm.splitRatio must be in (0, 1) (some labels train, some are held out), got ${cfg.rm.splitRatio}`);
-  if (cfg.rl.algorithm === 'grpo' && cfg.rl.samplesPerPrompt < 2) throw new Error(`rl.samplesPerPrompt must be ≥ 2 for GRPO (advantages are relative within a group), got ${cfg.rl.samplesPerPrompt}`);
-  if (cfg.rl.algorithm === 'ppo' && (cfg.rl.prompts * cfg.rl.samplesPerPrompt) % 2 !== 0) {
-    throw new Error(`rl.prompts × rl.samplesPerPrompt must be even for PPO (two mini-batches per epoch), got ${cfg.rl.prompts * cfg.rl.samplesPerPrompt}`);
-  }
+  checkEmbeddedRl(cfg.rl.algorithm, cfg.rl, 'rl');
 }

@@ -3,7 +3,7 @@
  *   sample pairs from the current policy → annotate → reward model on all labels so far → RL from the
  *   current policy against it,
  * (Bai et al. 2022 §4.5; "RLHF Deciphered" §7.6.4). The reward model and RL are the ordinary trainers
- * (src/reward/train.ts, src/rlhf/ppo, src/rlhf/grpo), each writing into out/round-r/; nothing here copies
+ * (src/reward/train.ts, the online algorithms of src/rlhf/algorithms.ts), each writing into out/round-r/; nothing here copies
  * their loops. Every round's RL starts from the previous round's saved policy (a fresh optimiser and, for
  * PPO, a fresh value head: neither is part of the saved policy) and keeps the *initial* policy as its KL
  * reference, so the KL logged is the distance travelled since round 1.
@@ -24,10 +24,7 @@ import { trainRewardModel } from '../../reward/train.js';
 import { sample } from '../online/rollout.js';
 import type { EvalRow, OnlineRunOptions, OnlineRunSummary } from '../online/trainer.js';
 import type { PolicyEvaluation } from '../online/rollout.js';
-import { PPO_DEFAULTS, PPO_SCHEMA } from '../ppo/config.js';
-import { trainPpo } from '../ppo/trainer.js';
-import { GRPO_DEFAULTS, GRPO_SCHEMA } from '../grpo/config.js';
-import { trainGrpo } from '../grpo/trainer.js';
+import { embeddedMiniBatch, ONLINE_ALGORITHMS } from '../algorithms.js';
 import { type Annotator, checkLabels, type Comparison, type PairwiseLabel } from './annotator.js';
 import { checkIteratedConfig, type IteratedConfig } from './config.js';
 import { writeAtomic, readJsonFile } from '../../atomic.js';
@@ -149,7 +146,7 @@ function continueRl(cfg: IteratedConfig, round: number, policyDir: string, rmDir
     kl: { coef: c.klCoef },
     train: {
       steps: c.steps, lr: c.lr, evalEvery: c.evalEvery, evalSamples: c.evalSamples, checkpointEvery: c.checkpointEvery, threads: cfg.threads,
-      ...(c.algorithm === 'ppo' ? { miniBatchSize: (c.prompts * c.samplesPerPrompt) / 2 } : {}),
+      ...embeddedMiniBatch(c.algorithm, c.prompts * c.samplesPerPrompt),
     },
   };
   const evaluate = opts.evaluate;
@@ -163,9 +160,7 @@ function continueRl(cfg: IteratedConfig, round: number, policyDir: string, rmDir
   } : undefined;
   const run: OnlineRunOptions = { progress: say, ...(opts.signal ? { signal: opts.signal } : {}), ...(onEval ? { onEval } : {}) };
   const where = `round ${round} RL`;
-  return c.algorithm === 'grpo'
-    ? trainGrpo(validateConfig(raw, GRPO_DEFAULTS, GRPO_SCHEMA, where), run)
-    : trainPpo(validateConfig(raw, PPO_DEFAULTS, PPO_SCHEMA, where), run);
+  return ONLINE_ALGORITHMS[c.algorithm].train(raw, where, run);
 }
 
 /** One whole round: labels → reward model → RL; returns its row (the caller logs it and writes done.json). */

@@ -5,7 +5,7 @@
  * (accumulated) → clip → schedule → step → log → evaluate → checkpoint.
  *
  * Everything around the loop is shared: the step plan, schedule, checkpoints and resume (../offline.ts),
- * the reference cache, pair scoring and held-out evaluation (../dpo/trainer.ts). Held-out evaluation is on
+ * the reference cache, pair scoring and held-out evaluation (../reference.ts). Held-out evaluation is on
  * preference PAIRS with KTO's own implicit reward β(log π − log π_ref), exactly DPO's.
  */
 import { mkdirSync } from 'node:fs';
@@ -18,13 +18,13 @@ import { cannotFit, loadTokenizer, type Tokenizer } from '../../text/index.js';
 import { loadFeedback, type BinaryRecord } from '../../data/index.js';
 import { loadRewardRecords } from '../../reward/pairs.js';
 import { ktoLoss, ktoReferencePoint, PREFERENCE_LOSSES } from '../core/preference.js';
-import { openRun, policyLoop, progressLine, resumable, StepPlan } from '../offline.js';
+import { type OfflineRunOptions, openPolicyRun, policyLoop, progressLine, resumable, StepPlan } from '../offline.js';
 import { runEpochLoop } from '../../nn/train-loop.js';
 import { withRunLock } from '../../run-dir.js';
 import {
-  checkTokenizers, evaluatePairs, impliedPairs, pairCompletions, referenceLogprobs, tokenPairs, wrongShapeError,
-  type DpoEval, type DpoRunOptions, type TokenCompletion, type TokenPair,
-} from '../dpo/trainer.js';
+  checkTokenizers, evaluatePolicyPairs, impliedPairs, pairCompletions, type PairEval, referenceLogprobs, tokenPairs, wrongShapeError,
+  type TokenCompletion, type TokenPair,
+} from '../reference.js';
 import { checkKtoConfig, type KtoConfig } from './config.js';
 import { writeAtomic } from '../../atomic.js';
 
@@ -94,21 +94,21 @@ export interface KtoRunSummary {
   /** Whether the reference log-probs came from out/reference-logprobs.json. */
   referenceCached: boolean;
   /** Final held-out implicit-reward evaluation on pairs (null without data.testPath). */
-  eval: DpoEval | null;
+  eval: PairEval | null;
 }
 
 /**
  * Trains the policy under `cfg` into cfg.out (locked for the run), resuming from its checkpoint when it
  * holds this configuration.
  */
-export async function trainKto(cfg: KtoConfig, opts: DpoRunOptions = {}): Promise<KtoRunSummary> {
+export async function trainKto(cfg: KtoConfig, opts: OfflineRunOptions = {}): Promise<KtoRunSummary> {
   checkKtoConfig(cfg);
   return withRunLock(cfg.out, () => runKto(cfg, opts));
 }
 
 const mean = (x: number[]) => (x.length ? x.reduce((a, b) => a + b, 0) / x.length : null);
 
-async function runKto(cfg: KtoConfig, opts: DpoRunOptions): Promise<KtoRunSummary> {
+async function runKto(cfg: KtoConfig, opts: OfflineRunOptions): Promise<KtoRunSummary> {
   const t0 = Date.now();
   const say = progressLine('[train kto]', opts.progress);
   const load = opts.loadModel ?? loadModel;
@@ -128,11 +128,11 @@ async function runKto(cfg: KtoConfig, opts: DpoRunOptions): Promise<KtoRunSummar
 
   const policy: CausalLM = load(policyDir).train();
   try {
-    const run = openRun(cfg.out, cfg, policy, cfg.train, opts.fresh ?? false, say);
+    const run = openPolicyRun(cfg.out, cfg, policy, cfg.train, opts.fresh ?? false, say);
     if (run.resumedFrom !== null) say(`resuming from step ${run.resumedFrom}`);
-    const evaluate = (step: number, final: boolean): DpoEval | null => {
+    const evaluate = (step: number, final: boolean): PairEval | null => {
       if (d.test.length === 0) return null;
-      const e = evaluatePairs(policy, d.test, refTest, PREFERENCE_LOSSES.sigmoid, { beta: cfg.loss.beta, labelSmoothing: 0 }, cfg.train.batchSize);
+      const e = evaluatePolicyPairs(policy, d.test, refTest, PREFERENCE_LOSSES.sigmoid, { beta: cfg.loss.beta, labelSmoothing: 0 }, cfg.train.batchSize);
       run.logMetrics({ step, eval: { ...e, ...(final ? { final } : {}) } });
       say(`eval at step ${step}: held-out implicit-reward accuracy ${e.accuracy.toFixed(3)}, margin ${e.margin.toFixed(4)} (n ${e.n})`);
       return e;

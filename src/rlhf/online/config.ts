@@ -4,8 +4,15 @@
  * value model and GAE, GRPO's group normalisation). Units: rewards in the reward source's units, KL in
  * nats, lengths in tokens, steps = RL iterations (one rollout each).
  */
-import { SEED_RANGE, type Schema } from '../../config.js';
+import { namesOf, SEED_RANGE, type Schema } from '../../config.js';
+import { SCHEDULES, type ScheduleKind } from '../../nn/schedule.js';
+import { KL_ESTIMATORS, type KlEstimator } from '../core/advantages.js';
+import { LOSS_NORMALISATIONS, type LossNormalisation } from '../core/losses.js';
 import { THREADS_FIELD } from '../../nn/train-fields.js';
+
+/** Where PPO's critic lives: a value head on the policy's backbone, or a separate model. */
+export const CRITIC_KINDS = ['head', 'separate'] as const;
+export type CriticKind = (typeof CRITIC_KINDS)[number];
 
 export interface OnlineConfig {
   seed: number;
@@ -55,7 +62,7 @@ export interface OnlineConfig {
     /** β: the KL penalty's coefficient (initial value when adaptive). */
     coef: number;
     /** Per-token estimator (Schulman 2020): k1 in the reward, k3 in the loss. */
-    estimator: string;
+    estimator: KlEstimator;
     /** Adaptive control (Ziegler et al. 2019): target KL in nats per sequence (0 = fixed β). */
     target: number;
     horizon: number;
@@ -72,7 +79,7 @@ export interface OnlineConfig {
     lr: number;
     weightDecay: number;
     warmupSteps: number;
-    schedule: string;
+    schedule: ScheduleKind;
     clipGradNorm: number;
     /** PPO ratio clip: 1 − clipLow ≤ ρ ≤ 1 + clipHigh (clipHigh > clipLow is DAPO's clip-higher). */
     clipLow: number;
@@ -80,7 +87,7 @@ export interface OnlineConfig {
     /** Dual-clip bound c > 1 on negative advantages (0 = off; Ye et al. 2020). */
     dualClip: number;
     /** How the per-token loss becomes a scalar: token (global token mean), sequence, constant (Dr. GRPO). */
-    lossNormalisation: string;
+    lossNormalisation: LossNormalisation;
     /** Entropy bonus coefficient (0 = off). */
     entropyCoef: number;
     /** Write a resumable checkpoint every N steps (0 = only at the end). */
@@ -141,7 +148,7 @@ export const ONLINE_SCHEMA: Schema<OnlineConfig> = {
   },
   kl: {
     coef: { doc: 'KL coefficient β (initial, when adaptive)', min: 0 },
-    estimator: { doc: 'per-token KL estimator (Schulman 2020)', oneOf: ['k1', 'k2', 'k3'] },
+    estimator: { doc: 'per-token KL estimator (Schulman 2020)', oneOf: namesOf(KL_ESTIMATORS) },
     target: { doc: 'adaptive KL target in nats per sequence (0 = fixed β; Ziegler et al. 2019)', min: 0 },
     horizon: { doc: 'adaptive KL horizon in samples', min: 1 },
   },
@@ -150,15 +157,15 @@ export const ONLINE_SCHEMA: Schema<OnlineConfig> = {
     epochs: { doc: 'passes over each rollout', integer: true, min: 1 },
     miniBatchSize: { doc: 'sequences per optimiser step (0 = whole rollout)', integer: true, min: 0 },
     microBatchSize: { doc: 'sequences per forward/backward (0 = the mini-batch)', integer: true, min: 0 },
-    lr: { doc: 'AdamW learning rate (stories260K collapses at 3e-3: ../shared/FINDINGS.md)', min: 0 },
+    lr: { doc: 'AdamW learning rate (stories260K collapses at 3e-3)', min: 0 },
     weightDecay: { doc: 'AdamW decoupled weight decay', min: 0 },
     warmupSteps: { doc: 'linear warm-up, in optimiser steps', integer: true, min: 0 },
-    schedule: { doc: 'learning-rate schedule after warm-up', oneOf: ['constant', 'linear', 'cosine'] },
+    schedule: { doc: 'learning-rate schedule after warm-up', oneOf: namesOf(SCHEDULES) },
     clipGradNorm: { doc: 'global gradient-norm clip (0 = off)', min: 0 },
     clipLow: { doc: 'PPO ratio clip below 1 (ε_low)', min: 0 },
     clipHigh: { doc: 'PPO ratio clip above 1 (ε_high; > clipLow = DAPO clip-higher)', min: 0 },
     dualClip: { doc: 'dual-clip bound c > 1 for negative advantages (0 = off)', min: 0 },
-    lossNormalisation: { doc: 'per-token loss → scalar', oneOf: ['token', 'sequence', 'constant'] },
+    lossNormalisation: { doc: 'per-token loss → scalar', oneOf: LOSS_NORMALISATIONS },
     entropyCoef: { doc: 'entropy bonus coefficient (0 = off)', min: 0 },
     checkpointEvery: { doc: 'checkpoint period in steps (0 = end only)', integer: true, min: 0 },
     evalEvery: { doc: 'evaluation period in steps (0 = start and end only)', integer: true, min: 0 },

@@ -97,8 +97,8 @@ export function sequenceKl(logProbs: Tensor, refLogProbs: Tensor, mask: Tensor):
   return scope(() => [...(logProbs.sub(refLogProbs).mul(mask).sum(1).double().data() as Float64Array)]);
 }
 
-/** distinct-n: unique word n-grams / all word n-grams over a set of texts (Li et al. 2016); 0 when there are none. */
-export function distinctN(texts: readonly string[], n: number): number {
+/** distinct-n over tokens where every punctuation mark is a token of its own (the online trainers' `distinct2`; lab/gold.ts distinctN counts words only): unique n-grams / all n-grams (Li et al. 2016); 0 when there are none. */
+export function distinctTokenN(texts: readonly string[], n: number): number {
   const seen = new Set<string>();
   let total = 0;
   for (const t of texts) {
@@ -155,7 +155,7 @@ export function evaluatePolicy(policy: CausalLM, reference: CausalLM, tok: Token
   return {
     n: rows.length, reward: r.mean, rewardSe: r.se, kl: kls.reduce((a, x) => a + x, 0) / kls.length,
     length: all.completionIds.reduce((a, c) => a + c.length, 0) / rows.length,
-    distinct2: distinctN(all.completions, 2), ended: all.finish.filter((f) => f === 'eos').length / rows.length,
+    distinct2: distinctTokenN(all.completions, 2), ended: all.finish.filter((f) => f === 'eos').length / rows.length,
     samples: all, rewards,
   };
 }

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { AdamW, clipGradNorm, keep, manualSeed, noGrad, type Optimizer, scope, setNumThreads, type Tensor, tensor } from '../../tensor/index.js';
 import { loadCheckpoint, openMetricsLog, readCheckpointState, saveCheckpoint } from '../../nn/checkpoint.js';
 import type { Module } from '../../nn/module.js';
-import { lrAt, type ScheduleKind } from '../../nn/schedule.js';
+import { lrAt } from '../../nn/schedule.js';
 import { loadModel, resolveModelDir, saveModel, tokenizerFiles } from '../../models/hub.js';
 import type { CausalLM } from '../../models/common.js';
 import { loadTokenizer, type Tokenizer } from '../../text/index.js';
@@ -22,18 +22,18 @@ import { epochOrder, guardFinite, InterruptedError } from '../../nn/train-loop.j
 import { checkResumeConfig, recoverRunDir, withRunLock } from '../../run-dir.js';
 import { RewardModel } from '../../reward/model.js';
 import { AdaptiveKlController, FixedKlController, type KlController } from '../core/kl-controller.js';
-import { KL_ESTIMATORS, type KlEstimator } from '../core/advantages.js';
-import { clippedPolicyLoss, clippedValueLoss, type LossNormalisation, normalise } from '../core/losses.js';
+import { KL_ESTIMATORS } from '../core/advantages.js';
+import { clippedPolicyLoss, clippedValueLoss, normalise } from '../core/losses.js';
 import { clipRewards, lengthPenalty, missingEosPenalty, normaliseRewards, RunningMoments } from '../core/shaping.js';
 import { combinedReward, parseRewardSpec, sameTokenizer, type RewardSource } from '../rewards.js';
 import { actorForward, criticForward, disposeActions, sliceActions, ValueHead } from './actor.js';
-import { checkOnlineConfig, type OnlineConfig } from './config.js';
-import { type Critic, disposeScored, distinctN, evaluatePolicy, type PolicyEvaluation, sample, type SamplingSettings, type Scored, scoreRollout, sequenceKl } from './rollout.js';
+import { checkOnlineConfig, type CriticKind, type OnlineConfig } from './config.js';
+import { type Critic, disposeScored, distinctTokenN, evaluatePolicy, type PolicyEvaluation, sample, type SamplingSettings, type Scored, scoreRollout, sequenceKl } from './rollout.js';
 import { loadPrompts } from './prompts.js';
 
 /** What the update reads from the critic's side: the loss coefficient and value clip. */
 export interface CriticSpec {
-  kind: 'head' | 'separate';
+  kind: CriticKind;
   /** Weights of a separate value model ('' = the policy's initial weights). */
   init: string;
   coef: number;
@@ -70,11 +70,6 @@ export interface Algorithm<C extends OnlineConfig> {
   extraLoss?(policy: CausalLM, step: number, miniBatch: number, cfg: C): Tensor | null;
   /** Checks the algorithm's own config section. */
   check?(cfg: C): void;
-}
-
-/** Per-token k_estimator(π, π_ref) as a reward penalty: −β·k (B, A), masked. */
-export function klPenalty(r: Scored, klCoef: number, estimator: KlEstimator): Tensor {
-  return KL_ESTIMATORS[estimator](r.oldLogProbs, r.refLogProbs).mul(r.batch.actionMask).mul(-klCoef);
 }
 
 export interface OnlineRunOptions {
@@ -225,7 +220,7 @@ export function update<C extends OnlineConfig>(run: Run<C>, algo: Algorithm<C>, 
   const mini = t.miniBatchSize || n;
   const micro = t.microBatchSize || mini;
   const perStep = n / mini;
-  const schedule = { kind: t.schedule as ScheduleKind, warmupSteps: t.warmupSteps, totalSteps: t.steps * t.epochs * perStep };
+  const schedule = { kind: t.schedule, warmupSteps: t.warmupSteps, totalSteps: t.steps * t.epochs * perStep };
   const params = [...policy.trainableParameters(), ...(critic?.head ?? critic?.model)?.trainableParameters() ?? []];
   const lengths = r.completionIds.map((c) => c.length);
   const s: UpdateStats = { loss: 0, valueLoss: spec ? 0 : null, clipFraction: 0, approxKl: 0, gradNorm: 0, optimiserSteps: 0 };
@@ -249,9 +244,9 @@ export function update<C extends OnlineConfig>(run: Run<C>, algo: Algorithm<C>, 
           const out = actorForward(policy, mb, { valueHead: critic?.head ?? null, entropy: t.entropyCoef > 0 });
           const { loss: pl, clipped } = clippedPolicyLoss(out.logProbs, old, rowsOf(adv, idx), { clipLow: t.clipLow, clipHigh: t.clipHigh, ...(t.dualClip > 1 ? { dualClip: t.dualClip } : {}) });
           let perToken = pl;
-          if (algo.klInLoss && klCoef > 0) perToken = perToken.add(KL_ESTIMATORS[cfg.kl.estimator as KlEstimator](out.logProbs, rowsOf(r.refLogProbs, idx)).mul(klCoef));
+          if (algo.klInLoss && klCoef > 0) perToken = perToken.add(KL_ESTIMATORS[cfg.kl.estimator](out.logProbs, rowsOf(r.refLogProbs, idx)).mul(klCoef));
           if (t.entropyCoef > 0) perToken = perToken.sub(out.entropy!.mul(t.entropyCoef));
-          let loss = normalise(perToken, mask, t.lossNormalisation as LossNormalisation, { tokenCount: miniTokens, sequences: rows.length, constant: cfg.rollout.maxNewTokens * rows.length });
+          let loss = normalise(perToken, mask, t.lossNormalisation, { tokenCount: miniTokens, sequences: rows.length, constant: cfg.rollout.maxNewTokens * rows.length });
           if (spec && critic && ret && r.oldValues) {
             const values = critic.head ? out.values! : criticForward(critic.model!, mb);
             // The logged value loss is the unscaled one (dividing the scaled one back out is 0/0 at coef 0).
@@ -358,7 +353,7 @@ export function rlStep<C extends OnlineConfig>(run: Run<C>, algo: Algorithm<C>, 
   }
 }
 
-const distinct2 = (texts: readonly string[]): number => distinctN(texts, 2);
+const distinct2 = (texts: readonly string[]): number => distinctTokenN(texts, 2);
 
 export { InterruptedError };
 

@@ -5,7 +5,7 @@
  * last token.
  */
 import type { Schema } from '../../config.js';
-import { ONLINE_DEFAULTS, ONLINE_SCHEMA, type OnlineConfig } from '../online/config.js';
+import { CRITIC_KINDS, type CriticKind, ONLINE_DEFAULTS, ONLINE_SCHEMA, type OnlineConfig } from '../online/config.js';
 
 export interface PpoConfig extends OnlineConfig {
   ppo: {
@@ -16,7 +16,7 @@ export interface PpoConfig extends OnlineConfig {
     whitenAdvantages: boolean;
     value: {
       /** 'head': a value head on the policy's backbone (shared); 'separate': its own backbone + head. */
-      kind: string;
+      kind: CriticKind;
       /** A separate value model's initial backbone ('' = the policy's). */
       init: string;
       /** Weight of the value loss in the total loss. */
@@ -61,7 +61,7 @@ export const PPO_SCHEMA: Schema<PpoConfig> = {
     lambda: { doc: 'GAE trace λ', min: 0 },
     whitenAdvantages: { doc: 'whiten advantages over the rollout' },
     value: {
-      kind: { doc: "critic: 'head' on the policy backbone or a 'separate' model", oneOf: ['head', 'separate'] },
+      kind: { doc: "critic: 'head' on the policy backbone or a 'separate' model", oneOf: CRITIC_KINDS },
       init: { doc: "separate value model's initial weights ('' = the policy's)" },
       coef: { doc: 'value-loss coefficient', min: 0 },
       clip: { doc: 'value clip ε_v', min: 0 },

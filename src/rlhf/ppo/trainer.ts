@@ -4,33 +4,16 @@
  * whitened advantages, a critic (value head or separate model) with a clipped value loss, and PPO-ptx.
  */
 import { readFileSync } from 'node:fs';
-import { type Tensor, tensor } from '../../tensor/index.js';
 import { leftPad } from '../../generate/generate.js';
 import { tokenLogprobs } from '../../generate/score.js';
 import { mulberry32 } from '../../generate/rng.js';
 import { loadTokenizer } from '../../text/index.js';
 import { resolveModelDir } from '../../models/hub.js';
 import type { CausalLM } from '../../models/common.js';
-import { gae, type KlEstimator, whiten } from '../core/advantages.js';
-import { type Algorithm, klPenalty, type OnlineRunOptions, type OnlineRunSummary, trainOnline } from '../online/trainer.js';
-import type { Scored } from '../online/rollout.js';
+import { gae, whiten } from '../core/advantages.js';
+import { type Algorithm, type OnlineRunOptions, type OnlineRunSummary, trainOnline } from '../online/trainer.js';
+import { tokenRewards } from '../online/token-rewards.js';
 import type { PpoConfig } from './config.js';
-
-/** Per-token rewards (B, A): the KL penalty plus the shaped sequence reward at each sequence's last token. */
-export function ppoTokenRewards(r: Scored, rewards: readonly number[], klCoef: number, estimator: KlEstimator): Tensor {
-  const [b, a] = r.batch.actionMask.shape as [number, number];
-  const extra = new Float32Array(b * a);
-  r.completionIds.forEach((c, i) => {
-    const dense = r.reward.tokenRewards?.[i];
-    if (dense) {
-      dense.forEach((x, t) => (extra[i * a + t] = x));
-      extra[i * a + c.length - 1]! += rewards[i]! - r.reward.rewards[i]!; // shaping applies to the sequence total
-    } else {
-      extra[i * a + c.length - 1] = rewards[i]!;
-    }
-  });
-  return klPenalty(r, klCoef, estimator).add(tensor(extra, { shape: [b, a] }));
-}
 
 /** The pre-training documents of PPO-ptx, tokenised once. */
 function ptxLoss(cfg: PpoConfig): Algorithm<PpoConfig>['extraLoss'] {
@@ -60,10 +43,10 @@ export function ppoAlgorithm(cfg: PpoConfig): Algorithm<PpoConfig> {
   return {
     name: 'ppo',
     klInLoss: false,
-    critic: (c) => ({ kind: c.ppo.value.kind as 'head' | 'separate', init: c.ppo.value.init, coef: c.ppo.value.coef, clip: c.ppo.value.clip, lr: c.ppo.value.lr }),
+    critic: (c) => ({ kind: c.ppo.value.kind, init: c.ppo.value.init, coef: c.ppo.value.coef, clip: c.ppo.value.clip, lr: c.ppo.value.lr }),
     advantages(r, rewards, klCoef, c) {
-      const tokenRewards = ppoTokenRewards(r, rewards, klCoef, c.kl.estimator as KlEstimator);
-      const { advantages, returns } = gae(tokenRewards, r.oldValues!, r.batch.actionMask, c.ppo.gamma, c.ppo.lambda);
+      const perToken = tokenRewards(r, rewards, klCoef, c.kl.estimator);
+      const { advantages, returns } = gae(perToken, r.oldValues!, r.batch.actionMask, c.ppo.gamma, c.ppo.lambda);
       return { advantages: c.ppo.whitenAdvantages ? whiten(advantages, r.batch.actionMask) : advantages, returns };
     },
     extraLoss: ptxLoss(cfg),

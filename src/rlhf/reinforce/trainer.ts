@@ -5,9 +5,8 @@
  * depend on the sample it is subtracted from beyond 1/B — the usual moving-baseline trade.
  */
 import { tensor } from '../../tensor/index.js';
-import type { KlEstimator } from '../core/advantages.js';
-import { broadcastToTokens } from '../grpo/trainer.js';
-import { type Algorithm, klPenalty, type OnlineRunOptions, type OnlineRunSummary, trainOnline } from '../online/trainer.js';
+import { type Algorithm, type OnlineRunOptions, type OnlineRunSummary, trainOnline } from '../online/trainer.js';
+import { broadcastToTokens, sequenceKlPenalty } from '../online/token-rewards.js';
 import type { ReinforceConfig } from './config.js';
 
 /** The baseline's update b ← m·b + (1 − m)·mean(R); `b` null (no step yet) starts it at mean(R). */
@@ -27,7 +26,7 @@ export function reinforceAlgorithm(): Algorithm<ReinforceConfig> {
     klInLoss: false,
     critic: () => null,
     advantages(r, rewards, klCoef, c) {
-      const penalty = klPenalty(r, klCoef, c.kl.estimator as KlEstimator).sum(1).data() as Float32Array; // −β·KL per sequence
+      const penalty = sequenceKlPenalty(r, klCoef, c.kl.estimator); // −β·KL per sequence
       const total = rewards.map((x, i) => x + penalty[i]!);
       // The first step's baseline is its own mean; afterwards the average of earlier steps only.
       const baseline = b ?? movingBaseline(null, total, c.reinforce.baselineMomentum);

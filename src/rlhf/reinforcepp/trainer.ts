@@ -4,8 +4,8 @@
  * whitened over the whole rollout's tokens (OpenRLHF normalises over the global batch, not per prompt).
  */
 import { type Tensor, zerosLike } from '../../tensor/index.js';
-import { gae, type KlEstimator, whiten } from '../core/advantages.js';
-import { ppoTokenRewards } from '../ppo/trainer.js';
+import { gae, whiten } from '../core/advantages.js';
+import { tokenRewards } from '../online/token-rewards.js';
 import type { Scored } from '../online/rollout.js';
 import { type Algorithm, type OnlineRunOptions, type OnlineRunSummary, trainOnline } from '../online/trainer.js';
 import type { ReinforceppConfig } from './config.js';
@@ -17,7 +17,7 @@ export function discountedReturns(tokenRewards: Tensor, actionMask: Tensor, gamm
 
 /** REINFORCE++ advantages (B, A): the token-level returns, globally whitened over the rollout's completion tokens. */
 export function reinforceppAdvantages(r: Scored, rewards: readonly number[], klCoef: number, c: ReinforceppConfig): Tensor {
-  const returns = discountedReturns(ppoTokenRewards(r, rewards, klCoef, c.kl.estimator as KlEstimator), r.batch.actionMask, c.reinforcepp.gamma);
+  const returns = discountedReturns(tokenRewards(r, rewards, klCoef, c.kl.estimator), r.batch.actionMask, c.reinforcepp.gamma);
   return whiten(returns, r.batch.actionMask);
 }
 

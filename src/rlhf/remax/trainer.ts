@@ -6,10 +6,9 @@
  * put the samples on a scale the baseline is not on).
  */
 import { tensor } from '../../tensor/index.js';
-import type { KlEstimator } from '../core/advantages.js';
-import { broadcastToTokens } from '../grpo/trainer.js';
 import { sample } from '../online/rollout.js';
-import { type Algorithm, klPenalty, type OnlineRunOptions, type OnlineRunSummary, type Run, settings, shapeRewards, stepSeed, trainOnline } from '../online/trainer.js';
+import { broadcastToTokens, sequenceKlPenalty } from '../online/token-rewards.js';
+import { type Algorithm, type OnlineRunOptions, type OnlineRunSummary, type Run, settings, shapeRewards, stepSeed, trainOnline } from '../online/trainer.js';
 import type { RemaxConfig } from './config.js';
 
 /**
@@ -32,7 +31,7 @@ export const remaxAlgorithm: Algorithm<RemaxConfig> = {
   baseline: (run, r, step) => greedyBaseline(run, r.prompts, step),
   advantages(r, rewards, klCoef, c, baseline) {
     if (!baseline) throw new Error('ReMax advantages need the greedy-decode baseline (Algorithm.baseline)');
-    const penalty = klPenalty(r, klCoef, c.kl.estimator as KlEstimator).sum(1).data() as Float32Array; // −β·KL per sequence
+    const penalty = sequenceKlPenalty(r, klCoef, c.kl.estimator); // −β·KL per sequence
     const adv = rewards.map((x, i) => x + penalty[i]! - baseline[i]!);
     return { advantages: broadcastToTokens(tensor(Float32Array.from(adv)), r), returns: null };
   },

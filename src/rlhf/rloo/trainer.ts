@@ -1,7 +1,7 @@
 /** RLOO: sequence reward − β·KL, leave-one-out baseline within each prompt's k samples, broadcast to tokens. */
-import { type KlEstimator, leaveOneOutAdvantages } from '../core/advantages.js';
-import { asGroups, broadcastToTokens } from '../grpo/trainer.js';
-import { type Algorithm, klPenalty, type OnlineRunOptions, type OnlineRunSummary, trainOnline } from '../online/trainer.js';
+import { leaveOneOutAdvantages } from '../core/advantages.js';
+import { type Algorithm, type OnlineRunOptions, type OnlineRunSummary, trainOnline } from '../online/trainer.js';
+import { asGroups, broadcastToTokens, sequenceKlPenalty } from '../online/token-rewards.js';
 import type { RlooConfig } from './config.js';
 
 export const rlooAlgorithm: Algorithm<RlooConfig> = {
@@ -9,7 +9,7 @@ export const rlooAlgorithm: Algorithm<RlooConfig> = {
   klInLoss: false,
   critic: () => null,
   advantages(r, rewards, klCoef, c) {
-    const penalty = klPenalty(r, klCoef, c.kl.estimator as KlEstimator).sum(1).data() as Float32Array; // −β·KL per sequence
+    const penalty = sequenceKlPenalty(r, klCoef, c.kl.estimator); // −β·KL per sequence
     const total = rewards.map((x, i) => x + penalty[i]!);
     return { advantages: broadcastToTokens(leaveOneOutAdvantages(asGroups(total, c.rollout.samplesPerPrompt)), r), returns: null };
   },

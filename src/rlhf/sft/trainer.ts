@@ -16,7 +16,7 @@ import { noGrad, scope, setNumThreads, type Tensor, tensor } from '../../tensor/
 import { loadModel, resolveModelDir, saveModel, tokenizerFiles } from '../../models/hub.js';
 import type { CausalLM } from '../../models/common.js';
 import { loadTokenizer } from '../../text/index.js';
-import { openRun, policyLoop, progressLine, StepPlan } from '../offline.js';
+import { openPolicyRun, policyLoop, progressLine, StepPlan } from '../offline.js';
 import { runEpochLoop } from '../../nn/train-loop.js';
 import { withRunLock } from '../../run-dir.js';
 import type { SftConfig } from './config.js';
@@ -159,7 +159,7 @@ async function runSft(cfg: SftConfig, opts: SftRunOptions): Promise<SftRunSummar
     const eosId = cfg.data.appendEos ? policy.config.eosTokenIds[0] ?? null : null;
     const d = await prepareData(cfg, say, eosId);
     const plan = new StepPlan(d.rows.length, cfg.train, cfg.seed);
-    const run = openRun(cfg.out, cfg, policy, cfg.train, opts.fresh ?? false, say);
+    const run = openPolicyRun(cfg.out, cfg, policy, cfg.train, opts.fresh ?? false, say);
     if (run.resumedFrom !== null) say(`resuming from step ${run.resumedFrom}`);
     const evaluate = (step: number, final: boolean) => {
       if (d.test.length === 0) return null;
