@@ -27,6 +27,7 @@ export function namesOf<K extends string>(registry: Readonly<Record<K, unknown>>
 /** Seeds are 32-bit: every RNG here takes `seed >>> 0`, so 2^32 and 1e300 would silently alias a smaller seed. */
 export const SEED_RANGE = { integer: true, min: 0, max: 2 ** 32 - 1 } as const;
 export { MAX_THREADS } from './cli/args.js';
+/** A config type's schema: a FieldDoc per leaf field, nested like the config (validateConfig, describeSchema). */
 export type Schema<T> = { [K in keyof T]: T[K] extends object ? (T[K] extends unknown[] ? FieldDoc : Schema<T[K]>) : FieldDoc };
 
 /** Configs are hand-written YAML: a megabyte is far beyond any real one, and bounds what a mistake can read. */
@@ -147,6 +148,17 @@ export function deepMerge(base: unknown, over: unknown): unknown {
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(over)) setOwn(out, k, deepMerge(Object.hasOwn(base, k) ? base[k] : undefined, v));
   return out;
+}
+
+/** Any subset of a config's fields, nested: what a program overrides (arrays are replaced whole). */
+export type ConfigOverrides<T> = { [K in keyof T]?: T[K] extends readonly unknown[] ? T[K] : T[K] extends object ? ConfigOverrides<T[K]> : T[K] };
+
+/**
+ * A config from code: `overrides` merged over `defaults` and checked against `schema` exactly as a config
+ * file is (ranges, enums, unknown keys), e.g. `makeConfig(PPO_DEFAULTS, PPO_SCHEMA, { train: { steps: 2 } })`.
+ */
+export function makeConfig<T extends object>(defaults: T, schema: Schema<T>, overrides: ConfigOverrides<T> = {}): T {
+  return validateConfig(overrides, defaults, schema, 'config');
 }
 
 /**

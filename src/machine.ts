@@ -20,6 +20,7 @@ export interface VectorExtensions {
   sve: boolean;
 }
 
+/** The machine a run runs on: CPU model, architecture, cores and vector extensions, the BLAS and OpenMP runtimes loaded, the kernels' path. */
 export interface MachineInfo {
   cpu: { model: string; arch: string; logicalCores: number; vector: VectorExtensions };
   blas: BlasInfo;
@@ -60,6 +61,7 @@ export function mappedLibraries(...names: string[]): string[] {
   return [...found];
 }
 
+/** The machine a run runs on, read from the OS, /proc/cpuinfo and the loaded libraries. */
 export function machineInfo(): MachineInfo {
   const { model, flags } = cpuinfo();
   const isArm = arch() === 'arm64';

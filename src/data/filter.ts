@@ -3,6 +3,7 @@
 import { recordKey } from './split.js';
 import { responsesOf, type FeedbackRecord } from './types.js';
 
+/** What filterRecords drops: duplicates, and records whose prompt or responses are longer than a token limit. */
 export interface FilterOptions {
   /** Drop a record whose prompt and responses (and kind) equal an earlier record's. Default true. */
   dedupe?: boolean;
@@ -18,6 +19,7 @@ export interface FilterOptions {
   count?: (text: string) => number;
 }
 
+/** The records filterRecords kept, and how many it dropped for each reason. */
 export interface FilterResult<R extends FeedbackRecord> {
   records: R[];
   /** Each dropped record is counted once, under the first reason in this order. */

@@ -15,6 +15,7 @@ export class RecordError extends Error {
   }
 }
 
+/** Where a record came from (file and line) and its format's options, for parsers and their errors. */
 export interface ParseContext {
   /** Renders conversational records; without it a message list is an error. */
   chatTemplate?: ChatTemplateFn;
@@ -23,6 +24,7 @@ export interface ParseContext {
 }
 
 type JsonObject = { readonly [key: string]: unknown };
+/** A feedback format's parser: one JSON object to one typed record, or a FeedbackError naming the field. */
 export type RecordParser = (raw: JsonObject, ctx: ParseContext) => FeedbackRecord;
 
 const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -15,6 +15,7 @@ export class FeedbackError extends Error {
   }
 }
 
+/** A record a loader skipped: its file, line and the reason. */
 export interface InvalidRecord {
   /** 1-based line number. */
   line: number;
@@ -22,6 +23,7 @@ export interface InvalidRecord {
   reason: string;
 }
 
+/** How a feedback file is read: its format, whether invalid records are skipped (and reported) or fatal. */
 export interface StreamOptions {
   format: FeedbackFormat;
   /** Skip records that do not fit the format (and lines that are not JSON) instead of throwing. Default false. */
@@ -149,6 +151,7 @@ function parseLine(text: string, line: number, file: string, opts: StreamOptions
 /** How many examples of invalid records a report keeps (the count covers all of them). */
 export const MAX_INVALID_EXAMPLES = 10;
 
+/** What a load read: non-blank lines, records kept, and the invalid lines skipped with the first reasons. */
 export interface LoadReport {
   /** Non-blank lines read. */
   read: number;
@@ -158,6 +161,7 @@ export interface LoadReport {
   invalid: { count: number; examples: InvalidRecord[] };
 }
 
+/** Options of loadFeedback: the stream's, without the per-record callback (the report collects them). */
 export type LoadOptions = Omit<StreamOptions, 'onInvalid'>;
 
 /** All records of a feedback file at once, with a report of what was read, kept and skipped. */

@@ -20,6 +20,7 @@ import { responsesOf, type FeedbackRecord } from './types.js';
  */
 export type SplitKey = 'record' | 'prompt';
 
+/** A seeded hash split: the seed, the train fraction, and what is hashed (each record or its prompt). */
 export interface SplitOptions {
   /** Any integer or string; the same seed gives the same split. */
   seed: number | string;
@@ -29,6 +30,7 @@ export interface SplitOptions {
   key?: SplitKey;
 }
 
+/** A side of a split. */
 export type SplitPart = 'train' | 'test';
 
 /** The text a record is identified by: JSON of the kind and texts, so no two different records collide. */

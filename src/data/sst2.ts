@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { hashUniform } from './split.js';
 import type { PairRecord } from './types.js';
 
+/** How SST-2 lines become pairs: the seed that picks each positive sentence's negative partner, and the input's name for errors. */
 export interface Sst2Options {
   /** Chooses each positive sentence's negative partner; the same seed gives the same pairs. */
   seed: number | string;

@@ -109,6 +109,7 @@ export interface RawFormats {
   rating: RawRating;
   binary: RawBinary;
 }
+/** Every feedback format by name (the keys of the parser registry). */
 export type FeedbackFormat = keyof RawFormats;
 
 /** Provenance of a normalised record: the raw record's optional fields plus where it was read from. */

@@ -9,8 +9,10 @@ import type { CausalLM } from '../models/common.js';
 import { streamKey, uniformAt } from './rng.js';
 import { nextTokens, type SamplingOptions, validateSampling } from './sampling.js';
 
+/** Why a completion stopped: an end-of-sequence token, the token budget, or a stop id. */
 export type FinishReason = 'eos' | 'length' | 'stop';
 
+/** Batched generation: sampling settings, the token budget, the seed and stream of each prompt, end ids and stop strings. */
 export interface GenerateOptions extends SamplingOptions {
   maxNewTokens: number;
   /** Base seed of the sampling streams (default 0). */
@@ -28,6 +30,7 @@ export interface GenerateOptions extends SamplingOptions {
   onToken?: (row: number, token: number, logprob: number) => void;
 }
 
+/** One generated completion: its token ids, their log-probs under the raw model, and why it stopped. */
 export interface Completion {
   /** The completion's token ids (the end-of-sequence token only with includeEos). */
   tokens: number[];
@@ -56,6 +59,7 @@ export function positionsFromMask(mask: Tensor): Tensor {
   return scope(() => mask.cumsum(1).sub(1).clamp(0, null));
 }
 
+/** Samples one completion per prompt (token ids, BOS included) in one left-padded batch with a KV cache; each row draws from its own seeded stream, so a row's sample does not depend on the batch. */
 export function generate(model: CausalLM, prompts: readonly (readonly number[])[], opts: GenerateOptions): Completion[] {
   const sampling = validateSampling(opts);
   const b = prompts.length;

@@ -5,6 +5,7 @@
  */
 import { sampleCdf, sampleLogits, type Tensor, gatherLogprobs } from '../tensor/index.js';
 
+/** Temperature, top-k and top-p (0 and 1 switch the filters off; temperature 0 is greedy). */
 export interface SamplingOptions {
   /** 0 means greedy (argmax, lowest id on ties). Default 1. */
   temperature?: number;

@@ -21,6 +21,7 @@ export function tokenLogprobs(model: CausalLM, ids: Tensor, mask: Tensor | null)
   return pred.gather(-1, target).squeeze(-1).sub(pred.logsumexp(-1));
 }
 
+/** Teacher-forced log-probs of completion tokens (B, A) and their mask. */
 export interface ScoredBatch {
   /** (B, A) log-probs of the completion tokens, zero on padding. */
   logprobs: Tensor;

@@ -29,6 +29,7 @@ export interface Comparison {
   b: string;
 }
 
+/** Synthetic annotation: the panel of annotators, the seed, how comparisons are assigned, the gold reward. */
 export interface AnnotateOptions {
   /** the panel; every β must be ≥ 0 (Infinity allowed) */
   annotators: readonly Annotator[];

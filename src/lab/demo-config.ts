@@ -6,6 +6,7 @@
 import { MAX_THREADS, SEED_RANGE, type Schema } from '../config.js';
 import { ONLINE_ALGORITHM_NAMES, type OnlineAlgorithmName } from '../rlhf/algorithms.js';
 
+/** The config of `rlhf demo`: the preference data, the proxy reward model, RL (any online algorithm), best-of-n. */
 export interface DemoConfig {
   seed: number;
   /** Output directory: report.html, metrics.jsonl, summary.json, and one folder per phase. */
@@ -47,6 +48,7 @@ export interface DemoConfig {
   threads: number;
 }
 
+/** The defaults of `rlhf demo` (the published run). */
 export const DEMO_DEFAULTS: DemoConfig = {
   seed: 0,
   out: 'runs/demo',
@@ -68,6 +70,7 @@ export const QUICK_OVERRIDES = {
   bon: { maxN: 8, prompts: 16 },
 };
 
+/** The schema of DemoConfig: every field's doc and range. */
 export const DEMO_SCHEMA: Schema<DemoConfig> = {
   seed: { doc: 'seed of every phase', ...SEED_RANGE },
   out: { doc: 'output directory' },

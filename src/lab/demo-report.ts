@@ -29,6 +29,7 @@ export interface DemoInputs {
   seconds: number;
 }
 
+/** What `rlhf demo` returns and writes as summary.json: gold and proxy before, at the gold peak and at the end, KL, fits. */
 export interface DemoSummary {
   out: string;
   seconds: number;

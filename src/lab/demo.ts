@@ -30,6 +30,7 @@ import { analyse, type BonPoint, type DemoSummary, type RlPoint, type SampleSet 
 import { writeAtomic, readJsonFile } from '../atomic.js';
 import { lockRunDir } from '../run-dir.js';
 
+/** Options of runDemo: progress lines and an abort signal (the RL phase stops after its current step). */
 export interface DemoOptions {
   progress?: (line: string) => void;
   signal?: AbortSignal;

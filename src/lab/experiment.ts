@@ -12,6 +12,7 @@ import type { Schema } from '../config.js';
 import { buildReport, writeReport, type Section } from './report.js';
 import { readJsonFile } from '../atomic.js';
 
+/** What an experiment runs in: its own directory, the seed, --quick, progress lines and an abort signal. */
 export interface LabContext {
   /** This experiment's own directory (OUT/<name>). */
   dir: string;
@@ -21,12 +22,14 @@ export interface LabContext {
   signal?: AbortSignal;
 }
 
+/** What an experiment returns: its report section and its headline numbers. */
 export interface LabOutcome {
   section: Section;
   /** Headline numbers, printed with --json and kept beside the section. */
   result: Record<string, unknown>;
 }
 
+/** A `rlhf lab <name>` experiment: its config with defaults, schema and --quick overrides, and run(). */
 export interface Experiment<C extends object = object> {
   name: string;
   summary: string;

@@ -10,6 +10,7 @@ import { mitigationsExperiment } from './mitigations.js';
 import { paradoxExperiment } from './paradox.js';
 import { sparse } from './sparse.js';
 
+/** Every `rlhf lab <name>` experiment by name. */
 export const LAB_EXPERIMENTS: Readonly<Record<string, Experiment>> = Object.fromEntries(
   ([generalisationExperiment, paradoxExperiment, mitigationsExperiment, sparse, misspecification, noisy] as unknown as Experiment[]).map((e) => [e.name, e]),
 );

@@ -14,6 +14,7 @@ import { renderChart, type Series } from './plots.js';
 import { buildReport, writeReport } from './report.js';
 import { fitPeak } from './fit.js';
 
+/** The over-optimisation sweep: one demo summary per amount of preference data, and the comparing report. */
 export interface SweepResult {
   out: string;
   settings: { pairs: number; summary: DemoSummary }[];

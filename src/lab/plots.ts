@@ -10,6 +10,7 @@ import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { fitPeak, fitValue, type Fit } from './fit.js';
 
+/** A point of a chart, with an optional standard error. */
 export interface Point {
   x: number;
   y: number;
@@ -36,6 +37,7 @@ export interface Marker {
   color?: string;
 }
 
+/** A line chart: named series of points, axis titles and vertical markers. */
 export interface LineChart {
   title: string;
   xTitle: string;

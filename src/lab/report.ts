@@ -9,8 +9,10 @@ import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Figure } from './plots.js';
 
+/** A report table's cell. */
 export type Cell = string | number | boolean | null;
 
+/** A report table: a caption, column headers and rows. */
 export interface Table {
   caption?: string;
   columns: readonly string[];
@@ -27,6 +29,7 @@ export interface Sample {
   note?: string;
 }
 
+/** A report section: its title, prose, figures, tables and samples. */
 export interface Section {
   /** the anchor (letters, digits, '-'), unique in the report */
   id: string;
@@ -38,6 +41,7 @@ export interface Section {
   samples?: readonly Sample[];
 }
 
+/** The report's header: the run's config, seed, versions, hardware and (optionally) date. */
 export interface ReportMeta {
   /** the run's configuration, printed as JSON */
   config: unknown;
@@ -50,6 +54,7 @@ export interface ReportMeta {
   date?: string;
 }
 
+/** A whole HTML report: its header and sections. */
 export interface Report {
   title: string;
   /** the opening paragraphs: what the report shows, in a sentence or two */

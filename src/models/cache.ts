@@ -16,6 +16,7 @@ import { type DType, type Device, empty, keep, type Tensor } from '../tensor/ind
 
 export const GROW_BY = 16;
 
+/** The key/value cache of autoregressive decoding, per layer, grown in steps of GROW_BY positions. */
 export class KVCache {
   readonly k: Tensor[];
   readonly v: Tensor[];

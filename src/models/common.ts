@@ -6,6 +6,7 @@ import { arange, full, groupedAttention as fusedAttention, type Tensor } from '.
 import type { Module } from '../nn/module.js';
 import type { KVCache } from './cache.js';
 
+/** A forward pass's options: the attention mask (left padding), position ids, and the KV cache for incremental decoding. */
 export interface ForwardOptions {
   /**
    * (B, L) with 1 for real tokens and 0 for padding, L = cached length + T (left padding). Omit when

@@ -16,6 +16,7 @@ import { KVCache } from './cache.js';
 import { biasFor, type CausalLM, type ForwardOptions, groupedAttention, type ModelConfigCommon, forwardInputs } from './common.js';
 import { ConfigReader } from './config.js';
 
+/** GPT-2's config.json fields (Hugging Face names). */
 export interface Gpt2Config extends ModelConfigCommon {
   architecture: 'gpt2';
   /** n_head; GPT-2 has no grouped-query attention (every head has its own keys and values). */
@@ -177,6 +178,7 @@ class Gpt2Model extends Module {
   }
 }
 
+/** GPT-2 (Radford et al. 2019) with Hugging Face parameter names, so a checkpoint loads by key copy. */
 export class Gpt2LMHeadModel extends Module implements CausalLM {
   readonly transformer: Gpt2Model;
   /** null when tied to `transformer.wte` (the default). */

@@ -12,6 +12,7 @@ import { KVCache } from './cache.js';
 import { biasFor, type CausalLM, forwardInputs, type ForwardOptions, groupedAttention, type ModelConfigCommon } from './common.js';
 import { ConfigReader } from './config.js';
 
+/** Llama / Mistral / Qwen2 config.json fields (Hugging Face names), rope_scaling included. */
 export interface LlamaConfig extends ModelConfigCommon {
   architecture: 'llama';
   modelType: string;
@@ -158,6 +159,7 @@ export function fusedDecode(on?: boolean): boolean {
   return fused;
 }
 
+/** The Llama family (Llama, Mistral, Qwen2) with Hugging Face parameter names; decode steps run as one fused native call. */
 export class LlamaForCausalLM extends Module implements CausalLM {
   readonly model: LlamaModel;
   readonly lm_head: Linear | null;

@@ -42,6 +42,7 @@ export class Embedding extends Module {
   }
 }
 
+/** Layer normalisation over the last dimensions, with weight and bias (torch.nn.LayerNorm). */
 export class LayerNorm extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
@@ -68,6 +69,7 @@ export class RMSNorm extends Module {
   }
 }
 
+/** Dropout with probability p while training; the identity in eval mode. */
 export class Dropout extends Module {
   constructor(readonly p: number) {
     super();

@@ -14,6 +14,7 @@ export interface LoadOptions {
   source?: string;
 }
 
+/** The base of every layer and model: named parameters and buffers, children, train/eval mode, state dicts with Hugging Face names. */
 export abstract class Module {
   training = true;
   private readonly _params = new Map<string, Tensor>();

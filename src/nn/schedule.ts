@@ -7,6 +7,7 @@
 
 export type ScheduleKind = 'constant' | 'linear' | 'cosine';
 
+/** A learning-rate schedule: its kind, warm-up and total steps, and the floor as a fraction of the peak. */
 export interface ScheduleConfig {
   kind: ScheduleKind;
   /** Steps of linear warmup from 0 to the base rate; integer, 0 <= warmupSteps <= totalSteps. */

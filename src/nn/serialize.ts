@@ -8,10 +8,12 @@ const TO_ST: Record<DType, SafetensorsDtype> = {
 };
 const FROM_ST = Object.fromEntries(Object.entries(TO_ST).map(([k, v]) => [v, k])) as Record<SafetensorsDtype, DType>;
 
+/** A tensor's bytes, dtype and shape, copied to JavaScript (for safetensors). */
 export function toRaw(t: Tensor): RawTensor {
   return { dtype: TO_ST[t.dtype], shape: t.shape, data: t.toBytes() };
 }
 
+/** A tensor from raw bytes, dtype and shape (from safetensors). */
 export function fromRaw(r: RawTensor): Tensor {
   // fromBytes copies, so the tensor does not alias the file buffer.
   return fromBytes(r.data, FROM_ST[r.dtype], r.shape);

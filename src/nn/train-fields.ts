@@ -17,6 +17,7 @@ export const OPTIMIZERS = {
   adamw: (params: Tensor[], t: EpochTrainFields): Optimizer => new AdamW(params, { lr: t.lr, weightDecay: t.weightDecay }),
   sgd: (params: Tensor[], t: EpochTrainFields): Optimizer => new SGD(params, { lr: t.lr, weightDecay: t.weightDecay }),
 } as const;
+/** The epoch trainers' optimisers by name. */
 export type OptimizerName = keyof typeof OPTIMIZERS;
 
 /** The optimiser `t.optimizer` names, over `params`. */
@@ -24,6 +25,7 @@ export function epochOptimizer(params: Tensor[], t: EpochTrainFields): Optimizer
   return OPTIMIZERS[t.optimizer](params, t);
 }
 
+/** The optimisation fields every epoch trainer shares (`rlhf train rm|sft|dpo|kto`): batch, accumulation, optimiser, schedule, clip, periods, threads. */
 export interface EpochTrainFields {
   /** Passes over the training data. */
   epochs: number;

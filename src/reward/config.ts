@@ -7,6 +7,7 @@ import { type EpochTrainFields, epochTrainSchema } from '../nn/train-fields.js';
 import { type AggregatorName, ENSEMBLE_AGGREGATORS } from './ensemble.js';
 import { formatKind, type RewardRecordKind } from './pairs.js';
 
+/** The config of `rlhf train rm`: data, backbone, heads or ensemble, loss and optimisation. */
 export interface RewardTrainConfig {
   seed: number;
   /** Output directory: the model, checkpoints/, metrics.jsonl. */
@@ -75,6 +76,7 @@ export interface RewardTrainConfig {
   };
 }
 
+/** The defaults of `rlhf train rm`. */
 export const REWARD_DEFAULTS: RewardTrainConfig = {
   seed: 0,
   out: 'runs/rm',
@@ -106,6 +108,7 @@ export const LOSS_KINDS: Readonly<Record<RewardTrainLoss, readonly RewardRecordK
   gaussian: ['rating'],
 };
 
+/** The schema of RewardTrainConfig: every field's doc and range. */
 export const REWARD_SCHEMA: Schema<RewardTrainConfig> = {
   seed: { doc: 'seed for initialisation and data order', ...SEED_RANGE },
   out: { doc: 'output directory' },

@@ -43,6 +43,7 @@ export interface EnsembleDefaults {
   scoreScale: ScoreScale | null;
 }
 
+/** K reward models (or one model's K heads) scored together and aggregated (ENSEMBLE_AGGREGATORS). */
 export class RewardEnsemble {
   readonly aggregation: AggregatorName;
   readonly lambda: number;

@@ -8,6 +8,7 @@
 import type { Tensor } from '../tensor/index.js';
 import { streamKey, uniformAt } from '../generate/rng.js';
 
+/** An aggregator's options: the uncertainty penalty λ of mean_minus_std and uwo. */
 export interface EnsembleOptions {
   /**
    * Uncertainty penalty λ ≥ 0 of `mean_minus_std` and `uwo` (ignored by `mean` and `min`); default 1
@@ -16,6 +17,7 @@ export interface EnsembleOptions {
    */
   lambda?: number;
 }
+/** Members' rewards (K, B) to one reward per sequence (B). */
 export type EnsembleAggregator = (members: Tensor, opts?: EnsembleOptions) => Tensor;
 
 function penalty(opts: EnsembleOptions | undefined, who: string): number {
@@ -74,6 +76,7 @@ export function uwoAggregate(members: Tensor, opts?: EnsembleOptions): Tensor {
   return members.mean(0).sub(members.var(0, { correction: 0 }).mul(lambda));
 }
 
+/** The ensemble aggregators by name (the keys of ENSEMBLE_AGGREGATORS). */
 export type AggregatorName = 'mean' | 'min' | 'mean_minus_std' | 'uwo';
 
 /** The aggregators by name: `ENSEMBLE_AGGREGATORS[name](members, { lambda })`. */
@@ -84,6 +87,7 @@ export const ENSEMBLE_AGGREGATORS: Readonly<Record<AggregatorName, EnsembleAggre
   uwo: uwoAggregate,
 };
 
+/** An ensemble's aggregated reward (B) with the members' spread (B). */
 export interface EnsembleReward {
   /** (B) the aggregated reward */
   reward: Tensor;

@@ -35,6 +35,7 @@ export interface SaveRewardOptions {
   scoreScale?: ScoreScale | null;
 }
 
+/** Writes a reward model as a Hugging Face-layout directory plus its head and score normalisation, atomically. */
 export function saveRewardModel(rm: RewardModel, dir: string, opts: SaveRewardOptions = {}): void {
   const c = rm.config as AnyModelConfig;
   const hf = configToHf(c);
@@ -61,6 +62,7 @@ export function readRewardInfo(dir: string): RewardModelInfo {
   };
 }
 
+/** Reads a reward model directory written by saveRewardModel (or 'stories260k' with a fresh head). */
 export function loadRewardModel(nameOrDir: string): RewardModel {
   const dir = resolveModelDir(nameOrDir);
   if (existsSync(join(dir, 'ensemble.json'))) throw new Error(`${nameOrDir} is a reward-model ensemble: load it with loadRewardEnsemble`);

@@ -172,7 +172,9 @@ export interface RewardLossInputs {
   gaussian: RatedRewards;
   centering: PairwiseRewards & { coefficient: number };
 }
+/** The reward losses by name (the keys of REWARD_LOSSES). */
 export type RewardLossName = keyof RewardLossInputs;
+/** A reward loss: its inputs (typed per loss) to a scalar. */
 export type RewardLossFn<N extends RewardLossName> = (x: RewardLossInputs[N]) => Tensor;
 
 /** The losses by name: `REWARD_LOSSES[name](input)`, typed per name. */

@@ -198,6 +198,7 @@ export interface EvaluateOptions extends BootstrapOptions {
   confidenceGroups?: number;
 }
 
+/** A reward model's pair metrics: accuracy with a bootstrap interval, ECE and its reliability table, length bias, per-annotator accuracy. */
 export interface PairEvaluation {
   n: number;
   accuracy: number;

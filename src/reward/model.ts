@@ -21,6 +21,7 @@ export interface RewardHeadConfig {
   std?: number;
 }
 
+/** A causal LM's backbone with K scalar heads on the last token: the reward model of `rlhf train rm`. */
 export class RewardModel extends Module {
   readonly score: Linear;
   /** The backbone's children are registered here directly (model.*, transformer.*): HF's layout. */

@@ -171,6 +171,7 @@ function referenceStats(model: RewardEnsemble, train: readonly TokenizedRecord[]
 
 // ---- one model's run
 
+/** What trainRewardModel returns: steps, records used and dropped, reward statistics for RL, the held-out evaluation. */
 export interface RewardRunSummary {
   out: string;
   /** Optimiser steps (an ensemble: each member's; they all take the same number). */
@@ -214,7 +215,8 @@ interface ModelRun {
   train: readonly TokenizedRecord[];
 }
 
-export interface RunOptions {
+/** Options of trainRewardModel: a fresh start, progress lines, an abort signal. */
+export interface RewardRunOptions {
   fresh?: boolean;
   progress?: (line: string) => void;
   /** Stops before the next step with a checkpoint written (InterruptedError); a rerun resumes. */
@@ -261,7 +263,7 @@ function openRewardRun(d: RunData, run: ModelRun, fresh: boolean, say: (line: st
 }
 
 /** Trains one reward model into run.out: the loop, then its final checkpoint, model and held-out evaluation. */
-async function fitRewardModel(d: RunData, run: ModelRun, opts: RunOptions, t0: number): Promise<RewardRunSummary> {
+async function fitRewardModel(d: RunData, run: ModelRun, opts: RewardRunOptions, t0: number): Promise<RewardRunSummary> {
   const { cfg } = d;
   const tag = run.member === null ? '[train rm]' : `[train rm member ${run.member}]`;
   const say = (l: string) => (opts.progress ?? ((x: string) => process.stderr.write(x + '\n')))(`${tag} ${l}`);
@@ -345,7 +347,7 @@ function writeEval(out: string, e: HeldOutReport): boolean {
  * seed + k on bootstrap resample k of the training records, into out/member-k/; then writes the manifest
  * out/model/ensemble.json and evaluates the ensemble as `rlhf eval rm` would (aggregated reward, spread).
  */
-async function trainEnsemble(d: RunData, opts: RunOptions, t0: number): Promise<RewardRunSummary> {
+async function trainEnsemble(d: RunData, opts: RewardRunOptions, t0: number): Promise<RewardRunSummary> {
   const { cfg } = d;
   const k = cfg.model.ensemble.members;
   const resamples = cfg.model.ensemble.bootstrap ? bootstrapIndices(d.train.length, k, cfg.seed) : null;
@@ -406,12 +408,12 @@ async function prepareData(cfg: RewardTrainConfig, say: (l: string) => void): Pr
  * Trains a reward model (or an ensemble, model.ensemble.members > 0) under `cfg` into cfg.out (locked for
  * the run), resuming from its checkpoints when they hold this configuration.
  */
-export async function trainRewardModel(cfg: RewardTrainConfig, opts: RunOptions = {}): Promise<RewardRunSummary> {
+export async function trainRewardModel(cfg: RewardTrainConfig, opts: RewardRunOptions = {}): Promise<RewardRunSummary> {
   checkRewardConfig(cfg);
   return withRunLock(cfg.out, () => runRewardModel(cfg, opts));
 }
 
-async function runRewardModel(cfg: RewardTrainConfig, opts: RunOptions): Promise<RewardRunSummary> {
+async function runRewardModel(cfg: RewardTrainConfig, opts: RewardRunOptions): Promise<RewardRunSummary> {
   const t0 = Date.now();
   const say = opts.progress ?? ((l: string) => process.stderr.write(l + '\n'));
   if (cfg.train.threads > 0) setNumThreads(cfg.train.threads);

@@ -14,6 +14,7 @@ export function klBestOfN(n: number): number {
   return Math.log(n) - (n - 1) / n;
 }
 
+/** Best-of-N for one prompt: the best completion, every candidate's reward and text. */
 export interface BestOfNResult {
   prompt: string;
   /** The best completion's text, tokens and reward. */

@@ -29,6 +29,7 @@ export interface RewardInput {
   completionIds: readonly (readonly number[])[];
 }
 
+/** A reward source's scores: one reward per completion, an ensemble's spread, optional per-token rewards (dense). */
 export interface RewardOutput {
   /** One reward per sequence. */
   rewards: number[];
@@ -38,6 +39,7 @@ export interface RewardOutput {
   tokenRewards: number[][] | null;
 }
 
+/** What the policy trainers optimise against: a named scorer of completions (a function, a reward model or ensemble, a weighted sum). */
 export interface RewardSource {
   readonly name: string;
   score(input: RewardInput): RewardOutput;
@@ -81,6 +83,7 @@ export function sameTokenizer(a: Tokenizer, b: Tokenizer): boolean {
   return x.length === y.length && x.every((t, i) => t === y[i]);
 }
 
+/** How a reward model or ensemble scores a policy's completions: both tokenizers, dense per-prefix scores, rows per forward. */
 export interface ModelRewardOptions {
   /** The reward model's tokenizer (for re-encoding when it differs from the policy's). */
   tokenizer: Tokenizer;

@@ -3,6 +3,7 @@ import { type AnyTypedArray, type Device, type DType, dtypeCode, dtypeOfTypedArr
 import { native } from './native.js';
 import { type NestedArray, Tensor } from './tensor.js';
 
+/** A new tensor's dtype (float32 by default) and device (cpu by default). */
 export interface CreateOptions {
   dtype?: DType;
   device?: Device;
@@ -44,10 +45,12 @@ export function manualSeed(seed: number): void {
 export function getRngState(): Tensor {
   return new Tensor(native.generatorGetState(-1));
 }
+/** Restores libtorch's CPU generator to a state from getRngState. */
 export function setRngState(state: Tensor): void {
   native.generatorSetState(-1, state.handle);
 }
 
+/** A random draw's dtype, device and generator. */
 export interface RandomOptions extends CreateOptions {
   generator?: Generator;
 }
@@ -130,6 +133,7 @@ export function fromBytes(bytes: Uint8Array, dtype: DType, shape: readonly numbe
 const dt = (o: CreateOptions) => dtypeCode(o.dtype ?? 'float32');
 const dev = (o: CreateOptions) => o.device ?? 'cpu';
 
+/** A tensor of zeros. */
 export function zeros(shape: readonly number[], opts: CreateOptions = {}): Tensor {
   return new Tensor(native.zeros([...shape], dt(opts), dev(opts)));
 }
@@ -137,15 +141,19 @@ export function zeros(shape: readonly number[], opts: CreateOptions = {}): Tenso
 export function empty(shape: readonly number[], opts: CreateOptions = {}): Tensor {
   return new Tensor(native.empty([...shape], dt(opts), dev(opts)));
 }
+/** A tensor of ones. */
 export function ones(shape: readonly number[], opts: CreateOptions = {}): Tensor {
   return new Tensor(native.full([...shape], 1, dt(opts), dev(opts)));
 }
+/** A tensor filled with one value. */
 export function full(shape: readonly number[], value: number, opts: CreateOptions = {}): Tensor {
   return new Tensor(native.full([...shape], value, dt(opts), dev(opts)));
 }
+/** Zeros with another tensor's shape (and dtype and device, unless given). */
 export function zerosLike(t: Tensor, opts: CreateOptions = {}): Tensor {
   return zeros(t.shape, { dtype: opts.dtype ?? t.dtype, device: opts.device ?? t.device });
 }
+/** Ones with another tensor's shape (and dtype and device, unless given). */
 export function onesLike(t: Tensor, opts: CreateOptions = {}): Tensor {
   return ones(t.shape, { dtype: opts.dtype ?? t.dtype, device: opts.device ?? t.device });
 }
@@ -155,9 +163,11 @@ export function arange(startOrEnd: number, end?: number, step = 1, opts: CreateO
   const ints = Number.isInteger(s) && Number.isInteger(e) && Number.isInteger(step);
   return new Tensor(native.arange(s, e, step, dtypeCode(opts.dtype ?? (ints ? 'int64' : 'float32')), dev(opts)));
 }
+/** `steps` evenly spaced values from start to end, both included. */
 export function linspace(start: number, end: number, steps: number, opts: CreateOptions = {}): Tensor {
   return new Tensor(native.linspace(start, end, steps, dt(opts), dev(opts)));
 }
+/** The n × m identity matrix. */
 export function eye(n: number, m = n, opts: CreateOptions = {}): Tensor {
   return new Tensor(native.eye(n, m, dt(opts), dev(opts)));
 }

@@ -4,6 +4,7 @@ export type DType = 'float32' | 'float64' | 'bfloat16' | 'float16' | 'int64' | '
 /** 'cpu', 'cuda' or 'cuda:N'. */
 export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
 
+/** Every dtype the engine handles. */
 export const DTYPES: readonly DType[] = [
   'float32', 'float64', 'bfloat16', 'float16', 'int64', 'int32', 'int16', 'int8', 'uint8', 'bool',
 ];
@@ -20,6 +21,7 @@ export function isDType(s: string): s is DType {
   return Object.prototype.hasOwnProperty.call(CODE, s);
 }
 
+/** Whether a dtype is a floating-point one. */
 export function isFloating(d: DType): boolean {
   return d === 'float32' || d === 'float64' || d === 'bfloat16' || d === 'float16';
 }

@@ -6,9 +6,11 @@ import { Tensor } from './tensor.js';
 const handles = (ts: readonly Tensor[]) => ts.map((t) => t.handle);
 const opt = (t: Tensor | null | undefined) => (t ? t.handle : -1);
 
+/** Concatenates tensors along an existing dimension. */
 export function cat(ts: readonly Tensor[], dim = 0): Tensor {
   return new Tensor(native.cat(handles(ts), dim));
 }
+/** Stacks tensors of one shape along a new dimension. */
 export function stack(ts: readonly Tensor[], dim = 0): Tensor {
   return new Tensor(native.stack(handles(ts), dim));
 }
@@ -20,6 +22,7 @@ export function where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
 export function einsum(equation: string, ...operands: Tensor[]): Tensor {
   return new Tensor(native.einsum(equation, handles(operands)));
 }
+/** Matrix product with broadcasting (torch.matmul). */
 export function matmul(a: Tensor, b: Tensor): Tensor {
   return a.matmul(b);
 }
@@ -33,6 +36,7 @@ export function embedding(weight: Tensor, ids: Tensor): Tensor {
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   return new Tensor(native.linear(x.handle, weight.handle, opt(bias)));
 }
+/** Layer normalisation over the trailing `normalizedShape` dimensions (torch.nn.functional.layer_norm). */
 export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
   return new Tensor(native.layerNorm(x.handle, [...normalizedShape], opt(weight), opt(bias), eps));
 }
@@ -40,10 +44,12 @@ export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight?
 export function rmsNorm(x: Tensor, weight?: Tensor | null, eps = 1e-6): Tensor {
   return new Tensor(native.rmsNorm(x.handle, opt(weight), eps));
 }
+/** Zeroes elements with probability p and scales the rest by 1/(1 − p) while training; the identity otherwise. */
 export function dropout(x: Tensor, p: number, training: boolean): Tensor {
   return new Tensor(native.dropout(x.handle, p, training));
 }
 
+/** How a loss reduces over its elements. */
 export type Reduction = 'none' | 'mean' | 'sum';
 const REDUCTION: Record<Reduction, number> = { none: 0, mean: 1, sum: 2 };
 
@@ -167,6 +173,7 @@ export function noGrad<T>(fn: () => T): T {
     native.setGradEnabled(prev);
   }
 }
+/** Whether autograd records operations here (false inside noGrad). */
 export function isGradEnabled(): boolean {
   return native.isGradEnabled();
 }
@@ -192,13 +199,17 @@ export function setNumThreads(n: number, opts: { blas?: number } = {}): void {
   }
   native.setNumThreads(n, opts.blas ?? n);
 }
+/** libtorch's intra-op and inter-op thread counts, and OpenBLAS's (null without OpenBLAS). */
 export function getNumThreads(): { torch: number; interop: number; blas: number | null } {
   return native.getNumThreads();
 }
+/** The BLAS libtorch is linked to, as blasInfo reports it. */
 export type BlasInfo = ReturnType<typeof native.blasInfo>;
+/** The BLAS in use (OpenBLAS and its core type, or the slow reference BLAS). */
 export function blasInfo(): BlasInfo {
   return native.blasInfo();
 }
+/** How the addon was built: libtorch version, compiler, ABI, CUDA. */
 export function buildInfo(): ReturnType<typeof native.buildInfo> {
   return native.buildInfo();
 }

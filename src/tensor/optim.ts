@@ -5,12 +5,14 @@
 import { native, type OptimGroupSpec } from './native.js';
 import { Tensor } from './tensor.js';
 
+/** Parameters with their own learning rate and weight decay. */
 export interface ParamGroup {
   params: readonly Tensor[];
   lr?: number;
   weightDecay?: number;
 }
 
+/** AdamW's hyper-parameters (torch.optim.AdamW names and defaults). */
 export interface AdamWOptions {
   lr: number;
   /** (β1, β2), default (0.9, 0.999) */
@@ -20,6 +22,7 @@ export interface AdamWOptions {
   weightDecay?: number;
 }
 
+/** SGD's hyper-parameters. */
 export interface SGDOptions {
   lr: number;
   momentum?: number;
@@ -39,6 +42,7 @@ function validate(name: string, v: number | undefined, min: number): void {
   if (v !== undefined && !(Number.isFinite(v) && v >= min)) throw new Error(`${name} must be a finite number >= ${min}, got ${v}`);
 }
 
+/** An optimiser over parameter groups (libtorch's): step, zeroGrad, learning rates, state in and out. */
 export abstract class Optimizer {
   protected id: number;
   private lrs: number[];

@@ -6,6 +6,7 @@
  */
 import { native } from './native.js';
 
+/** profileBoundary's result: the function's value, native calls made and time spent outside libtorch. */
 export interface BoundaryProfile<T> {
   result: T;
   calls: number;
@@ -13,6 +14,7 @@ export interface BoundaryProfile<T> {
   totalSeconds: number;
 }
 
+/** Runs fn counting the native calls it makes and the time spent in JavaScript between them. */
 export function profileBoundary<T>(fn: () => T): BoundaryProfile<T> {
   const table = native as unknown as Record<string, unknown>;
   const originals = new Map<string, (...a: unknown[]) => unknown>();

@@ -15,7 +15,9 @@ const B = codes(native.binaryOps);
 const R = codes(native.reduceOps);
 
 export type Scalar = number;
+/** An operand: a tensor, or a number broadcast as one. */
 export type TensorOrScalar = Tensor | number;
+/** One dimension or several. */
 export type Dims = number | readonly number[];
 
 /** A nested array of numbers or booleans, as `toArray()` returns and `tensor()` accepts. */
@@ -36,6 +38,7 @@ function shapeArg(args: readonly (number | readonly number[])[]): number[] {
   return args.length === 1 && Array.isArray(args[0]) ? [...(args[0] as number[])] : (args as number[]);
 }
 
+/** A libtorch tensor behind a native handle, with PyTorch-named methods; its memory is freed by dispose(), scope() or, as a backstop, the garbage collector. */
 export class Tensor implements Tracked {
   /** @internal native handle, -1 once disposed */
   _h: number;

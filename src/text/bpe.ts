@@ -33,6 +33,7 @@ const CHAR_TO_BYTE = new Map(BYTE_TO_CHAR.map((c, b) => [c, b]));
 /** Words cached before the cache is cleared; bounds memory over a long run over varied text. */
 const CACHE_LIMIT = 100_000;
 
+/** GPT-2 BPE's special tokens (encoded as their own ids) and its end-of-sample ids. */
 export interface Gpt2BpeOptions {
   /**
    * Vocabulary entries that, written verbatim in the text, encode as their own id instead of as text.
@@ -44,6 +45,7 @@ export interface Gpt2BpeOptions {
   eosIds?: readonly number[];
 }
 
+/** GPT-2's byte-level BPE tokenizer (vocab.json + merges.txt). */
 export class Gpt2BpeTokenizer implements Tokenizer {
   readonly vocabSize: number;
   /** `<|endoftext|>`: GPT-2 separates documents with it; `encode` adds it only when asked (`addBos: true`). */

@@ -4,12 +4,14 @@
 
 import { Template } from '@huggingface/jinja';
 
+/** One message of a conversation: its role and text. */
 export interface ChatMessage {
   /** 'system' | 'user' | 'assistant' in most templates; a template may accept others (e.g. 'tool'). */
   role: string;
   content: string;
 }
 
+/** How a chat template renders: whether it ends with the assistant's header, and the BOS and EOS text. */
 export interface ChatTemplateOptions {
   /** End with the header of an assistant turn, so the model's continuation is the reply. Default false. */
   addGenerationPrompt?: boolean;

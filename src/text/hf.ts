@@ -39,6 +39,7 @@ export interface HfTokenizerConfig {
   [key: string]: unknown;
 }
 
+/** How a tokenizer.json is loaded. */
 export interface HfTokenizerOptions {
   /** Ids that end a sample; default the id of the config's eos_token (none if it has none). */
   eosIds?: readonly number[];

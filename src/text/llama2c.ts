@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { MergeQueue } from './merge-queue.js';
 import { checkEosIds, checkIds, type Tokenizer } from './tokenizer.js';
 
+/** A llama2.c tokenizer's end-of-sample ids. */
 export interface Llama2cOptions {
   /**
    * Ids that end a sample; default [2] (SentencePiece's `</s>`). llama2.c itself stops when the model emits
@@ -31,6 +32,7 @@ const BYTE_OFFSET = 3;
 /** run.c's initial best score: a merge whose score is not above it never happens. */
 const NO_SCORE = -1e10;
 
+/** llama2.c's SentencePiece-style BPE tokenizer (tokenizer.bin). */
 export class Llama2cTokenizer implements Tokenizer {
   readonly vocabSize: number;
   readonly bosId: number = BOS;

@@ -5,7 +5,6 @@
  *   - iterated RLHF (`rlhf train online`) with rl.algorithm=rloo completes both rounds with RLOO;
  *   - every `rlhf train <name>` command is the registry's, and a config field naming an algorithm lists
  *     the registry's names.
- * Tags: @learning
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';

@@ -5,6 +5,7 @@
  */
 import { type Tensor, tensor } from '../../tensor/index.js';
 
+/** The per-token KL estimators by name (Schulman 2020): k1, k2, k3. */
 export type KlEstimator = 'k1' | 'k2' | 'k3';
 
 /**
@@ -24,6 +25,7 @@ export const KL_ESTIMATORS: Record<KlEstimator, (logProbs: Tensor, refLogProbs: 
   },
 };
 
+/** Per-token KL estimate (B, A) of π against π_ref by `estimator`, masked to the action tokens. */
 export function approxKl(logProbs: Tensor, refLogProbs: Tensor, estimator: KlEstimator, actionMask: Tensor): Tensor {
   return KL_ESTIMATORS[estimator](logProbs, refLogProbs).mul(actionMask);
 }

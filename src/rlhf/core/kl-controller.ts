@@ -5,6 +5,7 @@ export interface KlController {
   update(currentKl: number, nSteps: number): void;
 }
 
+/** A constant KL coefficient β. */
 export class FixedKlController implements KlController {
   constructor(readonly value: number) {}
   update(): void {}

@@ -29,6 +29,7 @@ export function clippedValueLoss(values: Tensor, oldValues: Tensor, returns: Ten
 
 /** How a per-token loss becomes a scalar (normalise below). */
 export const LOSS_NORMALISATIONS = ['token', 'sequence', 'constant'] as const;
+/** How a per-token loss becomes a scalar: token, sequence or constant (Dr. GRPO). */
 export type LossNormalisation = (typeof LOSS_NORMALISATIONS)[number];
 
 /**

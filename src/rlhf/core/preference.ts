@@ -11,6 +11,7 @@
  */
 import type { Tensor } from '../../tensor/index.js';
 
+/** The paired preference losses by name (the keys of PREFERENCE_LOSSES). */
 export type PreferenceLossType = 'sigmoid' | 'ipo' | 'robust' | 'simpo' | 'orpo';
 
 /** The losses that never read π_ref: their trainer loads no reference model and scores nothing with one. */
@@ -28,6 +29,7 @@ export interface PreferenceBatch {
   rejectedLengths?: Tensor;
 }
 
+/** A preference loss's parameters: β, label smoothing, SimPO's γ, ORPO's λ. */
 export interface PreferenceParams {
   /** β: the inverse temperature of the implicit reward, i.e. the strength of the KL tie to the reference. */
   beta: number;
@@ -39,6 +41,7 @@ export interface PreferenceParams {
   orpoLambda?: number;
 }
 
+/** A preference loss's output: the scalar loss, and the chosen and rejected implicit rewards (B). */
 export interface PreferenceLoss {
   /** (B) per-pair loss. */
   losses: Tensor;
@@ -48,6 +51,7 @@ export interface PreferenceLoss {
   rejectedRewards: Tensor;
 }
 
+/** A paired preference loss: a batch of policy (and reference) log-probs to PreferenceLoss. */
 export type PreferenceLossFn = (batch: PreferenceBatch, params: PreferenceParams) => PreferenceLoss;
 
 function reference(b: PreferenceBatch, loss: string): { refChosen: Tensor; refRejected: Tensor } {
@@ -184,6 +188,7 @@ export interface KtoBatch {
   z0: number;
 }
 
+/** KTO's parameters: β and the weights λ_D, λ_U of desirable and undesirable completions. */
 export interface KtoParams {
   beta: number;
   /** λ_D, the weight of desirable completions. */
@@ -192,6 +197,7 @@ export interface KtoParams {
   undesirableWeight: number;
 }
 
+/** KTO's output per completion: the loss and the implicit reward β(log π − log π_ref). */
 export interface KtoLoss {
   /** (B) per-completion loss. */
   losses: Tensor;

@@ -12,6 +12,7 @@ import { namesOf, SEED_RANGE, type Schema } from '../../config.js';
 import { PREFERENCE_LOSSES, REFERENCE_FREE, type PreferenceLossType } from '../core/preference.js';
 import { type EpochTrainFields, epochTrainSchema } from '../../nn/train-fields.js';
 
+/** The config of `rlhf train dpo` and the paired family (loss.type): data, policy and reference, loss, optimisation. */
 export interface DpoConfig {
   seed: number;
   /** Output directory: model/ (HF layout), checkpoint/, metrics.jsonl, reference-logprobs.json, eval.json. */
@@ -49,6 +50,7 @@ export interface DpoConfig {
   train: EpochTrainFields;
 }
 
+/** The defaults of `rlhf train dpo`. */
 export const DPO_DEFAULTS: DpoConfig = {
   seed: 0,
   out: 'runs/dpo',
@@ -79,6 +81,7 @@ export const OFFLINE_METHOD_DEFAULTS: Readonly<Record<'dpo' | 'ipo' | 'simpo' | 
 /** The data formats DPO reads: every pair format, and rankings as all the pairs they imply. */
 export const DPO_FORMATS = ['pairwise', 'hh-rlhf', 'summarize', 'sst2', 'ranking'] as const;
 
+/** The schema of DpoConfig: every field's doc and range. */
 export const DPO_SCHEMA: Schema<DpoConfig> = {
   seed: { doc: 'seed of the data order', ...SEED_RANGE },
   out: { doc: 'output directory (model/, checkpoint/, metrics.jsonl, reference-logprobs.json, eval.json)' },

@@ -35,6 +35,7 @@ export type DpoEval = PairEval;
 
 // ---- the run
 
+/** What trainDpo returns: steps, pairs used and dropped, whether the reference log-probs were cached, the held-out evaluation. */
 export interface DpoRunSummary {
   out: string;
   steps: number;

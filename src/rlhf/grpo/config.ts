@@ -6,6 +6,7 @@
 import type { Schema } from '../../config.js';
 import { ONLINE_DEFAULTS, ONLINE_SCHEMA, type OnlineConfig } from '../online/config.js';
 
+/** The config of `rlhf train grpo`: the online fields plus GRPO's group normalisation. */
 export interface GrpoConfig extends OnlineConfig {
   grpo: {
     /** Divide by the group's standard deviation (false: Dr. GRPO's unscaled advantages). */
@@ -13,6 +14,7 @@ export interface GrpoConfig extends OnlineConfig {
   };
 }
 
+/** The defaults of `rlhf train grpo` (8 samples per prompt, k3 KL in the loss). */
 export const GRPO_DEFAULTS: GrpoConfig = {
   ...ONLINE_DEFAULTS,
   out: 'runs/grpo',
@@ -21,6 +23,7 @@ export const GRPO_DEFAULTS: GrpoConfig = {
   grpo: { scaleByStd: true },
 };
 
+/** The schema of GrpoConfig. */
 export const GRPO_SCHEMA: Schema<GrpoConfig> = {
   ...ONLINE_SCHEMA,
   grpo: { scaleByStd: { doc: "divide advantages by the group's std (false = Dr. GRPO)" } },

@@ -4,6 +4,7 @@ import { type Algorithm, type OnlineRunOptions, type OnlineRunSummary, trainOnli
 import { asGroups, broadcastToTokens } from '../online/token-rewards.js';
 import type { GrpoConfig } from './config.js';
 
+/** GRPO as an online Algorithm: group-normalised sequence advantages, KL in the loss, no critic. */
 export const grpoAlgorithm: Algorithm<GrpoConfig> = {
   name: 'grpo',
   klInLoss: true,
@@ -17,6 +18,7 @@ export const grpoAlgorithm: Algorithm<GrpoConfig> = {
   },
 };
 
+/** Trains a policy with GRPO (Shao et al. 2024) on the shared online loop. */
 export function trainGrpo(cfg: GrpoConfig, opts: OnlineRunOptions = {}): Promise<OnlineRunSummary> {
   return trainOnline(cfg, grpoAlgorithm, opts);
 }

@@ -34,6 +34,7 @@ export interface AnnotationContext {
   signal?: AbortSignal;
 }
 
+/** Labels one round's comparisons of iterated RLHF (the synthetic gold annotator, or your own). */
 export interface Annotator {
   /**
    * Names the annotator and its settings (e.g. 'gold-bt(β=20)'). Part of each round's fingerprint: a

@@ -11,6 +11,7 @@ import { SEED_RANGE, type Schema } from '../../config.js';
 import { checkEmbeddedRl, ONLINE_ALGORITHM_NAMES, type OnlineAlgorithmName } from '../algorithms.js';
 import { THREADS_FIELD } from '../../nn/train-fields.js';
 
+/** The config of `rlhf train online` (iterated RLHF): rounds, labels per round, the reward model, RL. */
 export interface IteratedConfig {
   seed: number;
   /** Output directory: rounds.jsonl, and round-r/ with labels.jsonl, rm-data.jsonl, rm/, rl/, done.json. */
@@ -60,6 +61,7 @@ export interface IteratedConfig {
   threads: number;
 }
 
+/** The defaults of `rlhf train online`. */
 export const ITERATED_DEFAULTS: IteratedConfig = {
   seed: 0,
   out: 'runs/online',
@@ -73,6 +75,7 @@ export const ITERATED_DEFAULTS: IteratedConfig = {
   threads: 1,
 };
 
+/** The schema of IteratedConfig. */
 export const ITERATED_SCHEMA: Schema<IteratedConfig> = {
   seed: { doc: 'seed of sampling, labelling, reward-model and RL runs (each round derives its own)', ...SEED_RANGE },
   out: { doc: 'output directory (a rerun resumes: finished rounds are skipped)' },

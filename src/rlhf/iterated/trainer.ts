@@ -30,6 +30,7 @@ import { checkIteratedConfig, type IteratedConfig } from './config.js';
 import { writeAtomic, readJsonFile } from '../../atomic.js';
 import { withRunLock } from '../../run-dir.js';
 
+/** Options of trainIterated: progress lines, an abort signal, and an evaluator scoring fresh samples (e.g. the gold reward). */
 export interface IteratedRunOptions {
   progress?: (line: string) => void;
   /** Stops after the current RL step (checkpoint written), or before the next phase; a rerun resumes. */
@@ -60,6 +61,7 @@ export interface RoundRow {
   seconds: number;
 }
 
+/** What trainIterated returns: one row per round. */
 export interface IteratedSummary {
   out: string;
   rounds: RoundRow[];

@@ -12,6 +12,7 @@ import { SEED_RANGE, type Schema } from '../../config.js';
 import type { EpochTrainFields } from '../../nn/train-fields.js';
 import { DPO_DEFAULTS, DPO_FORMATS, DPO_SCHEMA } from '../dpo/config.js';
 
+/** The config of `rlhf train kto`: unpaired data, policy and reference, KTO's loss, optimisation. */
 export interface KtoConfig {
   seed: number;
   /** Output directory: model/ (HF layout), checkpoint/, metrics.jsonl, reference-logprobs.json, eval.json. */
@@ -46,6 +47,7 @@ export interface KtoConfig {
   train: EpochTrainFields;
 }
 
+/** The defaults of `rlhf train kto`. */
 export const KTO_DEFAULTS: KtoConfig = {
   seed: 0,
   out: 'runs/kto',
@@ -55,6 +57,7 @@ export const KTO_DEFAULTS: KtoConfig = {
   train: { ...DPO_DEFAULTS.train },
 };
 
+/** The schema of KtoConfig. */
 export const KTO_SCHEMA: Schema<KtoConfig> = {
   seed: { doc: 'seed of the data order', ...SEED_RANGE },
   out: { doc: 'output directory (model/, checkpoint/, metrics.jsonl, reference-logprobs.json, eval.json)' },

@@ -81,6 +81,7 @@ async function prepareData(cfg: KtoConfig, tok: Tokenizer, say: (l: string) => v
 
 // ---- the run
 
+/** What trainKto returns: steps, completions used and dropped, the held-out pair evaluation. */
 export interface KtoRunSummary {
   out: string;
   steps: number;

@@ -12,8 +12,10 @@ import { THREADS_FIELD } from '../../nn/train-fields.js';
 
 /** Where PPO's critic lives: a value head on the policy's backbone, or a separate model. */
 export const CRITIC_KINDS = ['head', 'separate'] as const;
+/** Where PPO's critic lives: a value head on the policy's backbone, or a separate model. */
 export type CriticKind = (typeof CRITIC_KINDS)[number];
 
+/** The configuration every online (sampling) policy trainer shares: model, prompts, reward sources and shaping, rollout, KL, training. */
 export interface OnlineConfig {
   seed: number;
   /** Output directory: checkpoint/, metrics.jsonl, model/ (the final policy), samples.jsonl. */
@@ -101,6 +103,7 @@ export interface OnlineConfig {
   };
 }
 
+/** The shared online defaults each algorithm's defaults start from. */
 export const ONLINE_DEFAULTS: OnlineConfig = {
   seed: 0,
   out: 'runs/policy',
@@ -116,6 +119,7 @@ export const ONLINE_DEFAULTS: OnlineConfig = {
   },
 };
 
+/** The schema of OnlineConfig: every field's doc and range. */
 export const ONLINE_SCHEMA: Schema<OnlineConfig> = {
   seed: { doc: 'seed of sampling, mini-batch order and initialisation', ...SEED_RANGE },
   out: { doc: 'output directory' },

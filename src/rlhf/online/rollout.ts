@@ -118,6 +118,7 @@ function meanSe(xs: readonly number[]): { mean: number; se: number } {
   return { mean, se: sd / Math.sqrt(n) };
 }
 
+/** The policy on fresh samples: mean reward and its standard error, KL to the reference, length, distinct-2, the fraction that ended. */
 export interface PolicyEvaluation {
   n: number;
   reward: number;

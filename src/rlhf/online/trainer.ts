@@ -72,6 +72,7 @@ export interface Algorithm<C extends OnlineConfig> {
   check?(cfg: C): void;
 }
 
+/** Options of an online run: fresh start, progress, an evaluation hook, an abort signal, a reward source in place of cfg.reward. */
 export interface OnlineRunOptions {
   fresh?: boolean;
   progress?: (line: string) => void;
@@ -83,6 +84,7 @@ export interface OnlineRunOptions {
   reward?: RewardSource;
 }
 
+/** What an online run returns: the algorithm, steps, resume point, and the first and last evaluations. */
 export interface OnlineRunSummary {
   algorithm: string;
   out: string;
@@ -93,6 +95,7 @@ export interface OnlineRunSummary {
   final: EvalRow | null;
 }
 
+/** An evaluation as logged: PolicyEvaluation without the samples, plus what the onEval hook added. */
 export type EvalRow = Omit<PolicyEvaluation, 'samples' | 'rewards'> & Record<string, unknown>;
 
 /** The models, optimiser and state one run owns (openRun → rlStep… → closeRun). */
@@ -443,6 +446,7 @@ function describeStep(row: Record<string, unknown>, total: number): string {
     `${row.value_loss != null ? ` vloss ${f('value_loss', 4)} ev ${f('explained_variance', 2)}` : ''} tok/s gen ${tps.generation.toFixed(0)} score ${tps.scoring.toFixed(0)} update ${tps.update.toFixed(0)}`;
 }
 
+/** An evaluation as one line for people. */
 export function describeEval(e: EvalRow): string {
   return `eval on ${e.n} fresh samples: reward ${e.reward.toFixed(4)} ± ${e.rewardSe.toFixed(4)} (s.e.), KL ${e.kl.toFixed(2)} nats, length ${e.length.toFixed(1)}, distinct-2 ${e.distinct2.toFixed(3)}`;
 }

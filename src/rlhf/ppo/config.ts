@@ -7,6 +7,7 @@
 import type { Schema } from '../../config.js';
 import { CRITIC_KINDS, type CriticKind, ONLINE_DEFAULTS, ONLINE_SCHEMA, type OnlineConfig } from '../online/config.js';
 
+/** The config of `rlhf train ppo`: the online fields plus GAE, the critic and PPO-ptx. */
 export interface PpoConfig extends OnlineConfig {
   ppo: {
     /** GAE discount γ and trace λ (Schulman et al. 2016). */
@@ -42,6 +43,7 @@ export interface PpoConfig extends OnlineConfig {
   };
 }
 
+/** The defaults of `rlhf train ppo` (k1 KL in the reward, 2 epochs of mini-batches of 32). */
 export const PPO_DEFAULTS: PpoConfig = {
   ...ONLINE_DEFAULTS,
   out: 'runs/ppo',
@@ -54,6 +56,7 @@ export const PPO_DEFAULTS: PpoConfig = {
   },
 };
 
+/** The schema of PpoConfig. */
 export const PPO_SCHEMA: Schema<PpoConfig> = {
   ...ONLINE_SCHEMA,
   ppo: {

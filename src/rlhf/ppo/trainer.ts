@@ -39,6 +39,7 @@ function ptxLoss(cfg: PpoConfig): Algorithm<PpoConfig>['extraLoss'] {
   };
 }
 
+/** PPO as an online Algorithm: GAE over token rewards, whitened advantages, a critic, PPO-ptx when configured. */
 export function ppoAlgorithm(cfg: PpoConfig): Algorithm<PpoConfig> {
   return {
     name: 'ppo',
@@ -53,6 +54,7 @@ export function ppoAlgorithm(cfg: PpoConfig): Algorithm<PpoConfig> {
   };
 }
 
+/** Trains a policy with PPO (Schulman et al. 2017; Ouyang et al. 2022) on the shared online loop. */
 export function trainPpo(cfg: PpoConfig, opts: OnlineRunOptions = {}): Promise<OnlineRunSummary> {
   return trainOnline(cfg, ppoAlgorithm(cfg), opts);
 }

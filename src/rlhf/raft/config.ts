@@ -14,6 +14,7 @@ import { SFT_SCHEMA } from '../sft/config.js';
 const RAFT_SFT_FIELDS = ['epochs', 'batchSize', 'gradAccum', 'lr', 'weightDecay', 'warmupSteps', 'schedule', 'clipGradNorm'] as const;
 type RaftSftField = (typeof RAFT_SFT_FIELDS)[number];
 
+/** The config of `rlhf train raft`: rounds of best-of-N under a reward source, then SFT on the winners. */
 export interface RaftConfig {
   seed: number;
   /** Output directory: round-R/ (winners.jsonl, sft/, summary.json), initial.json, metrics.jsonl, model/. */
@@ -47,6 +48,7 @@ export interface RaftConfig {
   };
 }
 
+/** The defaults of `rlhf train raft`. */
 export const RAFT_DEFAULTS: RaftConfig = {
   seed: 0,
   out: 'runs/raft',
@@ -59,6 +61,7 @@ export const RAFT_DEFAULTS: RaftConfig = {
   train: { evalSamples: 256, threads: 1 },
 };
 
+/** The schema of RaftConfig. */
 export const RAFT_SCHEMA: Schema<RaftConfig> = {
   seed: { doc: 'seed of sampling and of the SFT data order', ...SEED_RANGE },
   out: { doc: 'output directory' },

@@ -39,6 +39,7 @@ export interface RaftRound {
   seconds: number;
 }
 
+/** What trainRaft returns: one row per round and the evaluations. */
 export interface RaftRunSummary {
   algorithm: 'raft';
   out: string;
@@ -50,6 +51,7 @@ export interface RaftRunSummary {
   final: EvalRow | null;
 }
 
+/** Options of trainRaft: a fresh start, progress lines, an abort signal. */
 export interface RaftRunOptions {
   fresh?: boolean;
   progress?: (line: string) => void;

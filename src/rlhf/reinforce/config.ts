@@ -7,6 +7,7 @@
 import type { Schema } from '../../config.js';
 import { ONLINE_DEFAULTS, ONLINE_SCHEMA, type OnlineConfig } from '../online/config.js';
 
+/** The config of `rlhf train reinforce`: the online fields plus the baseline's momentum. */
 export interface ReinforceConfig extends OnlineConfig {
   reinforce: {
     /** Momentum m of the baseline's exponential moving average (0 = this step's mean reward). */
@@ -14,12 +15,14 @@ export interface ReinforceConfig extends OnlineConfig {
   };
 }
 
+/** The defaults of `rlhf train reinforce`. */
 export const REINFORCE_DEFAULTS: ReinforceConfig = {
   ...ONLINE_DEFAULTS,
   out: 'runs/reinforce',
   reinforce: { baselineMomentum: 0.9 },
 };
 
+/** The schema of ReinforceConfig. */
 export const REINFORCE_SCHEMA: Schema<ReinforceConfig> = {
   ...ONLINE_SCHEMA,
   reinforce: { baselineMomentum: { doc: "baseline EMA momentum m: b ← m·b + (1 − m)·mean reward (0 = the step's mean)", min: 0 } },

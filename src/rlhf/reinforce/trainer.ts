@@ -43,6 +43,7 @@ export function reinforceAlgorithm(): Algorithm<ReinforceConfig> {
   };
 }
 
+/** Trains a policy with REINFORCE and a moving-average baseline (Williams 1992) on the shared online loop. */
 export function trainReinforce(cfg: ReinforceConfig, opts: OnlineRunOptions = {}): Promise<OnlineRunSummary> {
   return trainOnline(cfg, reinforceAlgorithm(), opts);
 }

@@ -8,6 +8,7 @@
 import type { Schema } from '../../config.js';
 import { ONLINE_DEFAULTS, ONLINE_SCHEMA, type OnlineConfig } from '../online/config.js';
 
+/** The config of `rlhf train reinforcepp`: the online fields plus the returns' discount. */
 export interface ReinforceppConfig extends OnlineConfig {
   reinforcepp: {
     /** Discount γ of the token-level returns (1 = undiscounted, OpenRLHF's default). */
@@ -15,6 +16,7 @@ export interface ReinforceppConfig extends OnlineConfig {
   };
 }
 
+/** The defaults of `rlhf train reinforcepp`. */
 export const REINFORCEPP_DEFAULTS: ReinforceppConfig = {
   ...ONLINE_DEFAULTS,
   out: 'runs/reinforcepp',
@@ -22,6 +24,7 @@ export const REINFORCEPP_DEFAULTS: ReinforceppConfig = {
   reinforcepp: { gamma: 1 },
 };
 
+/** The schema of ReinforceppConfig. */
 export const REINFORCEPP_SCHEMA: Schema<ReinforceppConfig> = {
   ...ONLINE_SCHEMA,
   reinforcepp: { gamma: { doc: 'discount γ of the token-level returns (1 = none)', min: 0 } },

@@ -21,6 +21,7 @@ export function reinforceppAdvantages(r: Scored, rewards: readonly number[], klC
   return whiten(returns, r.batch.actionMask);
 }
 
+/** REINFORCE++ as an online Algorithm: token-level returns, globally whitened, no critic. */
 export const reinforceppAlgorithm: Algorithm<ReinforceppConfig> = {
   name: 'reinforcepp',
   klInLoss: false,
@@ -31,6 +32,7 @@ export const reinforceppAlgorithm: Algorithm<ReinforceppConfig> = {
   },
 };
 
+/** Trains a policy with REINFORCE++ (Hu 2025) on the shared online loop. */
 export function trainReinforcepp(cfg: ReinforceppConfig, opts: OnlineRunOptions = {}): Promise<OnlineRunSummary> {
   return trainOnline(cfg, reinforceppAlgorithm, opts);
 }

@@ -8,8 +8,10 @@
 import type { Schema } from '../../config.js';
 import { ONLINE_DEFAULTS, ONLINE_SCHEMA, type OnlineConfig } from '../online/config.js';
 
+/** The config of `rlhf train remax`: the online fields only. */
 export type RemaxConfig = OnlineConfig;
 
+/** The defaults of `rlhf train remax` (one sample per prompt; the greedy decode is the baseline). */
 export const REMAX_DEFAULTS: RemaxConfig = {
   ...ONLINE_DEFAULTS,
   out: 'runs/remax',
@@ -17,4 +19,5 @@ export const REMAX_DEFAULTS: RemaxConfig = {
   rollout: { ...ONLINE_DEFAULTS.rollout, prompts: 64, samplesPerPrompt: 1 },
 };
 
+/** The schema of RemaxConfig. */
 export const REMAX_SCHEMA: Schema<RemaxConfig> = ONLINE_SCHEMA;

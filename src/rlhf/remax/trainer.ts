@@ -24,6 +24,7 @@ export function greedyBaseline(run: Run<RemaxConfig>, prompts: readonly string[]
   return prompts.map((p) => byPrompt.get(p)!);
 }
 
+/** ReMax as an online Algorithm: the greedy decode's reward as each sample's baseline. */
 export const remaxAlgorithm: Algorithm<RemaxConfig> = {
   name: 'remax',
   klInLoss: false,
@@ -40,6 +41,7 @@ export const remaxAlgorithm: Algorithm<RemaxConfig> = {
   },
 };
 
+/** Trains a policy with ReMax (Li et al. 2023) on the shared online loop. */
 export function trainRemax(cfg: RemaxConfig, opts: OnlineRunOptions = {}): Promise<OnlineRunSummary> {
   return trainOnline(cfg, remaxAlgorithm, opts);
 }

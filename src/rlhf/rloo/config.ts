@@ -6,8 +6,11 @@
 import type { Schema } from '../../config.js';
 import { ONLINE_DEFAULTS, ONLINE_SCHEMA, type OnlineConfig } from '../online/config.js';
 
+/** The config of `rlhf train rloo`: the online fields only. */
 export type RlooConfig = OnlineConfig;
 
+/** The defaults of `rlhf train rloo`. */
 export const RLOO_DEFAULTS: RlooConfig = { ...ONLINE_DEFAULTS, out: 'runs/rloo' };
 
+/** The schema of RlooConfig. */
 export const RLOO_SCHEMA: Schema<RlooConfig> = ONLINE_SCHEMA;

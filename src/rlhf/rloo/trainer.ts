@@ -4,6 +4,7 @@ import { type Algorithm, type OnlineRunOptions, type OnlineRunSummary, trainOnli
 import { asGroups, broadcastToTokens, sequenceKlPenalty } from '../online/token-rewards.js';
 import type { RlooConfig } from './config.js';
 
+/** RLOO as an online Algorithm: leave-one-out baselines within each prompt's samples, KL in the reward. */
 export const rlooAlgorithm: Algorithm<RlooConfig> = {
   name: 'rloo',
   klInLoss: false,
@@ -18,6 +19,7 @@ export const rlooAlgorithm: Algorithm<RlooConfig> = {
   },
 };
 
+/** Trains a policy with RLOO (Ahmadian et al. 2024) on the shared online loop. */
 export function trainRloo(cfg: RlooConfig, opts: OnlineRunOptions = {}): Promise<OnlineRunSummary> {
   return trainOnline(cfg, rlooAlgorithm, opts);
 }

@@ -9,6 +9,7 @@
 import { SEED_RANGE, type Schema } from '../../config.js';
 import { type EpochTrainFields, epochTrainSchema } from '../../nn/train-fields.js';
 
+/** The config of `rlhf train sft`: data, the policy, completion-only loss and packing, optimisation. */
 export interface SftConfig {
   seed: number;
   /** Output directory: model/ (HF layout), checkpoint/, metrics.jsonl. */
@@ -40,6 +41,7 @@ export interface SftConfig {
   train: EpochTrainFields;
 }
 
+/** The defaults of `rlhf train sft`. */
 export const SFT_DEFAULTS: SftConfig = {
   seed: 0,
   out: 'runs/sft',
@@ -57,6 +59,7 @@ export const SFT_DEFAULTS: SftConfig = {
 /** The data formats SFT reads; the pair formats train on the chosen response (src/reward/pairs.ts). */
 export const SFT_FORMATS = ['completion', 'pairwise', 'hh-rlhf', 'summarize', 'sst2'] as const;
 
+/** The schema of SftConfig. */
 export const SFT_SCHEMA: Schema<SftConfig> = {
   seed: { doc: 'seed of the data order and of the split', ...SEED_RANGE },
   out: { doc: 'output directory (model/, checkpoint/, metrics.jsonl)' },

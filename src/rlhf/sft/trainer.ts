@@ -106,6 +106,7 @@ export function heldOutLoss(model: CausalLM, examples: readonly TokenizedExample
   return { loss: tokens > 0 ? sum / tokens : NaN, tokens };
 }
 
+/** What trainSft returns: steps, examples used and dropped, the held-out loss. */
 export interface SftRunSummary {
   out: string;
   steps: number;
@@ -120,6 +121,7 @@ export interface SftRunSummary {
   eval: { loss: number; tokens: number } | null;
 }
 
+/** Options of trainSft: a fresh start, progress lines, an abort signal. */
 export interface SftRunOptions {
   fresh?: boolean;
   progress?: (line: string) => void;
