@@ -5,7 +5,6 @@
  */
 import { parse as parseYaml } from 'yaml';
 import { readBoundedText } from './atomic.js';
-import { nearest } from './cli/args.js';
 
 /**
  * Per field: its documentation and, for strings, the allowed values; for numbers the range (`min` and
@@ -26,7 +25,9 @@ export function namesOf<K extends string>(registry: Readonly<Record<K, unknown>>
 
 /** Seeds are 32-bit: every RNG here takes `seed >>> 0`, so 2^32 and 1e300 would silently alias a smaller seed. */
 export const SEED_RANGE = { integer: true, min: 0, max: 2 ** 32 - 1 } as const;
-export { MAX_THREADS } from './cli/args.js';
+/** More threads than this only oversubscribes the cores (a thread pool of 1000 ran 20× slower). */
+export const MAX_THREADS = 256;
+
 /** A config type's schema: a FieldDoc per leaf field, nested like the config (validateConfig, describeSchema). */
 export type Schema<T> = { [K in keyof T]: T[K] extends object ? (T[K] extends unknown[] ? FieldDoc : Schema<T[K]>) : FieldDoc };
 
@@ -51,6 +52,29 @@ function kindOf(v: unknown): string {
 
 function isObj(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** Levenshtein distance, for "did you mean" suggestions. */
+export function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** The candidate nearest to `word`, for error messages. */
+export function nearest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const dist = editDistance(word, c);
+    if (dist < bestD) [best, bestD] = [c, dist];
+  }
+  return best;
 }
 
 /** Merges `raw` over `defaults`, checking every key and type against the schema. */

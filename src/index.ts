@@ -34,7 +34,7 @@ export { loadModel, saveModel, resolveModelDir } from './models/hub.js';
 export { type Completion, completionBatch, type FinishReason, generate, type GenerateOptions, leftPad } from './generate/generate.js';
 export { type SamplingOptions } from './generate/sampling.js';
 export { scoreCompletions, type ScoredBatch, tokenLogprobs } from './generate/score.js';
-export { mulberry32 } from './generate/rng.js';
+export { mulberry32, streamKey, uniformAt } from './random.js';
 
 // ---- feedback data
 export * from './data/index.js';
@@ -60,7 +60,7 @@ export { clipRewards, lengthPenalty, missingEosPenalty, normaliseRewards, Runnin
 export {
   combinedReward, functionReward, modelReward, parseRewardSpec,
   type ModelRewardOptions, type RewardInput, type RewardOutput, type RewardSource,
-} from './rlhf/rewards.js';
+} from './reward/sources.js';
 
 // ---- online policy optimisation: the registry, the shared loop and config, each algorithm
 export {

@@ -1,7 +1,9 @@
 /**
- * Command-line parsing for `rlhf` (conventions in shared/STYLE.md): every option has a type, a default
+ * Command-line parsing for `rlhf` (conventions in the README's "The command line"): every option has a type, a default
  * shown in --help and a description; an unknown option is an error naming the nearest valid one.
  */
+import { MAX_THREADS, nearest } from '../config.js';
+
 export type OptionType = 'string' | 'number' | 'boolean' | 'strings';
 
 export interface OptionSpec {
@@ -21,38 +23,12 @@ export function seedOption(name: string, help: string, dflt = 0): OptionSpec {
   return { name, type: 'number', default: dflt, help, integer: true, min: 0, max: 2 ** 32 - 1 };
 }
 
-/** More threads than this only oversubscribes the cores (a thread pool of 1000 ran 20× slower). */
-export const MAX_THREADS = 256;
-
 /** The threads option of the commands that take one (0 = libtorch's default). */
 export const THREADS_OPTION: OptionSpec = {
   name: 'threads', type: 'number', default: 0, help: 'libtorch + OpenBLAS threads (0 = default)', integer: true, min: 0, max: MAX_THREADS,
 };
 
 export type ParsedOptions = Record<string, string | number | boolean | string[] | undefined>;
-
-/** Levenshtein distance, for "did you mean" suggestions. */
-export function editDistance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-  }
-  return d[a.length]![b.length]!;
-}
-
-/** The candidate nearest to `word`, for error messages. */
-export function nearest(word: string, candidates: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestD = Infinity;
-  for (const c of candidates) {
-    const dist = editDistance(word, c);
-    if (dist < bestD) [best, bestD] = [c, dist];
-  }
-  return best;
-}
 
 export class UsageError extends Error {}
 

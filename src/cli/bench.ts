@@ -1,6 +1,7 @@
 /** `rlhf bench …`: benchmarks against the Python PyTorch baseline, JSON out (bench/). */
 import type { Command } from './main.js';
-import { MAX_THREADS, type OptionSpec } from './args.js';
+import { MAX_THREADS } from '../config.js';
+import type { OptionSpec } from './args.js';
 
 const benchOptions: OptionSpec[] = [
   { name: 'reps', type: 'number', help: 'interleaved repetitions per case (ours, theirs, ours, …); default per bench (5 or 7; quick: 2)' },

@@ -5,7 +5,8 @@
  * progress go to stderr. Exit code 0 on success; on failure a one-line reason on stderr (the stack with
  * --verbose) and exit code 1 (2 for usage errors, 130 for a run stopped by Ctrl-C).
  */
-import { formatOptions, InterruptedRun, nearest, type OptionSpec, type ParsedOptions, parseOptions, UsageError } from './args.js';
+import { nearest } from '../config.js';
+import { formatOptions, InterruptedRun, type OptionSpec, type ParsedOptions, parseOptions, UsageError } from './args.js';
 import { benchCommands } from './bench.js';
 import { demoCommand, labOveroptimisationCommand } from './demo.js';
 import { labCommands } from './lab.js';

@@ -13,7 +13,7 @@ import { ONLINE_ALGORITHMS, type OnlineAlgorithmEntry } from '../rlhf/algorithms
 import { RAFT_DEFAULTS, RAFT_SCHEMA } from '../rlhf/raft/config.js';
 import { type RaftRunSummary, trainRaft } from '../rlhf/raft/trainer.js';
 import { bestOfN, klBestOfN } from '../rlhf/bon.js';
-import { combinedReward, parseRewardSpec } from '../rlhf/rewards.js';
+import { combinedReward, parseRewardSpec } from '../reward/sources.js';
 import { UsageError, seedOption, THREADS_OPTION, withInterrupt } from './args.js';
 import type { Command } from './main.js';
 

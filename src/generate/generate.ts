@@ -6,7 +6,7 @@
  */
 import { noGrad, scope, type Tensor, tensor, zeros } from '../tensor/index.js';
 import type { CausalLM } from '../models/common.js';
-import { streamKey, uniformAt } from './rng.js';
+import { streamKey, uniformAt } from '../random.js';
 import { nextTokens, type SamplingOptions, validateSampling } from './sampling.js';
 
 /** Why a completion stopped: an end-of-sequence token, the token budget, or a stop id. */

@@ -11,7 +11,7 @@
  * `rlhf eval rm` breaks accuracy down by annotator.
  */
 import type { RawPairwise } from '../data/types.js';
-import { mulberry32 } from '../generate/rng.js';
+import { mulberry32 } from '../random.js';
 import { goldReward } from './gold.js';
 
 /** One synthetic annotator. */

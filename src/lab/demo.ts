@@ -17,7 +17,7 @@ import { loadTokenizer } from '../text/index.js';
 import { validateConfig } from '../config.js';
 import { REWARD_DEFAULTS, REWARD_SCHEMA } from '../reward/config.js';
 import { trainRewardModel } from '../reward/train.js';
-import { parseRewardSpec } from '../rlhf/rewards.js';
+import { parseRewardSpec } from '../reward/sources.js';
 import { sample } from '../rlhf/online/rollout.js';
 import type { OnlineRunSummary } from '../rlhf/online/trainer.js';
 import { checkEmbeddedRl, embeddedMiniBatch, ONLINE_ALGORITHMS } from '../rlhf/algorithms.js';

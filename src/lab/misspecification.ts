@@ -32,7 +32,7 @@ import { loadModel, resolveModelDir } from '../models/hub.js';
 import { loadTokenizer } from '../text/index.js';
 import { MAX_THREADS, type Schema } from '../config.js';
 import { validateConfig } from '../config.js';
-import { mulberry32 } from '../generate/rng.js';
+import { mulberry32 } from '../random.js';
 import { REWARD_DEFAULTS, REWARD_SCHEMA } from '../reward/config.js';
 import { trainRewardModel } from '../reward/train.js';
 import { loadRewardModel } from '../reward/io.js';

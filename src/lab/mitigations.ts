@@ -17,7 +17,7 @@ import { REWARD_DEFAULTS, REWARD_SCHEMA } from '../reward/config.js';
 import { trainRewardModel } from '../reward/train.js';
 import { loadRewardEnsemble, RewardEnsemble } from '../reward/ensemble-model.js';
 import type { AggregatorName } from '../reward/ensemble.js';
-import { modelReward } from '../rlhf/rewards.js';
+import { modelReward } from '../reward/sources.js';
 import { PPO_DEFAULTS, PPO_SCHEMA } from '../rlhf/ppo/config.js';
 import { trainPpo } from '../rlhf/ppo/trainer.js';
 import { DEMO_DEFAULTS, type DemoConfig } from './demo-config.js';

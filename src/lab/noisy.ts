@@ -23,7 +23,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MAX_THREADS, type Schema } from '../config.js';
 import { validateConfig } from '../config.js';
-import { mulberry32 } from '../generate/rng.js';
+import { mulberry32 } from '../random.js';
 import { REWARD_DEFAULTS, REWARD_SCHEMA } from '../reward/config.js';
 import { trainRewardModel } from '../reward/train.js';
 import { pearson, type ReliabilityBin } from '../reward/metrics.js';

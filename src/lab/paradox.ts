@@ -12,7 +12,7 @@ import { loadTokenizer } from '../text/index.js';
 import { validateConfig } from '../config.js';
 import { REWARD_DEFAULTS, REWARD_SCHEMA } from '../reward/config.js';
 import { trainRewardModel } from '../reward/train.js';
-import { parseRewardSpec } from '../rlhf/rewards.js';
+import { parseRewardSpec } from '../reward/sources.js';
 import { sample } from '../rlhf/online/rollout.js';
 import { PPO_DEFAULTS, PPO_SCHEMA } from '../rlhf/ppo/config.js';
 import { trainPpo } from '../rlhf/ppo/trainer.js';

@@ -28,7 +28,7 @@ import { scope, setNumThreads } from '../tensor/index.js';
 import { loadCheckpoint } from '../nn/checkpoint.js';
 import { resolveModelDir } from '../models/hub.js';
 import { loadTokenizer, type Tokenizer } from '../text/index.js';
-import type { RewardInput, RewardSource } from '../rlhf/rewards.js';
+import type { RewardInput, RewardSource } from '../reward/sources.js';
 import { actorForward, disposeActions, sliceActions } from '../rlhf/online/actor.js';
 import { disposeScored, sample, scoreRollout } from '../rlhf/online/rollout.js';
 import { closeRun, openRun, settings } from '../rlhf/online/trainer.js';

@@ -9,7 +9,7 @@
  * optimiser state is restored bit for bit, and nothing else in the loop is random.
  */
 import { clipGradNorm, type Optimizer, type Tensor } from '../tensor/index.js';
-import { mulberry32 } from '../generate/rng.js';
+import { mulberry32 } from '../random.js';
 import { lrAt } from './schedule.js';
 import type { EpochTrainFields } from './train-fields.js';
 

@@ -6,7 +6,7 @@
  * RewardModel.rewards returns (B, K) (one head per member): pass `.transpose(0, 1)`.
  */
 import type { Tensor } from '../tensor/index.js';
-import { streamKey, uniformAt } from '../generate/rng.js';
+import { streamKey, uniformAt } from '../random.js';
 
 /** An aggregator's options: the uncertainty penalty λ of mean_minus_std and uwo. */
 export interface EnsembleOptions {

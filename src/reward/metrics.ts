@@ -18,7 +18,7 @@
  *                 responses pooled (2n points)
  *   length_baseline_accuracy  the accuracy of "the longer response wins" (equal lengths: 0.5)
  */
-import { streamKey, uniformAt } from '../generate/rng.js';
+import { streamKey, uniformAt } from '../random.js';
 
 /** 1 if a > b, 0 if a < b, 0.5 on a tie: whether "higher wins" picks the preferred response. */
 export function pairOutcome(preferred: number, other: number): number {

@@ -34,7 +34,6 @@ import { scoreScaleOf, type ScoreScale } from './rating-metrics.js';
 import { writeAtomic, readJsonFile } from '../atomic.js';
 
 export { evaluateRewardModel } from './evaluate.js';
-export { epochOrder } from '../nn/train-loop.js';
 
 // ---- objectives: one micro-batch → its loss
 

@@ -5,7 +5,7 @@
  */
 import type { CausalLM } from '../models/common.js';
 import type { Tokenizer } from '../text/index.js';
-import type { RewardSource } from './rewards.js';
+import type { RewardSource } from '../reward/sources.js';
 import { sample, type SamplingSettings } from './online/rollout.js';
 
 /** KL(π_bon ‖ π) of best-of-n, in nats. */

@@ -17,7 +17,7 @@ import { fitOveroptimisation, fitPeak, klBestOfN } from '../../src/lab/fit.js';
 import { overoptimisationChart, renderChart, type Figure, type Point } from '../../src/lab/plots.js';
 import { buildReport, writeReport, type Report } from '../../src/lab/report.js';
 import { GOLD_FORMULA } from '../../src/lab/gold.js';
-import { mulberry32 } from '../../src/generate/rng.js';
+import { mulberry32 } from '../../src/random.js';
 import { ARTIFACTS, CHROMIUM, openAndMeasure } from './measure.js';
 
 

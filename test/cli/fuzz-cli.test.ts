@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { stringify } from 'yaml';
-import { mulberry32 } from '../../src/generate/rng.js';
+import { mulberry32 } from '../../src/random.js';
 import { dataWarnings } from '../../src/data/load.js';
 import { rlhf, rlhfInProcess, type Run } from '../model/run-cli.js';
 

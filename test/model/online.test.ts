@@ -22,7 +22,7 @@ import { loadConfig, validateConfig } from '../../src/config.js';
 import { loadTensors } from '../../src/nn/serialize.js';
 import { loadModel, resolveModelDir } from '../../src/models/hub.js';
 import { scope, SGD, type Tensor } from '../../src/tensor/index.js';
-import { functionReward, type RewardSource } from '../../src/rlhf/rewards.js';
+import { functionReward, type RewardSource } from '../../src/reward/sources.js';
 import { closeRun, openRun, shapeRewards, trainOnline, update } from '../../src/rlhf/online/trainer.js';
 import { disposeScored, scoreRollout, type Samples } from '../../src/rlhf/online/rollout.js';
 import { PPO_DEFAULTS, PPO_SCHEMA, type PpoConfig } from '../../src/rlhf/ppo/config.js';

@@ -23,7 +23,7 @@ import { loadTensors } from '../../src/nn/serialize.js';
 import { generate } from '../../src/generate/generate.js';
 import { scope, type Tensor } from '../../src/tensor/index.js';
 import { afinnComparative } from '../../src/reward/functions.js';
-import { functionReward } from '../../src/rlhf/rewards.js';
+import { functionReward } from '../../src/reward/sources.js';
 import { disposeScored, sample, scoreRollout } from '../../src/rlhf/online/rollout.js';
 import { closeRun, openRun, rlStep, settings, shapeRewards, stepSeed } from '../../src/rlhf/online/trainer.js';
 import { REMAX_DEFAULTS, REMAX_SCHEMA } from '../../src/rlhf/remax/config.js';

@@ -21,7 +21,7 @@ import {
   fromBytes, full, Generator, isFloating, keep, layerNorm, linear, linspace, memory, multinomial, noGrad, normal_, ones,
   rand, randint, randn, rmsNorm, scaledDotProductAttention, scope, SGD, stack, Tensor, tensor, uniform_, where, zeros,
 } from '../../src/tensor/index.js';
-import { mulberry32 } from '../../src/generate/rng.js'; // seeded, so a failing run replays exactly
+import { mulberry32 } from '../../src/random.js'; // seeded, so a failing run replays exactly
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20240611);
 const CALLS = Number(process.env.FUZZ_CALLS ?? 6000);

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { mulberry32 } from '../../src/generate/rng.js';
+import { mulberry32 } from '../../src/random.js';
 import { fitOveroptimisation, fitPeak, fitValue, klBestOfN, type FitForm } from '../../src/lab/fit.js';
 
 /** Seeded standard normal draws (Box–Muller over mulberry32). */

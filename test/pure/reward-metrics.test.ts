@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { bootstrapCI, calibration, evaluatePairs, marginSummary, pairOutcome, pearson } from '../../src/reward/metrics.js';
-import { streamKey, uniformAt } from '../../src/generate/rng.js';
+import { streamKey, uniformAt } from '../../src/random.js';
 
 const near = (got: number | null, want: number, tol = 1e-12, msg = '') => {
   assert.ok(got !== null && Math.abs(got - want) <= tol, `${msg} got ${got}, want ${want}`);

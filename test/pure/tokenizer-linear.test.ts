@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import { Gpt2BpeTokenizer } from '../../src/text/bpe.js';
 import { Llama2cTokenizer } from '../../src/text/llama2c.js';
 import { mergeWork } from '../../src/text/merge-queue.js';
-import { mulberry32 } from '../../src/generate/rng.js';
+import { mulberry32 } from '../../src/random.js';
 import { randomTexts, repoPath } from './tokenizer-fixtures.js';
 
 /** run.c's merge loop as it was: rescan every pair, merge the best (leftmost on ties), repeat. */

@@ -8,7 +8,7 @@ import { keep, noGrad, scope, type Tensor } from '../../tensor/index.js';
 import type { CausalLM } from '../../models/common.js';
 import { type FinishReason, generate } from '../../generate/generate.js';
 import type { Tokenizer } from '../../text/index.js';
-import type { RewardOutput, RewardSource } from '../rewards.js';
+import type { RewardOutput, RewardSource } from '../../reward/sources.js';
 import { actorForward, type ActionBatch, criticForward, packActions, referenceLogProbs, type ValueHead } from './actor.js';
 import type { RewardModel } from '../../reward/model.js';
 

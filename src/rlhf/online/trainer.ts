@@ -25,7 +25,7 @@ import { AdaptiveKlController, FixedKlController, type KlController } from '../c
 import { KL_ESTIMATORS } from '../core/advantages.js';
 import { clippedPolicyLoss, clippedValueLoss, normalise } from '../core/losses.js';
 import { clipRewards, lengthPenalty, missingEosPenalty, normaliseRewards, RunningMoments } from '../core/shaping.js';
-import { combinedReward, parseRewardSpec, sameTokenizer, type RewardSource } from '../rewards.js';
+import { combinedReward, parseRewardSpec, sameTokenizer, type RewardSource } from '../../reward/sources.js';
 import { actorForward, criticForward, disposeActions, sliceActions, ValueHead } from './actor.js';
 import { checkOnlineConfig, type CriticKind, type OnlineConfig } from './config.js';
 import { type Critic, disposeScored, distinctTokenN, evaluatePolicy, type PolicyEvaluation, sample, type SamplingSettings, type Scored, scoreRollout, sequenceKl } from './rollout.js';

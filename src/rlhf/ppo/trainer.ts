@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { leftPad } from '../../generate/generate.js';
 import { tokenLogprobs } from '../../generate/score.js';
-import { mulberry32 } from '../../generate/rng.js';
+import { mulberry32 } from '../../random.js';
 import { loadTokenizer } from '../../text/index.js';
 import { resolveModelDir } from '../../models/hub.js';
 import type { CausalLM } from '../../models/common.js';

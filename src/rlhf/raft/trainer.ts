@@ -14,7 +14,7 @@ import { loadModel, resolveModelDir } from '../../models/hub.js';
 import type { CausalLM } from '../../models/common.js';
 import { loadTokenizer, type Tokenizer } from '../../text/index.js';
 import { bestOfN } from '../bon.js';
-import { combinedReward, parseRewardSpec, type RewardSource } from '../rewards.js';
+import { combinedReward, parseRewardSpec, type RewardSource } from '../../reward/sources.js';
 import { evaluatePolicy, type SamplingSettings } from '../online/rollout.js';
 import { loadPrompts } from '../online/prompts.js';
 import { describeEval, type EvalRow, evalSeed, stepSeed } from '../online/trainer.js';

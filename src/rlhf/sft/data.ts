@@ -5,7 +5,7 @@
 import { FeedbackError, hashUniform, readLines } from '../../data/index.js';
 import { loadRewardRecords } from '../../reward/pairs.js';
 import { cannotFit, type Tokenizer } from '../../text/index.js';
-import { epochOrder } from '../../reward/train.js';
+import { epochOrder } from '../../nn/train-loop.js';
 import type { SftConfig } from './config.js';
 
 export interface SftExample {

@@ -17,8 +17,8 @@ import { cat, noGrad, scope } from '../tensor/index.js';
 import { leftPad } from '../generate/generate.js';
 import { resolveModelDir } from '../models/hub.js';
 import { loadTokenizer, type Tokenizer } from '../text/index.js';
-import { loadRewardEnsemble, type RewardEnsemble } from '../reward/ensemble-model.js';
-import { REWARD_FUNCTIONS } from '../reward/functions.js';
+import { loadRewardEnsemble, type RewardEnsemble } from './ensemble-model.js';
+import { REWARD_FUNCTIONS } from './functions.js';
 
 /** A rollout as the reward sees it. */
 export interface RewardInput {
