@@ -35,6 +35,7 @@ export { type Completion, completionBatch, type FinishReason, generate, type Gen
 export { type SamplingOptions } from './generate/sampling.js';
 export { scoreCompletions, type ScoredBatch, tokenLogprobs } from './generate/score.js';
 export { mulberry32, streamKey, uniformAt } from './random.js';
+export { mean, meanSe, pearson, standardError } from './stats.js';
 
 // ---- feedback data
 export * from './data/index.js';

@@ -9,6 +9,7 @@
  *   4. best-of-n — n candidates ranked by the proxy, the chosen one's gold and proxy, for n = 1, 2, 4, …;
  *   5. report — Gao et al.'s forms fitted to gold vs √KL, report.html, metrics.jsonl, summary.json.
  */
+import { mean, meanSe } from '../stats.js';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setNumThreads } from '../tensor/index.js';
@@ -100,8 +101,7 @@ async function rl(cfg: DemoConfig, proxyDir: string, opts: DemoOptions, say: (l:
   mkdirSync(samplesDir, { recursive: true });
   const onEval = (step: number, e: { samples: { completions: string[] }; rewards: number[] }) => {
     const gold = e.samples.completions.map(goldReward);
-    const m = gold.reduce((a, x) => a + x, 0) / gold.length;
-    const se = Math.sqrt(gold.reduce((a, x) => a + (x - m) ** 2, 0) / Math.max(1, gold.length - 1) / gold.length);
+    const { mean: m, se } = meanSe(gold);
     const shown: SampleSet = { step, samples: e.samples.completions.slice(0, 3).map((text, i) => ({ text, gold: gold[i]!, proxy: e.rewards[i]! })) };
     writeAtomic(join(samplesDir, `step-${step}.json`), JSON.stringify(shown));
     say(`[demo 3/5 rl] step ${step}: gold ${m.toFixed(4)} ± ${se.toFixed(4)}`);
@@ -130,7 +130,6 @@ async function bestOfNPhase(cfg: DemoConfig, proxyDir: string, say: (l: string) 
     for (let n = 1; n <= cfg.bon.maxN; n *= 2) {
       const picks = bestOfFirst(results, n);
       const g = picks.map((p, i) => gold[i]![p.index]!);
-      const mean = (xs: number[]) => xs.reduce((a, x) => a + x, 0) / xs.length;
       out.push({ n, kl: klBestOfN(n), proxy: mean(picks.map((p) => p.reward)), gold: mean(g) });
     }
     return out;

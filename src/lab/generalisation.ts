@@ -10,6 +10,7 @@
  * distances for the prompt and for the whole text. The error plotted against distance is the share of
  * pairs the proxy orders against the gold, binned by the pair's mean distance.
  */
+import { mean } from '../stats.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MAX_THREADS, deepMerge, validateConfig, type Schema } from '../config.js';
@@ -132,7 +133,6 @@ export function nearestCosine(queries: readonly Map<string, number>[], refs: rea
   });
 }
 
-const mean = (xs: readonly number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
 
 export const generalisationExperiment: Experiment<GeneralisationConfig> = {
   name: 'generalisation',

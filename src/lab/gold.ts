@@ -12,7 +12,7 @@
  * - rep3 ∈ [0, 1]: the fraction of the text's word 3-grams that repeat an earlier 3-gram of the same text
  *   (Welleck et al. 2020's seq-rep-n with n = 3; words are lower-cased letter/digit runs, punctuation
  *   dropped). A lexicon alone is won by looping on positive words ("friend friend friend…",
- *   ../shared/FINDINGS.md); this factor takes that win away.
+ *   as our early reward-hacking runs showed); this factor takes that win away.
  *
  * Why 3-grams: on stories260K's own samples (40 stories of ~57 words from "Once upon a time") the mean
  * rep2 is 0.035 (up to 0.13: fluent children's stories reuse word pairs such as "she was", "Lily and"),

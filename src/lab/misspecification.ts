@@ -38,7 +38,8 @@ import { trainRewardModel } from '../reward/train.js';
 import { loadRewardModel } from '../reward/io.js';
 import { headEnsemble } from '../reward/ensemble-model.js';
 import { scoreSequences } from '../reward/evaluate.js';
-import { evaluatePairs, mean } from '../reward/metrics.js';
+import { evaluatePairs } from '../reward/metrics.js';
+import { mean, pearson, standardError } from '../stats.js';
 import { sample } from '../rlhf/online/rollout.js';
 import { PPO_DEFAULTS, PPO_SCHEMA } from '../rlhf/ppo/config.js';
 import { trainPpo } from '../rlhf/ppo/trainer.js';
@@ -212,21 +213,8 @@ function sampleTexts(cfg: MisspecificationConfig, n: number, seed: number, say: 
   }
 }
 
-function standardError(xs: readonly number[]): number {
-  const m = mean(xs);
-  return Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / Math.max(1, xs.length - 1) / xs.length);
-}
-
-function correlation(x: readonly number[], y: readonly number[]): number {
-  const [mx, my] = [mean(x), mean(y)];
-  let sxy = 0, sxx = 0, syy = 0;
-  x.forEach((xi, i) => {
-    sxy += (xi - mx) * (y[i]! - my);
-    sxx += (xi - mx) ** 2;
-    syy += (y[i]! - my) ** 2;
-  });
-  return sxx > 0 && syy > 0 ? sxy / Math.sqrt(sxx * syy) : 0;
-}
+/** Pearson's r, 0 where it is undefined (a constant column). */
+const pearsonOrZero = (x: readonly number[], y: readonly number[]): number => pearson(x, y) ?? 0;
 
 async function buildData(cfg: MisspecificationConfig, ctx: LabContext): Promise<DataResult> {
   const { pairs, heldOut } = cfg.data;
@@ -272,7 +260,7 @@ async function buildData(cfg: MisspecificationConfig, ctx: LabContext): Promise<
     labelDisagreeHeldOut: mean(held.map((h) => (h.label.sentiment !== h.label.brevity ? 1 : 0))),
     meanWords: mean(texts.map((t) => words(t).length)),
     meanCompound: mean(texts.map(vaderCompound)),
-    wordsCompoundCorr: correlation(texts.map((t) => words(t).length), texts.map(vaderCompound)),
+    wordsCompoundCorr: pearsonOrZero(texts.map((t) => words(t).length), texts.map(vaderCompound)),
   };
 }
 

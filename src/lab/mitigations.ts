@@ -9,6 +9,7 @@
  * d = √KL; the plot overlays them, and the table says how high each got and at what KL. "Which one moves
  * the frontier" is read off the gold reached at the largest KL every run attained.
  */
+import { mean } from '../stats.js';
 import { join } from 'node:path';
 import { MAX_THREADS, deepMerge, validateConfig, type Schema } from '../config.js';
 import { loadTokenizer } from '../text/index.js';
@@ -77,7 +78,6 @@ const QUICK = { preferences: { pairs: 48, maxNewTokens: 16 }, proxy: { epochs: 1
 interface Point { step: number; kl: number; gold: number; proxy: number }
 interface RunResult { name: string; points: Point[] }
 
-const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 /** Gold at KL k along a run, linearly interpolated between evaluations (null past the run's largest KL). */
 export function goldAtKl(points: readonly Point[], k: number): number | null {

@@ -26,7 +26,8 @@ import { validateConfig } from '../config.js';
 import { mulberry32 } from '../random.js';
 import { REWARD_DEFAULTS, REWARD_SCHEMA } from '../reward/config.js';
 import { trainRewardModel } from '../reward/train.js';
-import { pearson, type ReliabilityBin } from '../reward/metrics.js';
+import type { ReliabilityBin } from '../reward/metrics.js';
+import { meanSe, pearson } from '../stats.js';
 import { PPO_DEFAULTS, PPO_SCHEMA } from '../rlhf/ppo/config.js';
 import { trainPpo } from '../rlhf/ppo/trainer.js';
 import { DPO_DEFAULTS, DPO_SCHEMA } from '../rlhf/dpo/config.js';
@@ -222,9 +223,8 @@ async function ppoAgainst(cfg: NoisyConfig, proxyDir: string, out: string, seed:
   };
   const onEval = (_step: number, e: { samples: { completions: string[] } }) => {
     const g = e.samples.completions.map(goldReward);
-    const m = g.reduce((a, x) => a + x, 0) / g.length;
-    const se = Math.sqrt(g.reduce((a, x) => a + (x - m) ** 2, 0) / Math.max(1, g.length - 1) / g.length);
-    return { gold: m, goldSe: se };
+    const { mean: gold, se: goldSe } = meanSe(g);
+    return { gold, goldSe };
   };
   await trainPpo(validateConfig(raw, PPO_DEFAULTS, PPO_SCHEMA, 'lab noisy ppo'), { onEval, progress: say, signal: ctx.signal });
   // From the log rather than the summary: a resumed run does not evaluate step 0 again.

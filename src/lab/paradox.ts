@@ -5,6 +5,7 @@
  * ordered like the proxy's accuracy? Accuracy is measured against the GOLD ordering of fresh held-out
  * pairs (not the annotators' noisy labels). Setting as in the demo (src/lab/demo.ts).
  */
+import { mean } from '../stats.js';
 import { join } from 'node:path';
 import { MAX_THREADS, deepMerge, type Schema } from '../config.js';
 import { loadModel, resolveModelDir } from '../models/hub.js';
@@ -92,7 +93,6 @@ export function spearman(x: readonly number[], y: readonly number[]): number {
 
 interface Row { steps: number; accuracy: number; goldBefore: number; goldAfter: number; goldSe: number; kl: number; proxyAfter: number }
 
-const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 /** Accuracy of a proxy against the gold ordering on fresh pairs (ties in gold skipped; proxy ties ½). */
 function goldOrderAccuracy(dir: string, cfg: ParadoxConfig, seed: number): number {

@@ -1,7 +1,7 @@
 /**
  * The key/value cache for incremental decoding: per layer, K and V of shape (B, nkv, capacity, hs).
  * Each forward writes its new keys at [length, length + T) in place and attends over [0, length + T);
- * nothing is concatenated per step (the plain-PyTorch loop in shared/FINDINGS.md loses its time to
+ * nothing is concatenated per step (a plain-PyTorch loop that concatenates, as measured, loses its time to
  * exactly those copies). Batches are left-padded, so every sequence writes the same slot at each step.
  *
  * The capacity grows in steps of GROW_BY positions (up to `maxLen`), copying what is cached, instead of

@@ -19,17 +19,13 @@
  *   length_baseline_accuracy  the accuracy of "the longer response wins" (equal lengths: 0.5)
  */
 import { streamKey, uniformAt } from '../random.js';
+import { mean, pearson } from '../stats.js';
 
 /** 1 if a > b, 0 if a < b, 0.5 on a tie: whether "higher wins" picks the preferred response. */
 export function pairOutcome(preferred: number, other: number): number {
   return preferred > other ? 1 : preferred < other ? 0 : 0.5;
 }
 
-export function mean(xs: readonly number[]): number {
-  let s = 0;
-  for (const x of xs) s += x;
-  return s / xs.length;
-}
 
 /**
  * The q-quantile of ascending `sorted` by linear interpolation between order statistics: position
@@ -40,28 +36,6 @@ export function quantileSorted(sorted: readonly number[], q: number): number {
   const lo = Math.floor(pos);
   const hi = Math.min(lo + 1, sorted.length - 1);
   return sorted[lo]! + (pos - lo) * (sorted[hi]! - sorted[lo]!);
-}
-
-/**
- * Pearson's r = Σ(x − x̄)(y − ȳ) / sqrt(Σ(x − x̄)² · Σ(y − ȳ)²); null when it is undefined (fewer than
- * two points, or a constant variable).
- */
-export function pearson(x: readonly number[], y: readonly number[]): number | null {
-  if (x.length !== y.length) throw new Error(`pearson: ${x.length} x values but ${y.length} y values`);
-  if (x.length < 2) return null;
-  const mx = mean(x);
-  const my = mean(y);
-  let sxy = 0;
-  let sxx = 0;
-  let syy = 0;
-  for (let i = 0; i < x.length; i++) {
-    const dx = x[i]! - mx;
-    const dy = y[i]! - my;
-    sxy += dx * dy;
-    sxx += dx * dx;
-    syy += dy * dy;
-  }
-  return sxx > 0 && syy > 0 ? sxy / Math.sqrt(sxx * syy) : null;
 }
 
 export interface BootstrapOptions {

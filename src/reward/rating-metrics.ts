@@ -10,7 +10,7 @@
  *   rmse      sqrt(mean_i (μ + σ·r_i − s_i)²): the error of the reward read back on the rating scale,
  *             in rating units (0 for a perfect regressor; σ for one that always predicts the mean μ)
  */
-import { mean, pearson } from './metrics.js';
+import { mean, pearson } from '../stats.js';
 
 /** The affine map of ratings onto the reward scale, z = (score − mean) / std. */
 export interface ScoreScale {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { distinctN, GOLD_FORMULA, goldParts, goldReward, repeatRate, vaderCompound, words } from '../../src/lab/gold.js';
-import { pearson } from '../../src/reward/metrics.js';
+import { pearson } from '../../src/stats.js';
 
 // dist/test/pure → the package root
 const ROOT = join(import.meta.dirname, '..', '..', '..');

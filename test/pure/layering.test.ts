@@ -4,7 +4,8 @@
  *   base < tensor < nn < models = text < generate < data < reward < rlhf < lab < cli < the package root
  * where `base` is the top-level files every layer may use because they import no layer themselves:
  * src/atomic.ts (atomic writes, bounded reads), src/config.ts (config files and their schemas) and
- * src/run-dir.ts (run lock, metrics log, resume check), src/random.ts (the seeded PRNGs); src/machine.ts reads the engine's facts, so it
+ * src/run-dir.ts (run lock, metrics log, resume check), src/random.ts (the seeded PRNGs), src/stats.ts
+ * (mean, standard error, correlation); src/machine.ts reads the engine's facts, so it
  * sits with tensor. The check parses every `import … from` / `export … from` of src/ (type-only ones
  * included: a type import is a dependency too) and lists every edge that points up.
  */
@@ -29,7 +30,7 @@ const RANK: Readonly<Record<string, number>> = {
 
 /** The top-level files' layers (a file in a folder is in that folder's layer). */
 const TOP_LEVEL: Readonly<Record<string, string>> = {
-  'atomic.ts': 'base', 'config.ts': 'base', 'random.ts': 'base', 'run-dir.ts': 'base', 'machine.ts': 'tensor', 'index.ts': 'root',
+  'atomic.ts': 'base', 'config.ts': 'base', 'random.ts': 'base', 'run-dir.ts': 'base', 'stats.ts': 'base', 'machine.ts': 'tensor', 'index.ts': 'root',
 };
 
 function layerOf(file: string): string {
@@ -79,4 +80,11 @@ test('the import parser sees static, re-exported, multi-line, type-only and dyna
 
 test('no module imports from a layer above its own', () => {
   assert.deepEqual(upwardImports(), []);
+});
+
+test('nothing a user reads points at ../shared (a folder of this workspace, not of the package)', () => {
+  const ROOT = root();
+  const readable = [...sources(SRC), ...readdirSync(join(ROOT, 'configs')).map((f) => join(ROOT, 'configs', f)), join(ROOT, 'README.md'), join(ROOT, 'bin', 'rlhf.js')];
+  const hits = readable.filter((f) => /(^|[\s(`'"])(\.\.\/)?shared\/[A-Z]+\.md/m.test(readFileSync(f, 'utf8'))).map((f) => relative(ROOT, f));
+  assert.deepEqual(hits, []);
 });

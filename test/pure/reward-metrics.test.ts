@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { bootstrapCI, calibration, evaluatePairs, marginSummary, pairOutcome, pearson } from '../../src/reward/metrics.js';
+import { bootstrapCI, calibration, evaluatePairs, marginSummary, pairOutcome } from '../../src/reward/metrics.js';
+import { pearson } from '../../src/stats.js';
 import { streamKey, uniformAt } from '../../src/random.js';
 
 const near = (got: number | null, want: number, tol = 1e-12, msg = '') => {

@@ -116,7 +116,7 @@ export const DPO_SCHEMA: Schema<DpoConfig> = {
     batchSize: 'pairs per micro-batch (2× sequences through the policy)',
     gradAccum: 'micro-batches per optimiser step (the loss is a mean over all their pairs)',
     evalEvery: 'held-out implicit-reward accuracy period in steps (0 = end only)',
-    lr: 'peak AdamW learning rate (stories260K collapses near 3e-3, ../shared/FINDINGS.md)',
+    lr: 'peak AdamW learning rate (stories260K collapses near 3e-3)',
   }),
 };
 

@@ -13,6 +13,7 @@
  * Inside an unfinished round, labels.jsonl (written atomically once the annotator answered) is reused —
  * an annotator is never asked twice — and the reward-model and RL trainers resume from their checkpoints.
  */
+import { meanSe } from '../../stats.js';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { validateConfig } from '../../config.js';
@@ -71,10 +72,6 @@ export interface IteratedSummary {
 const readJsonl = <T>(path: string): T[] => readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
 const toJsonl = (rows: readonly object[]): string => rows.map((r) => JSON.stringify(r) + '\n').join('');
 
-function meanSe(xs: readonly number[]): { mean: number; se: number } {
-  const m = xs.reduce((a, x) => a + x, 0) / xs.length;
-  return { mean: m, se: Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / Math.max(1, xs.length - 1) / xs.length) };
-}
 
 /** What a finished round must have been run with to be reused: everything but where, how many rounds and threads. */
 function fingerprint(cfg: IteratedConfig, annotator: Annotator): unknown {

@@ -8,6 +8,7 @@
  * the reference cache, pair scoring and held-out evaluation (../reference.ts). Held-out evaluation is on
  * preference PAIRS with KTO's own implicit reward β(log π − log π_ref), exactly DPO's.
  */
+import { mean } from '../../stats.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { scope, setNumThreads, tensor } from '../../tensor/index.js';
@@ -107,7 +108,8 @@ export async function trainKto(cfg: KtoConfig, opts: OfflineRunOptions = {}): Pr
   return withRunLock(cfg.out, () => runKto(cfg, opts));
 }
 
-const mean = (x: number[]) => (x.length ? x.reduce((a, b) => a + b, 0) / x.length : null);
+/** A metric's mean, null when the step had none of that kind. */
+const meanOrNull = (x: number[]) => (x.length ? mean(x) : null);
 
 async function runKto(cfg: KtoConfig, opts: OfflineRunOptions): Promise<KtoRunSummary> {
   const t0 = Date.now();
@@ -163,7 +165,7 @@ async function runKto(cfg: KtoConfig, opts: OfflineRunOptions): Promise<KtoRunSu
               (out.rewards.data() as Float32Array).forEach((r, j) => (items[j]!.desirable ? up : down).push(r));
             });
           }
-          return { loss, metrics: { kl, desirableReward: mean(up), undesirableReward: mean(down) } };
+          return { loss, metrics: { kl, desirableReward: meanOrNull(up), undesirableReward: meanOrNull(down) } };
         },
         describe: (r) => {
           const [dr, ur] = [r.metrics.desirableReward as number | null, r.metrics.undesirableReward as number | null];

@@ -4,6 +4,7 @@
  * Also the evaluation on fresh samples every trainer (and the demo) reports: reward with its standard
  * error, KL to the reference, length, distinct-2.
  */
+import { meanSe } from '../../stats.js';
 import { keep, noGrad, scope, type Tensor } from '../../tensor/index.js';
 import type { CausalLM } from '../../models/common.js';
 import { type FinishReason, generate } from '../../generate/generate.js';
@@ -111,12 +112,6 @@ export function distinctTokenN(texts: readonly string[], n: number): number {
   return total === 0 ? 0 : seen.size / total;
 }
 
-function meanSe(xs: readonly number[]): { mean: number; se: number } {
-  const n = xs.length;
-  const mean = xs.reduce((a, x) => a + x, 0) / n;
-  const sd = Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / Math.max(1, n - 1));
-  return { mean, se: sd / Math.sqrt(n) };
-}
 
 /** The policy on fresh samples: mean reward and its standard error, KL to the reference, length, distinct-2, the fraction that ended. */
 export interface PolicyEvaluation {

@@ -9,6 +9,7 @@
  * reward normaliser, KL controller and any algorithm state are saved in the checkpoint — so resuming from
  * step k reproduces an uninterrupted run.
  */
+import { mean } from '../../stats.js';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AdamW, clipGradNorm, keep, manualSeed, noGrad, type Optimizer, scope, setNumThreads, type Tensor, tensor } from '../../tensor/index.js';
@@ -313,7 +314,6 @@ function evaluate(run: Run<OnlineConfig>, step: number, opts: OnlineRunOptions, 
   return out;
 }
 
-const mean = (xs: readonly number[]): number => xs.reduce((a, x) => a + x, 0) / Math.max(1, xs.length);
 const std = (xs: readonly number[]): number => Math.sqrt(mean(xs.map((x) => (x - mean(xs)) ** 2)));
 
 /** One RL step: rollout → score → advantages → update; returns its metrics row. */

@@ -7,6 +7,7 @@
  * Evaluation on fresh samples (the online trainers' evaluatePolicy and evaluation seed, so the numbers
  * compare with theirs) at the start and after each round; metrics.jsonl is rebuilt from the summaries.
  */
+import { mean } from '../../stats.js';
 import { cpSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setNumThreads } from '../../tensor/index.js';
@@ -61,7 +62,6 @@ export interface RaftRunOptions {
   reward?: RewardSource;
 }
 
-const mean = (xs: readonly number[]): number => xs.reduce((a, x) => a + x, 0) / Math.max(1, xs.length);
 
 function readJson<T>(path: string): T {
   return readJsonFile<T>(path);

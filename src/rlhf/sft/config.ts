@@ -84,6 +84,6 @@ export const SFT_SCHEMA: Schema<SftConfig> = {
     batchSize: 'rows per micro-batch (an example, or a packed row)',
     gradAccum: 'micro-batches per optimiser step (the loss is a mean over all their completion tokens)',
     evalEvery: 'held-out loss period in steps (0 = end only)',
-    lr: 'peak AdamW learning rate (stories260K collapses near 3e-3, ../shared/FINDINGS.md)',
+    lr: 'peak AdamW learning rate (stories260K collapses near 3e-3)',
   }),
 };
