@@ -23,7 +23,7 @@ export { DivergedError, InterruptedError } from './nn/train-loop.js';
 
 // ---- models and tokenizers
 export * from './text/index.js';
-export { type CausalLM, type ForwardOptions, type ModelConfigCommon } from './models/common.js';
+export type { CausalLM, ForwardOptions, ModelConfigCommon } from './models/common.js';
 export { KVCache } from './models/cache.js';
 export { LlamaForCausalLM, type LlamaConfig, parseLlamaConfig } from './models/llama.js';
 export { Gpt2LMHeadModel, type Gpt2Config, parseGpt2Config } from './models/gpt2.js';
@@ -32,7 +32,7 @@ export { loadModel, saveModel, resolveModelDir } from './models/hub.js';
 
 // ---- generation and scoring
 export { type Completion, completionBatch, type FinishReason, generate, type GenerateOptions, leftPad } from './generate/generate.js';
-export { type SamplingOptions } from './generate/sampling.js';
+export type { SamplingOptions } from './generate/sampling.js';
 export { scoreCompletions, type ScoredBatch, tokenLogprobs } from './generate/score.js';
 export { mulberry32, streamKey, uniformAt } from './random.js';
 export { mean, meanSe, pearson, standardError } from './stats.js';
@@ -71,7 +71,7 @@ export { CRITIC_KINDS, type CriticKind, ONLINE_DEFAULTS, ONLINE_SCHEMA, type Onl
 export {
   type Algorithm, type CriticSpec, describeEval, type EvalRow, type OnlineRunOptions, type OnlineRunSummary, trainOnline,
 } from './rlhf/online/trainer.js';
-export { type PolicyEvaluation } from './rlhf/online/rollout.js';
+export type { PolicyEvaluation } from './rlhf/online/rollout.js';
 export { asGroups, broadcastToTokens, klPenalty, sequenceKlPenalty, tokenRewards } from './rlhf/online/token-rewards.js';
 export { PPO_DEFAULTS, PPO_SCHEMA, type PpoConfig } from './rlhf/ppo/config.js';
 export { ppoAlgorithm, trainPpo } from './rlhf/ppo/trainer.js';
@@ -87,7 +87,7 @@ export { REINFORCEPP_DEFAULTS, REINFORCEPP_SCHEMA, type ReinforceppConfig } from
 export { discountedReturns, reinforceppAlgorithm, trainReinforcepp } from './rlhf/reinforcepp/trainer.js';
 
 // ---- offline policy training: SFT, the DPO family, KTO; RAFT; best-of-N; iterated RLHF
-export { type OfflineRunOptions } from './rlhf/offline.js';
+export type { OfflineRunOptions } from './rlhf/offline.js';
 export { SFT_DEFAULTS, SFT_SCHEMA, type SftConfig } from './rlhf/sft/config.js';
 export { trainSft, type SftRunOptions, type SftRunSummary } from './rlhf/sft/trainer.js';
 export { DPO_DEFAULTS, DPO_SCHEMA, type DpoConfig, OFFLINE_METHOD_DEFAULTS, PREFERENCE_LOSS_TYPES } from './rlhf/dpo/config.js';
@@ -103,8 +103,8 @@ export { type RaftRunOptions, type RaftRunSummary, trainRaft } from './rlhf/raft
 export { type BestOfNResult, bestOfN, klBestOfN } from './rlhf/bon.js';
 export { ITERATED_DEFAULTS, ITERATED_SCHEMA, type IteratedConfig } from './rlhf/iterated/config.js';
 export { type IteratedRunOptions, type IteratedSummary, type RoundRow, trainIterated } from './rlhf/iterated/trainer.js';
-export {
-  type AnnotationContext, type Annotator as RoundAnnotator, type Comparison as RoundComparison, type PairwiseLabel,
+export type {
+  AnnotationContext, Annotator as RoundAnnotator, Comparison as RoundComparison, PairwiseLabel,
 } from './rlhf/iterated/annotator.js';
 
 // ---- configs: YAML/JSON files with --set overrides, validated against a schema
@@ -114,7 +114,7 @@ export { type ConfigOverrides, describeSchema, type FieldDoc, loadConfig, makeCo
 export * from './lab/index.js';
 export { DEMO_DEFAULTS, DEMO_SCHEMA, type DemoConfig } from './lab/demo-config.js';
 export { type DemoOptions, runDemo } from './lab/demo.js';
-export { type DemoSummary } from './lab/demo-report.js';
+export type { DemoSummary } from './lab/demo-report.js';
 export { overoptimisationSweep, type SweepResult } from './lab/overoptimisation.js';
 export { LAB_EXPERIMENTS } from './lab/experiments.js';
-export { type Experiment, type LabContext, type LabOutcome } from './lab/experiment.js';
+export type { Experiment, LabContext, LabOutcome } from './lab/experiment.js';

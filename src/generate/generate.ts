@@ -93,14 +93,13 @@ export function generate(model: CausalLM, prompts: readonly (readonly number[])[
     return m;
   }));
   const lastPositions = Float64Array.from(prompts, (p) => p.length - 1);
-  let step = 0;
   try {
     noGrad(() => {
       const input = leftPad(prompts, width);
       let ids: Tensor = input.ids;
       let positions: Tensor = positionsFromMask(input.mask);
       try {
-        for (let t = 0; t < maxNewTokens && done.includes(false); t++, step++) {
+        for (let t = 0; t < maxNewTokens && done.includes(false); t++) {
           const len = cache.length + ids.size(1);
           const [tok, lp] = scope(() => {
             // Prefill builds its (B, 1, P, P) bias from the mask; decode steps narrow the preallocated one.

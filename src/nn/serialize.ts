@@ -1,5 +1,5 @@
 /** Tensors to and from safetensors files (the format itself, pure TypeScript, is in safetensors.ts). */
-import { type DType, fromBytes, Tensor } from '../tensor/index.js';
+import { type DType, fromBytes, type Tensor } from '../tensor/index.js';
 import { type RawTensor, readSafetensorsFile, type SafetensorsDtype, writeSafetensorsFile } from './safetensors.js';
 
 const TO_ST: Record<DType, SafetensorsDtype> = {

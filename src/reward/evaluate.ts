@@ -14,7 +14,7 @@
 import { noGrad, scope } from '../tensor/index.js';
 import { leftPad } from '../generate/generate.js';
 import type { AggregatorName } from './ensemble.js';
-import { headEnsemble, RewardEnsemble } from './ensemble-model.js';
+import { headEnsemble, type RewardEnsemble } from './ensemble-model.js';
 import { evaluatePairs, pairOutcome, type PairEvaluation } from './metrics.js';
 import { mean, pearson } from '../stats.js';
 import { RewardModel } from './model.js';

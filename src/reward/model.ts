@@ -7,7 +7,7 @@
  * Batches are left-padded (as generation's are), so a sequence's last token is always at column T−1:
  * the sequence reward is the head at the last position; per-token values are the head everywhere.
  */
-import { type Generator, type Tensor } from '../tensor/index.js';
+import type { Generator, Tensor } from '../tensor/index.js';
 import { Linear } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import type { CausalLM, ModelConfigCommon } from '../models/common.js';

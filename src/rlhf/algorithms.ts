@@ -67,30 +67,49 @@ function entry<C extends OnlineConfig>(e: TypedEntry<C>): OnlineAlgorithmEntry {
 /** Every online algorithm by its command-line name (the order is the one help and messages list). */
 export const ONLINE_ALGORITHMS = {
   ppo: entry({
-    title: 'PPO', summary: 'optimise a policy with PPO (value head or separate critic, GAE, KL penalty in the reward, PPO-ptx)',
-    defaults: PPO_DEFAULTS, schema: PPO_SCHEMA, algorithm: ppoAlgorithm, embeddedMiniBatches: 2,
+    title: 'PPO',
+    summary: 'optimise a policy with PPO (value head or separate critic, GAE, KL penalty in the reward, PPO-ptx)',
+    defaults: PPO_DEFAULTS,
+    schema: PPO_SCHEMA,
+    algorithm: ppoAlgorithm,
+    embeddedMiniBatches: 2,
   }),
   grpo: entry({
-    title: 'GRPO', summary: 'optimise a policy with GRPO (group-normalised advantages, k3 KL in the loss; Dr. GRPO via grpo.scaleByStd=false)',
-    defaults: GRPO_DEFAULTS, schema: GRPO_SCHEMA, algorithm: () => grpoAlgorithm,
+    title: 'GRPO',
+    summary: 'optimise a policy with GRPO (group-normalised advantages, k3 KL in the loss; Dr. GRPO via grpo.scaleByStd=false)',
+    defaults: GRPO_DEFAULTS,
+    schema: GRPO_SCHEMA,
+    algorithm: () => grpoAlgorithm,
     minSamplesPerPrompt: { min: 2, why: 'advantages are relative within a group' },
   }),
   rloo: entry({
-    title: 'RLOO', summary: 'optimise a policy with RLOO (leave-one-out baselines, KL in the reward)',
-    defaults: RLOO_DEFAULTS, schema: RLOO_SCHEMA, algorithm: () => rlooAlgorithm,
+    title: 'RLOO',
+    summary: 'optimise a policy with RLOO (leave-one-out baselines, KL in the reward)',
+    defaults: RLOO_DEFAULTS,
+    schema: RLOO_SCHEMA,
+    algorithm: () => rlooAlgorithm,
     minSamplesPerPrompt: { min: 2, why: "each sample's baseline is the mean of the other samples of its prompt" },
   }),
   remax: entry({
-    title: 'ReMax', summary: "optimise a policy with ReMax (REINFORCE, the greedy decode's reward as baseline, KL in the reward)",
-    defaults: REMAX_DEFAULTS, schema: REMAX_SCHEMA, algorithm: () => remaxAlgorithm,
+    title: 'ReMax',
+    summary: "optimise a policy with ReMax (REINFORCE, the greedy decode's reward as baseline, KL in the reward)",
+    defaults: REMAX_DEFAULTS,
+    schema: REMAX_SCHEMA,
+    algorithm: () => remaxAlgorithm,
   }),
   reinforce: entry({
-    title: 'REINFORCE', summary: 'optimise a policy with REINFORCE and a moving-average baseline (KL in the reward)',
-    defaults: REINFORCE_DEFAULTS, schema: REINFORCE_SCHEMA, algorithm: () => reinforceAlgorithm(),
+    title: 'REINFORCE',
+    summary: 'optimise a policy with REINFORCE and a moving-average baseline (KL in the reward)',
+    defaults: REINFORCE_DEFAULTS,
+    schema: REINFORCE_SCHEMA,
+    algorithm: () => reinforceAlgorithm(),
   }),
   reinforcepp: entry({
-    title: 'REINFORCE++', summary: 'optimise a policy with REINFORCE++ (token-level KL in the reward, globally whitened returns, PPO clipping)',
-    defaults: REINFORCEPP_DEFAULTS, schema: REINFORCEPP_SCHEMA, algorithm: () => reinforceppAlgorithm,
+    title: 'REINFORCE++',
+    summary: 'optimise a policy with REINFORCE++ (token-level KL in the reward, globally whitened returns, PPO clipping)',
+    defaults: REINFORCEPP_DEFAULTS,
+    schema: REINFORCEPP_SCHEMA,
+    algorithm: () => reinforceppAlgorithm,
   }),
 } satisfies Record<string, OnlineAlgorithmEntry>;
 
@@ -110,7 +129,9 @@ export function checkEmbeddedRl(name: OnlineAlgorithmName, rl: { prompts: number
   if (rl.samplesPerPrompt < min) throw new Error(`${field}.samplesPerPrompt must be ≥ ${min} for ${a.title} (${why}), got ${rl.samplesPerPrompt}`);
   const n = rl.prompts * rl.samplesPerPrompt;
   if (n % a.embeddedMiniBatches !== 0) {
-    throw new Error(`${field}.prompts × ${field}.samplesPerPrompt must be divisible by ${a.embeddedMiniBatches} for ${a.title} (${a.embeddedMiniBatches} mini-batches per epoch), got ${n}`);
+    throw new Error(
+      `${field}.prompts × ${field}.samplesPerPrompt must be divisible by ${a.embeddedMiniBatches} for ${a.title} (${a.embeddedMiniBatches} mini-batches per epoch), got ${n}`,
+    );
   }
 }
 

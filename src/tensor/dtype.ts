@@ -18,7 +18,7 @@ export function dtypeCode(d: DType): number {
 }
 
 export function isDType(s: string): s is DType {
-  return Object.prototype.hasOwnProperty.call(CODE, s);
+  return Object.hasOwn(CODE, s);
 }
 
 /** Whether a dtype is a floating-point one. */

@@ -30,7 +30,10 @@ describe('the online-algorithm registry', () => {
       assert.equal(loadConfig(undefined, [`rl.algorithm=${name}`], DEMO_DEFAULTS, DEMO_SCHEMA).rl.algorithm, name);
       assert.equal(loadConfig(undefined, [`rl.algorithm=${name}`], ITERATED_DEFAULTS, ITERATED_SCHEMA).rl.algorithm, name);
     }
-    assert.throws(() => loadConfig(undefined, ['rl.algorithm=rlo'], DEMO_DEFAULTS, DEMO_SCHEMA), /one of ppo, grpo, rloo, remax, reinforce, reinforcepp \(nearest: 'rloo'\)/);
+    assert.throws(
+      () => loadConfig(undefined, ['rl.algorithm=rlo'], DEMO_DEFAULTS, DEMO_SCHEMA),
+      /one of ppo, grpo, rloo, remax, reinforce, reinforcepp \(nearest: 'rloo'\)/,
+    );
   });
 
   for (const name of ['rloo', 'remax', 'reinforcepp'] as const) {
@@ -49,11 +52,28 @@ describe('the online-algorithm registry', () => {
 
   test('iterated RLHF with rl.algorithm=rloo: both rounds run RLOO', async () => {
     const out = join(TMP, 'iterated-rloo');
-    const sets = ['rounds=2', 'maxNewTokens=16', 'labels.perRound=16', 'rm.epochs=1', 'rm.batchSize=8', 'rm.splitRatio=0.75', 'rl.algorithm=rloo', 'rl.steps=2', 'rl.prompts=4', 'rl.samplesPerPrompt=2', 'rl.evalSamples=8', `seed=${TEST_SEED}`, `out=${out}`];
+    const sets = [
+      'rounds=2',
+      'maxNewTokens=16',
+      'labels.perRound=16',
+      'rm.epochs=1',
+      'rm.batchSize=8',
+      'rm.splitRatio=0.75',
+      'rl.algorithm=rloo',
+      'rl.steps=2',
+      'rl.prompts=4',
+      'rl.samplesPerPrompt=2',
+      'rl.evalSamples=8',
+      `seed=${TEST_SEED}`,
+      `out=${out}`,
+    ];
     const r = await rlhf(['train', 'online', ...sets.flatMap((x) => ['--set', x]), '--json']);
     assert.equal(r.status, 0, r.stderr);
     const s = JSON.parse(r.stdout) as IteratedSummary;
-    assert.deepEqual(s.rounds.map((x) => x.rl.algorithm), ['rloo', 'rloo']);
+    assert.deepEqual(
+      s.rounds.map((x) => x.rl.algorithm),
+      ['rloo', 'rloo'],
+    );
     const bad = await rlhf(['train', 'online', '--set', 'rl.algorithm=rloo', '--set', 'rl.samplesPerPrompt=1']);
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /rl\.samplesPerPrompt must be ≥ 2 for RLOO/);

@@ -21,7 +21,10 @@ function tsBlocks(markdown: string): string[] {
 
 test('the README shows examples/reward-dpo-ppo.ts verbatim', () => {
   const program = readFileSync(join(ROOT, 'examples', 'reward-dpo-ppo.ts'), 'utf8');
-  assert.ok(tsBlocks(readFileSync(join(ROOT, 'README.md'), 'utf8')).includes(program), 'README.md must hold examples/reward-dpo-ppo.ts as a ```ts block, unchanged');
+  assert.ok(
+    tsBlocks(readFileSync(join(ROOT, 'README.md'), 'utf8')).includes(program),
+    'README.md must hold examples/reward-dpo-ppo.ts as a ```ts block, unchanged',
+  );
 });
 
 test('the program runs: a reward model, DPO and PPO, one line each', async () => {

@@ -26,7 +26,9 @@ function run(cmd: string, args: readonly string[], cwd: string): string {
   return r.stdout;
 }
 
-test('npm pack → npm install into an empty project → the README program runs there', { skip: !ENABLED && 'set RLHF_TEST_PACKAGE=1 (npm run test:package)' }, () => {
+test('npm pack → npm install into an empty project → the README program runs there', {
+  skip: !ENABLED && 'set RLHF_TEST_PACKAGE=1 (npm run test:package)',
+}, () => {
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
   run(npm, ['pack', '--pack-destination', TMP, '--loglevel=error'], ROOT);
   const tarball = readdirSync(TMP).find((f) => /^rlhf-ts-.*\.tgz$/.test(f));
@@ -40,12 +42,37 @@ test('npm pack → npm install into an empty project → the README program runs
   // The README's program, as a user would write it, against the installed declarations.
   copyFileSync(join(ROOT, 'examples', 'reward-dpo-ppo.ts'), join(app, 'main.ts'));
   const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-  run(process.execPath, [tsc, '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--strict', '--skipLibCheck',
-    '--typeRoots', join(ROOT, 'node_modules', '@types'), '--types', 'node', '--outDir', app, join(app, 'main.ts')], app);
-  const lines = run(process.execPath, [join(app, 'main.js'), join(TMP, 'work')], app).trim().split('\n');
+  run(
+    process.execPath,
+    [
+      tsc,
+      '--module',
+      'nodenext',
+      '--moduleResolution',
+      'nodenext',
+      '--target',
+      'es2022',
+      '--strict',
+      '--skipLibCheck',
+      '--typeRoots',
+      join(ROOT, 'node_modules', '@types'),
+      '--types',
+      'node',
+      '--outDir',
+      app,
+      join(app, 'main.ts'),
+    ],
+    app,
+  );
+  const lines = run(process.execPath, [join(app, 'main.js'), join(TMP, 'work')], app)
+    .trim()
+    .split('\n');
   assert.equal(lines.length, 3, lines.join('\n'));
   assert.match(lines[2]!, /^PPO: 2 steps, reward -?\d\.\d{3} → -?\d\.\d{3}, policy in /);
 
-  const info = JSON.parse(execFileSync(join(app, 'node_modules', '.bin', 'rlhf'), ['info', '--json'], { cwd: app, encoding: 'utf8' })) as Record<string, unknown>;
+  const info = JSON.parse(execFileSync(join(app, 'node_modules', '.bin', 'rlhf'), ['info', '--json'], { cwd: app, encoding: 'utf8' })) as Record<
+    string,
+    unknown
+  >;
   assert.ok(info && typeof info === 'object');
 });

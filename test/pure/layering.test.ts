@@ -25,12 +25,29 @@ const SRC = join(root(), 'src');
 
 /** Each layer's rank; a file may import its own rank or lower. */
 const RANK: Readonly<Record<string, number>> = {
-  base: 0, tensor: 1, nn: 2, models: 3, text: 3, generate: 4, data: 5, reward: 6, rlhf: 7, lab: 8, cli: 9, root: 10,
+  base: 0,
+  tensor: 1,
+  nn: 2,
+  models: 3,
+  text: 3,
+  generate: 4,
+  data: 5,
+  reward: 6,
+  rlhf: 7,
+  lab: 8,
+  cli: 9,
+  root: 10,
 };
 
 /** The top-level files' layers (a file in a folder is in that folder's layer). */
 const TOP_LEVEL: Readonly<Record<string, string>> = {
-  'atomic.ts': 'base', 'config.ts': 'base', 'random.ts': 'base', 'run-dir.ts': 'base', 'stats.ts': 'base', 'machine.ts': 'tensor', 'index.ts': 'root',
+  'atomic.ts': 'base',
+  'config.ts': 'base',
+  'random.ts': 'base',
+  'run-dir.ts': 'base',
+  'stats.ts': 'base',
+  'machine.ts': 'tensor',
+  'index.ts': 'root',
 };
 
 function layerOf(file: string): string {
@@ -74,7 +91,8 @@ export function upwardImports(): string[] {
 }
 
 test('the import parser sees static, re-exported, multi-line, type-only and dynamic imports', () => {
-  const text = "import { a } from './a.js';\nimport type { B } from '../b.js';\nexport { c } from './c.js';\nimport {\n  d,\n  e,\n} from './d.js';\nconst f = await import('./f.js');\nimport { g } from 'node:fs';\n";
+  const text =
+    "import { a } from './a.js';\nimport type { B } from '../b.js';\nexport { c } from './c.js';\nimport {\n  d,\n  e,\n} from './d.js';\nconst f = await import('./f.js');\nimport { g } from 'node:fs';\n";
   assert.deepEqual(importsOf(text), ['./a.js', '../b.js', './c.js', './d.js', './f.js']);
 });
 
@@ -84,7 +102,12 @@ test('no module imports from a layer above its own', () => {
 
 test('nothing a user reads points at ../shared (a folder of this workspace, not of the package)', () => {
   const ROOT = root();
-  const readable = [...sources(SRC), ...readdirSync(join(ROOT, 'configs')).map((f) => join(ROOT, 'configs', f)), join(ROOT, 'README.md'), join(ROOT, 'bin', 'rlhf.js')];
+  const readable = [
+    ...sources(SRC),
+    ...readdirSync(join(ROOT, 'configs')).map((f) => join(ROOT, 'configs', f)),
+    join(ROOT, 'README.md'),
+    join(ROOT, 'bin', 'rlhf.js'),
+  ];
   const hits = readable.filter((f) => /(^|[\s(`'"])(\.\.\/)?shared\/[A-Z]+\.md/m.test(readFileSync(f, 'utf8'))).map((f) => relative(ROOT, f));
   assert.deepEqual(hits, []);
 });

@@ -21,7 +21,13 @@ const ROOT = root();
 
 function publicExports(): { name: string; documented: boolean }[] {
   const index = join(ROOT, 'src', 'index.ts');
-  const program = ts.createProgram([index], { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, strict: true, noEmit: true });
+  const program = ts.createProgram([index], {
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    strict: true,
+    noEmit: true,
+  });
   const checker = program.getTypeChecker();
   const moduleSymbol = checker.getSymbolAtLocation(program.getSourceFile(index)!)!;
   return checker.getExportsOfModule(moduleSymbol).map((s) => {
@@ -34,17 +40,54 @@ function publicExports(): { name: string; documented: boolean }[] {
 test('the package root exports every trainer, its config and defaults, and the registries', () => {
   const names = new Set(publicExports().map((e) => e.name));
   const want = [
-    'trainSft', 'SFT_DEFAULTS', 'trainRewardModel', 'REWARD_DEFAULTS', 'trainPpo', 'PPO_DEFAULTS', 'trainGrpo', 'GRPO_DEFAULTS',
-    'trainRloo', 'RLOO_DEFAULTS', 'trainRemax', 'REMAX_DEFAULTS', 'trainReinforce', 'REINFORCE_DEFAULTS', 'trainReinforcepp',
-    'REINFORCEPP_DEFAULTS', 'trainDpo', 'DPO_DEFAULTS', 'trainKto', 'KTO_DEFAULTS', 'trainRaft', 'RAFT_DEFAULTS', 'trainIterated',
-    'ITERATED_DEFAULTS', 'bestOfN', 'ONLINE_ALGORITHMS', 'PREFERENCE_LOSSES', 'REWARD_LOSSES', 'KL_ESTIMATORS', 'REWARD_FUNCTIONS',
-    'parseRewardSpec', 'gae', 'groupAdvantages', 'dpoSigmoidLoss', 'loadModel', 'loadTokenizer', 'generate', 'tokenLogprobs',
-    'runDemo', 'LAB_EXPERIMENTS', 'goldReward',
+    'trainSft',
+    'SFT_DEFAULTS',
+    'trainRewardModel',
+    'REWARD_DEFAULTS',
+    'trainPpo',
+    'PPO_DEFAULTS',
+    'trainGrpo',
+    'GRPO_DEFAULTS',
+    'trainRloo',
+    'RLOO_DEFAULTS',
+    'trainRemax',
+    'REMAX_DEFAULTS',
+    'trainReinforce',
+    'REINFORCE_DEFAULTS',
+    'trainReinforcepp',
+    'REINFORCEPP_DEFAULTS',
+    'trainDpo',
+    'DPO_DEFAULTS',
+    'trainKto',
+    'KTO_DEFAULTS',
+    'trainRaft',
+    'RAFT_DEFAULTS',
+    'trainIterated',
+    'ITERATED_DEFAULTS',
+    'bestOfN',
+    'ONLINE_ALGORITHMS',
+    'PREFERENCE_LOSSES',
+    'REWARD_LOSSES',
+    'KL_ESTIMATORS',
+    'REWARD_FUNCTIONS',
+    'parseRewardSpec',
+    'gae',
+    'groupAdvantages',
+    'dpoSigmoidLoss',
+    'loadModel',
+    'loadTokenizer',
+    'generate',
+    'tokenLogprobs',
+    'runDemo',
+    'LAB_EXPERIMENTS',
+    'goldReward',
   ];
   for (const n of want) assert.ok(names.has(n), `src/index.ts does not export ${n}`);
 });
 
 test('every export of the package root has a doc comment', () => {
-  const undocumented = publicExports().filter((e) => !e.documented).map((e) => e.name);
+  const undocumented = publicExports()
+    .filter((e) => !e.documented)
+    .map((e) => e.name);
   assert.deepEqual(undocumented, [], `exports without a doc comment at their definition: ${undocumented.join(', ')}`);
 });

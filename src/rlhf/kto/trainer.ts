@@ -54,7 +54,7 @@ export function tokenizeLabelled(records: readonly BinaryRecord[], tok: Tokenize
 }
 
 async function prepareData(cfg: KtoConfig, tok: Tokenizer, say: (l: string) => void) {
-  let train;
+  let train: Awaited<ReturnType<typeof loadFeedback>>;
   try {
     train = await loadFeedback(cfg.data.path, { format: 'binary', skipInvalid: cfg.data.skipInvalid });
   } catch (e) {

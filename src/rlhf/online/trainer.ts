@@ -78,6 +78,7 @@ export interface OnlineRunOptions {
   fresh?: boolean;
   progress?: (line: string) => void;
   /** Called after every evaluation (the demo scores its gold reward here). */
+  // biome-ignore lint/suspicious/noConfusingVoidType: a hook that only observes returns nothing (void), one that adds fields returns them
   onEval?: (step: number, e: PolicyEvaluation) => Record<string, unknown> | void;
   /** Stops cleanly after the current step (checkpoint written) when aborted, e.g. on SIGINT. */
   signal?: AbortSignal;

@@ -14,7 +14,7 @@ import { setNumThreads } from '../../tensor/index.js';
 import { loadModel, resolveModelDir } from '../../models/hub.js';
 import type { CausalLM } from '../../models/common.js';
 import { loadTokenizer, type Tokenizer } from '../../text/index.js';
-import { bestOfN } from '../bon.js';
+import { type BestOfNResult, bestOfN } from '../bon.js';
 import { combinedReward, parseRewardSpec, type RewardSource } from '../../reward/sources.js';
 import { evaluatePolicy, type SamplingSettings } from '../online/rollout.js';
 import { loadPrompts } from '../online/prompts.js';
@@ -112,7 +112,7 @@ async function runRound(ctx: RaftContext, round: number, policyDir: string): Pro
   const prompts = Array.from({ length: p }, (_, i) => ctx.prompts[((round - 1) * p + i) % ctx.prompts.length]!);
   // ---- sample N per prompt and keep the best (a pure function of the policy and seed: a rerun redraws the same)
   const policy = loadModel(policyDir).eval();
-  let results;
+  let results: BestOfNResult[];
   try {
     results = bestOfN(policy, tok, ctx.reward, prompts, cfg.rollout.samplesPerPrompt, samplingOf(cfg), { seed: stepSeed(cfg.seed, round - 1) });
   } finally {
