@@ -90,8 +90,8 @@ export async function analyse(cfg: DemoConfig, d: DemoInputs): Promise<DemoSumma
   };
   await writeDemoReport(cfg, d, summary, { rlGold, rlProxy, bonGold, bonProxy, peak });
   const metrics = [
-    ...d.rl.map((p) => JSON.stringify({ phase: 'rl', ...p, sqrt_kl: Math.sqrt(p.kl) })),
-    ...d.bon.map((p) => JSON.stringify({ phase: 'bon', ...p, sqrt_kl: Math.sqrt(p.kl) })),
+    ...d.rl.map((p) => JSON.stringify({ phase: 'rl', ...p, sqrtKl: Math.sqrt(p.kl) })),
+    ...d.bon.map((p) => JSON.stringify({ phase: 'bon', ...p, sqrtKl: Math.sqrt(p.kl) })),
   ].join('\n') + '\n';
   for (const [name, text] of [['metrics.jsonl', metrics], ['summary.json', JSON.stringify(summary, null, 2)]] as const) {
     writeAtomic(join(cfg.out, name), text);

@@ -30,9 +30,9 @@ export async function overoptimisationSweep(base: DemoConfig, pairs: readonly nu
     settings.push({ pairs: n, summary: await runDemo(cfg, opts) });
   }
   const series: Series[] = settings.map(({ pairs: n, summary }) => {
-    const rows = readFileSync(join(base.out, `pairs-${n}`, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { phase: string; sqrt_kl: number; gold: number });
+    const rows = readFileSync(join(base.out, `pairs-${n}`, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { phase: string; sqrtKl: number; gold: number });
     const rl = rows.filter((r) => r.phase === 'rl');
-    return { name: `${n} pairs`, points: rl.map((r) => ({ x: r.sqrt_kl, y: r.gold - summary.gold.before })) };
+    return { name: `${n} pairs`, points: rl.map((r) => ({ x: r.sqrtKl, y: r.gold - summary.gold.before })) };
   });
   const fig = await renderChart({
     title: 'Gold reward vs √KL, by the amount of preference data', xTitle: 'd = √KL(π ‖ π_ref)', yTitle: 'gold − initial gold', series,

@@ -343,13 +343,13 @@ export function rlStep<C extends OnlineConfig>(run: Run<C>, algo: Algorithm<C>, 
     run.kl.update(mean(kls), kls.length);
     const tokens = r.batch.tokens;
     return {
-      step: step + 1, reward: mean(r.reward.rewards), reward_std: std(r.reward.rewards), shaped_reward: mean(shaped),
-      ...(r.reward.spread ? { reward_spread: mean(r.reward.spread) } : {}),
+      step: step + 1, reward: mean(r.reward.rewards), rewardStd: std(r.reward.rewards), shapedReward: mean(shaped),
+      ...(r.reward.spread ? { rewardSpread: mean(r.reward.spread) } : {}),
       ...(baseline ? { baseline: mean(baseline) } : {}),
-      kl: mean(kls), kl_coef: klCoef, entropy: r.entropy, length: tokens / kls.length,
+      kl: mean(kls), klCoef, entropy: r.entropy, length: tokens / kls.length,
       ended: r.finish.filter((f) => f === 'eos').length / kls.length, distinct2: distinct2(r.completions),
-      loss: u.loss, value_loss: u.valueLoss, explained_variance: ev, clip_fraction: u.clipFraction, approx_kl: u.approxKl, grad_norm: u.gradNorm,
-      tokens_per_s: { generation: tokens / ((t1 - t0) / 1000), scoring: tokens / ((t2 - t1) / 1000), update: (tokens * run.cfg.train.epochs) / ((t3 - t2) / 1000) },
+      loss: u.loss, valueLoss: u.valueLoss, explainedVariance: ev, clipFraction: u.clipFraction, approxKl: u.approxKl, gradNorm: u.gradNorm,
+      tokensPerSecond: { generation: tokens / ((t1 - t0) / 1000), scoring: tokens / ((t2 - t1) / 1000), update: (tokens * run.cfg.train.epochs) / ((t3 - t2) / 1000) },
       seconds: { generation: (t1 - t0) / 1000, scoring: (t2 - t1) / 1000 - (baseline ? baselineSeconds : 0), update: (t3 - t2) / 1000, ...(baseline ? { baseline: baselineSeconds } : {}) },
     };
   } finally {
@@ -408,7 +408,7 @@ async function runOnline<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>, opt
       }
       const row = rlStep(run, algo, step);
       // A diverged step is neither logged nor saved: the last checkpoint stays the last finite one.
-      guardFinite(step + 1, { loss: row.loss as number, 'gradient norm': row.grad_norm as number }, { name: 'train.lr', value: cfg.train.lr }, cfg.out, saved);
+      guardFinite(step + 1, { loss: row.loss as number, 'gradient norm': row.gradNorm as number }, { name: 'train.lr', value: cfg.train.lr }, cfg.out, saved);
       log(row);
       say(describeStep(row, cfg.train.steps));
       const done = step + 1;
@@ -442,9 +442,9 @@ function lastEval(path: string, step: number): EvalRow | null {
 
 function describeStep(row: Record<string, unknown>, total: number): string {
   const f = (k: string, d = 3) => (typeof row[k] === 'number' ? (row[k] as number).toFixed(d) : 'n/a');
-  const tps = row.tokens_per_s as { generation: number; scoring: number; update: number };
-  return `step ${row.step}/${total} reward ${f('reward')} ± ${f('reward_std')} kl ${f('kl', 2)} entropy ${f('entropy', 2)} len ${f('length', 1)} clip ${f('clip_fraction')}` +
-    `${row.value_loss != null ? ` vloss ${f('value_loss', 4)} ev ${f('explained_variance', 2)}` : ''} tok/s gen ${tps.generation.toFixed(0)} score ${tps.scoring.toFixed(0)} update ${tps.update.toFixed(0)}`;
+  const tps = row.tokensPerSecond as { generation: number; scoring: number; update: number };
+  return `step ${row.step}/${total} reward ${f('reward')} ± ${f('rewardStd')} kl ${f('kl', 2)} entropy ${f('entropy', 2)} len ${f('length', 1)} clip ${f('clipFraction')}` +
+    `${row.valueLoss != null ? ` vloss ${f('valueLoss', 4)} ev ${f('explainedVariance', 2)}` : ''} tok/s gen ${tps.generation.toFixed(0)} score ${tps.scoring.toFixed(0)} update ${tps.update.toFixed(0)}`;
 }
 
 /** An evaluation as one line for people. */
