@@ -1,6 +1,6 @@
 // Reward model → DPO → PPO from TypeScript, at toy sizes on the embedded stories260K (seconds on one core).
 // Usage: node dist/examples/reward-dpo-ppo.js [WORK_DIR]
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -22,6 +22,7 @@ import {
 } from 'rlhf-ts';
 
 const work = process.argv[2] ?? mkdtempSync(join(tmpdir(), 'rlhf-ts-example-'));
+mkdirSync(work, { recursive: true });
 const quiet = { progress: () => {} };
 
 // 1. Preference pairs: two samples of stories260K per prompt, the more positive one (AFINN) chosen.
