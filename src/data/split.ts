@@ -18,7 +18,9 @@ import { responsesOf, type FeedbackRecord } from './types.js';
  * - 'prompt': its prompt alone, so the test part holds prompts never seen in training (summarize-from-
  *   feedback has many comparisons per post; a record split would leak the posts into both parts).
  */
-export type SplitKey = 'record' | 'prompt';
+export const SPLIT_KEYS = ['record', 'prompt'] as const;
+/** What a split hashes: each record, or its prompt. */
+export type SplitKey = (typeof SPLIT_KEYS)[number];
 
 /** A seeded hash split: the seed, the train fraction, and what is hashed (each record or its prompt). */
 export interface SplitOptions {

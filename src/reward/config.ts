@@ -5,7 +5,12 @@
 import { namesOf, SEED_RANGE, type Schema } from '../config.js';
 import { type EpochTrainFields, epochTrainSchema } from '../nn/train-fields.js';
 import { type AggregatorName, ENSEMBLE_AGGREGATORS } from './ensemble.js';
-import { formatKind, type RewardRecordKind } from './pairs.js';
+import { FORMAT_KINDS, formatKind, type RewardFormat, type RewardRecordKind } from './pairs.js';
+import { SPLIT_KEYS, type SplitKey } from '../data/split.js';
+
+/** How a reward model's backbone starts: the base's weights, or fresh weights of the scratch size. */
+export const BACKBONE_INITS = ['pretrained', 'scratch'] as const;
+export type BackboneInit = (typeof BACKBONE_INITS)[number];
 
 /** The config of `rlhf train rm`: data, backbone, heads or ensemble, loss and optimisation. */
 export interface RewardTrainConfig {
@@ -16,12 +21,12 @@ export interface RewardTrainConfig {
     path: string;
     /** A separate held-out file (then `path` is all training data and no split is made). */
     testPath: string;
-    format: string;
+    format: RewardFormat;
     /** Held-out split shared with `rlhf eval rm`: records whose seeded hash falls below `ratio` train. */
     splitSeed: number;
     splitRatio: number;
     /** 'prompt' keeps every comparison of one prompt on the same side (several per post in summarize). */
-    splitKey: string;
+    splitKey: SplitKey;
     skipInvalid: boolean;
     /** Longest prompt + response in tokens; longer pairs are dropped (and reported). */
     maxTokens: number;
@@ -30,7 +35,7 @@ export interface RewardTrainConfig {
   };
   model: {
     /** 'pretrained': the backbone's weights from `base`; 'scratch': `base`'s architecture, fresh weights of `scratch` size. */
-    init: string;
+    init: BackboneInit;
     /** A model directory or 'stories260k': the architecture and, if pretrained, the weights. */
     base: string;
     /** A tokenizer directory for a scratch backbone ('' = the base's tokenizer). */
@@ -115,16 +120,16 @@ export const REWARD_SCHEMA: Schema<RewardTrainConfig> = {
   data: {
     path: { doc: 'feedback file (JSONL, JSONL.gz; SST-2 text for format sst2)' },
     testPath: { doc: 'separate held-out file (no split when set)' },
-    format: { doc: 'record format: pairs (pairwise, hh-rlhf, summarize, sst2), rankings or ratings', oneOf: ['pairwise', 'hh-rlhf', 'summarize', 'sst2', 'ranking', 'rating'] },
+    format: { doc: 'record format: pairs (pairwise, hh-rlhf, summarize, sst2), rankings or ratings', oneOf: namesOf(FORMAT_KINDS) },
     splitSeed: { doc: 'seed of the train/held-out split', ...SEED_RANGE },
     splitRatio: { doc: 'fraction of records in the training part', min: 0, max: 1 },
-    splitKey: { doc: "what the split hashes: each record, or its prompt (all comparisons of a prompt on one side)", oneOf: ['record', 'prompt'] },
+    splitKey: { doc: "what the split hashes: each record, or its prompt (all comparisons of a prompt on one side)", oneOf: SPLIT_KEYS },
     skipInvalid: { doc: 'count and skip malformed records instead of failing' },
     maxTokens: { doc: 'drop records with a prompt + response over this many tokens', integer: true, min: 1 },
     limit: { doc: 'use at most this many training records (0 = all)', integer: true, min: 0 },
   },
   model: {
-    init: { doc: 'backbone initialisation', oneOf: ['pretrained', 'scratch'] },
+    init: { doc: 'backbone initialisation', oneOf: BACKBONE_INITS },
     base: { doc: "model directory or 'stories260k' (architecture, tokenizer and, if pretrained, weights)" },
     tokenizer: { doc: "tokenizer directory for init 'scratch' (e.g. assets/gpt2-bpe); '' = the base's" },
     scratch: {

@@ -5,7 +5,7 @@
  * otherwise `path` is split by the seeded hash of each record (src/data/split.ts), so `rlhf eval rm` with
  * the same split settings selects exactly the records the run did not train on.
  */
-import { loadFeedback, split, sst2Pairs, type FeedbackFormat, type PairRecord, type RankingRecord, type RatingRecord } from '../data/index.js';
+import { loadFeedback, split, sst2Pairs, type PairRecord, type RankingRecord, type RatingRecord } from '../data/index.js';
 import { cannotFit, type Tokenizer } from '../text/index.js';
 
 /** The records a reward model learns from. */
@@ -13,19 +13,33 @@ export type RewardRecord = PairRecord | RankingRecord | RatingRecord;
 export type RewardRecordKind = RewardRecord['kind'];
 
 /** The kind of record each `data.format` yields. */
-export const FORMAT_KINDS: Readonly<Record<string, RewardRecordKind>> = {
+export const FORMAT_KINDS = {
   pairwise: 'pair', 'hh-rlhf': 'pair', summarize: 'pair', sst2: 'pair', ranking: 'ranking', rating: 'rating',
-};
+} as const satisfies Readonly<Record<string, RewardRecordKind>>;
 
+/** A reward-model feedback format (the keys of FORMAT_KINDS). */
+export type RewardFormat = keyof typeof FORMAT_KINDS;
+
+/** Whether `format` names a reward-model feedback format. */
+export function isRewardFormat(format: string): format is RewardFormat {
+  return Object.hasOwn(FORMAT_KINDS, format);
+}
+
+/** `format` as a reward-model format, or an error listing them. */
+export function rewardFormat(format: string): RewardFormat {
+  if (!isRewardFormat(format)) throw new Error(`format '${format}' is not reward-model feedback (one of ${Object.keys(FORMAT_KINDS).join(', ')})`);
+  return format;
+}
+
+/** The kind of record a reward-model format yields. */
 export function formatKind(format: string): RewardRecordKind {
-  const kind = Object.hasOwn(FORMAT_KINDS, format) ? FORMAT_KINDS[format] : undefined;
-  if (!kind) throw new Error(`format '${format}' is not reward-model feedback (one of ${Object.keys(FORMAT_KINDS).join(', ')})`);
-  return kind;
+  return FORMAT_KINDS[rewardFormat(format)];
 }
 
 export interface RecordSource {
   path: string;
   testPath: string;
+  /** A reward-model format (FORMAT_KINDS), checked here: the command line passes what the user typed. */
   format: string;
   splitSeed: number;
   splitRatio: number;
@@ -35,14 +49,15 @@ export interface RecordSource {
 
 export async function loadRewardRecords(d: RecordSource, part: 'train' | 'test'): Promise<{ records: RewardRecord[]; invalid: number }> {
   if (!d.path) throw new Error("data.path is required (a feedback file)");
-  const kind = formatKind(d.format);
+  const format = rewardFormat(d.format);
+  const kind = FORMAT_KINDS[format];
   const file = d.testPath && part === 'test' ? d.testPath : d.path;
   let records: RewardRecord[];
   let invalid = 0;
-  if (d.format === 'sst2') {
+  if (format === 'sst2') {
     records = sst2Pairs(file, { seed: d.splitSeed });
   } else {
-    const r = await loadFeedback(file, { format: d.format as FeedbackFormat, skipInvalid: d.skipInvalid });
+    const r = await loadFeedback(file, { format, skipInvalid: d.skipInvalid });
     invalid = r.report.invalid.count;
     const other = r.records.filter((x) => x.kind !== kind).length;
     if (other) throw new Error(`${file}: ${other} records are not ${kind} records (format ${d.format})`);

@@ -8,6 +8,7 @@
  * the reference-free SimPO and ORPO (`rlhf train ipo|simpo|orpo` are `train dpo` with that type as default,
  * OFFLINE_METHOD_DEFAULTS below).
  */
+import { SPLIT_KEYS, type SplitKey } from '../../data/split.js';
 import { namesOf, SEED_RANGE, type Schema } from '../../config.js';
 import { PREFERENCE_LOSSES, REFERENCE_FREE, type PreferenceLossType } from '../core/preference.js';
 import { type EpochTrainFields, epochTrainSchema } from '../../nn/train-fields.js';
@@ -20,10 +21,10 @@ export interface DpoConfig {
   data: {
     path: string;
     testPath: string;
-    format: string;
+    format: (typeof DPO_FORMATS)[number];
     splitSeed: number;
     splitRatio: number;
-    splitKey: string;
+    splitKey: SplitKey;
     /** Longest prompt + response in tokens; longer pairs are dropped (and reported). */
     maxTokens: number;
     limit: number;
@@ -91,7 +92,7 @@ export const DPO_SCHEMA: Schema<DpoConfig> = {
     format: { doc: 'record format (src/reward/pairs.ts); a ranking of K gives its K(K−1)/2 implied pairs', oneOf: DPO_FORMATS },
     splitSeed: { doc: 'seed of the train/held-out split (seeded hash, shared with `rlhf eval rm`)', ...SEED_RANGE },
     splitRatio: { doc: 'fraction of records in the training part', min: 0, max: 1 },
-    splitKey: { doc: 'what the split hashes: each record, or its prompt (all comparisons of a prompt on one side)', oneOf: ['record', 'prompt'] },
+    splitKey: { doc: 'what the split hashes: each record, or its prompt (all comparisons of a prompt on one side)', oneOf: SPLIT_KEYS },
     maxTokens: { doc: 'drop pairs with a prompt + response over this many tokens', integer: true, min: 2 },
     limit: { doc: 'use at most this many training pairs (0 = all)', integer: true, min: 0 },
     skipInvalid: { doc: 'count and skip malformed records instead of failing' },

@@ -20,7 +20,7 @@ export interface KtoConfig {
   data: {
     /** Unpaired feedback, format binary: {prompt, completion, label} JSONL (all of it trains). */
     path: string;
-    format: string;
+    format: 'binary';
     /** Held-out preference pairs, evaluated by implicit-reward accuracy ('' = no evaluation). */
     testPath: string;
     /** The format of testPath (a pair format, or rankings as their implied pairs). */

@@ -6,6 +6,7 @@
  * demonstration completions given their prompts. The loss covers completion tokens only (TRL's
  * `completion_only_loss`), averaged over every completion token of the optimiser step.
  */
+import { SPLIT_KEYS, type SplitKey } from '../../data/split.js';
 import { SEED_RANGE, type Schema } from '../../config.js';
 import { type EpochTrainFields, epochTrainSchema } from '../../nn/train-fields.js';
 
@@ -19,11 +20,11 @@ export interface SftConfig {
     /** A separate held-out file (then `path` is all training data and no split is made). */
     testPath: string;
     /** 'completion': {"prompt", "completion"} or {"text"} lines; a pair format trains on the chosen response. */
-    format: string;
+    format: (typeof SFT_FORMATS)[number];
     splitSeed: number;
     /** Fraction of records in the training part (1 = no held-out part unless testPath). */
     splitRatio: number;
-    splitKey: string;
+    splitKey: SplitKey;
     skipInvalid: boolean;
     /** Longest example (prompt + completion + EOS) in tokens; longer ones are dropped. With packing: the row length. */
     maxTokens: number;
@@ -69,7 +70,7 @@ export const SFT_SCHEMA: Schema<SftConfig> = {
     format: { doc: 'record format', oneOf: SFT_FORMATS },
     splitSeed: { doc: 'seed of the train/held-out split (seeded hash of each record, src/data/split.ts)', ...SEED_RANGE },
     splitRatio: { doc: 'fraction of records in the training part (1 = all; held-out loss needs < 1 or testPath)', min: 0, max: 1 },
-    splitKey: { doc: 'what the split hashes: each record, or its prompt', oneOf: ['record', 'prompt'] },
+    splitKey: { doc: 'what the split hashes: each record, or its prompt', oneOf: SPLIT_KEYS },
     skipInvalid: { doc: 'count and skip malformed records instead of failing' },
     maxTokens: { doc: 'drop examples over this many tokens (prompt + completion + EOS); with packing, the packed row length', integer: true, min: 2 },
     limit: { doc: 'use at most this many training examples (0 = all)', integer: true, min: 0 },
