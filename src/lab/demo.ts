@@ -9,21 +9,17 @@
  *   4. best-of-n — n candidates ranked by the proxy, the chosen one's gold and proxy, for n = 1, 2, 4, …;
  *   5. report — Gao et al.'s forms fitted to gold vs √KL, report.html, metrics.jsonl, summary.json.
  */
-import { mean, meanSe } from '../stats.js';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mean } from '../stats.js';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setNumThreads } from '../tensor/index.js';
 import { loadModel, resolveModelDir } from '../models/hub.js';
 import { loadTokenizer } from '../text/index.js';
-import { validateConfig } from '../config.js';
-import { REWARD_DEFAULTS, REWARD_SCHEMA } from '../reward/config.js';
-import { trainRewardModel } from '../reward/train.js';
 import { parseRewardSpec } from '../reward/sources.js';
-import { sample } from '../rlhf/online/rollout.js';
 import type { OnlineRunSummary } from '../rlhf/online/trainer.js';
-import { checkEmbeddedRl, embeddedMiniBatch, ONLINE_ALGORITHMS } from '../rlhf/algorithms.js';
+import { checkEmbeddedRl, embeddedMiniBatch } from '../rlhf/algorithms.js';
 import { bestOfFirst, bestOfN } from '../rlhf/bon.js';
-import { annotatePairs, toJsonl } from './annotators.js';
+import { labelPreferences, phase, readEvals, rlWithGold, trainProxy } from './pipeline.js';
 import { goldReward } from './gold.js';
 import { klBestOfN } from './fit.js';
 import type { DemoConfig } from './demo-config.js';
@@ -37,53 +33,21 @@ export interface DemoOptions {
   signal?: AbortSignal;
 }
 
-/** A phase runs unless its done-marker holds this configuration's fingerprint. */
-export function phase<T>(out: string, name: string, fingerprint: unknown, run: () => Promise<T>): Promise<T> {
-  const marker = join(out, `${name}.done.json`);
-  if (existsSync(marker)) {
-    const saved = readJsonFile<{ fingerprint: unknown; result: T }>(marker);
-    if (JSON.stringify(saved.fingerprint) === JSON.stringify(fingerprint)) return Promise.resolve(saved.result);
-  }
-  return run().then((result) => {
-    writeAtomic(marker, JSON.stringify({ fingerprint, result }));
-    return result;
-  });
-}
-
 const SAMPLING = (cfg: DemoConfig) => ({ maxNewTokens: cfg.preferences.maxNewTokens, temperature: 1, topK: 0, topP: 1 });
 
 /** Phase 1: comparisons of two fresh samples each, labelled by the synthetic annotators. */
-export async function preferences(cfg: DemoConfig, say: (l: string) => void): Promise<{ path: string; pairs: number; agreement: number }> {
-  const policy = loadModel(cfg.model);
-  const tok = loadTokenizer(resolveModelDir(cfg.model));
-  try {
-    const n = cfg.preferences.pairs;
-    const texts: string[] = [];
-    for (let i = 0; i < 2 * n; i += 128) {
-      texts.push(...sample(policy, tok, Array.from({ length: Math.min(128, 2 * n - i) }, () => ''), SAMPLING(cfg), cfg.seed + 101, i).completions);
-      say(`[demo 1/5 preferences] sampled ${texts.length}/${2 * n}`);
-    }
-    const comparisons = Array.from({ length: n }, (_, i) => ({ prompt: '', a: texts[2 * i]!, b: texts[2 * i + 1]! }));
-    const records = annotatePairs(comparisons, { annotators: [{ id: 'bt', beta: cfg.preferences.rationality }], seed: cfg.seed, source: 'rlhf demo' });
-    const agree = records.filter((r) => goldReward(r.chosen) >= goldReward(r.rejected)).length / records.length;
-    const path = join(cfg.out, 'preferences.jsonl');
-    writeAtomic(path, toJsonl(records));
-    return { path, pairs: records.length, agreement: agree };
-  } finally {
-    policy.dispose();
-  }
+export function preferences(cfg: DemoConfig, say: (l: string) => void): { path: string; pairs: number; agreement: number } {
+  return labelPreferences({ model: cfg.model, out: cfg.out, seed: cfg.seed, p: cfg.preferences, source: 'rlhf demo' }, (l) => say(`[demo 1/5 preferences] ${l}`));
 }
 
 /** Phase 2: the proxy reward model on the policy's backbone. */
 async function proxy(cfg: DemoConfig, data: string, say: (l: string) => void): Promise<{ dir: string; accuracy: number | null; n: number }> {
-  const rmCfg = validateConfig({
-    seed: cfg.seed, out: join(cfg.out, 'proxy'),
-    data: { path: data, format: 'pairwise', splitRatio: 0.85, maxTokens: 128 },
-    model: { init: 'pretrained', base: cfg.model },
-    train: { epochs: cfg.proxy.epochs, batchSize: cfg.proxy.batchSize, lr: cfg.proxy.lr, warmupSteps: 5, threads: cfg.threads },
-  }, REWARD_DEFAULTS, REWARD_SCHEMA, 'demo proxy');
-  const r = await trainRewardModel(rmCfg, { progress: (l) => say(`[demo 2/5 proxy] ${l}`) });
-  return { dir: join(rmCfg.out, 'model'), accuracy: r.eval?.accuracy ?? null, n: r.eval?.n ?? 0 };
+  const { dir, summary } = await trainProxy({
+    seed: cfg.seed, out: join(cfg.out, 'proxy'), base: cfg.model, threads: cfg.threads, where: 'demo proxy',
+    data: { path: data, splitRatio: 0.85, maxTokens: 128 },
+    train: { epochs: cfg.proxy.epochs, batchSize: cfg.proxy.batchSize, lr: cfg.proxy.lr },
+  }, (l) => say(`[demo 2/5 proxy] ${l}`));
+  return { dir, accuracy: summary.eval?.accuracy ?? null, n: summary.eval?.n ?? 0 };
 }
 
 /** Phase 3: RL against the proxy; gold and proxy on fresh samples at every evaluation. */
@@ -99,18 +63,16 @@ async function rl(cfg: DemoConfig, proxyDir: string, opts: DemoOptions, say: (l:
   };
   const samplesDir = join(cfg.out, 'rl', 'samples');
   mkdirSync(samplesDir, { recursive: true });
-  const onEval = (step: number, e: { samples: { completions: string[] }; rewards: number[] }) => {
-    const gold = e.samples.completions.map(goldReward);
-    const { mean: m, se } = meanSe(gold);
-    const shown: SampleSet = { step, samples: e.samples.completions.slice(0, 3).map((text, i) => ({ text, gold: gold[i]!, proxy: e.rewards[i]! })) };
-    writeAtomic(join(samplesDir, `step-${step}.json`), JSON.stringify(shown));
-    say(`[demo 3/5 rl] step ${step}: gold ${m.toFixed(4)} ± ${se.toFixed(4)}`);
-    return { gold: m, goldSe: se };
-  };
-  const progress = (l: string) => say(`[demo 3/5 rl] ${l}`);
-  const run = await ONLINE_ALGORITHMS[c.algorithm].train(raw, 'demo rl', { onEval, progress, signal: opts.signal });
-  const rows = readFileSync(join(cfg.out, 'rl', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; eval?: { reward: number; rewardSe: number; kl: number; gold: number; goldSe: number; distinct2: number; length: number } });
-  const points = rows.filter((r) => r.eval).map((r) => ({ step: r.step, kl: Math.max(0, r.eval!.kl), proxy: r.eval!.reward, proxySe: r.eval!.rewardSe, gold: r.eval!.gold, goldSe: r.eval!.goldSe, distinct2: r.eval!.distinct2, length: r.eval!.length }));
+  const run = await rlWithGold({
+    algorithm: c.algorithm, config: raw, where: 'demo rl', signal: opts.signal, progress: (l) => say(`[demo 3/5 rl] ${l}`),
+    onEval: (step, e, g) => {
+      const shown: SampleSet = { step, samples: e.samples.completions.slice(0, 3).map((text, i) => ({ text, gold: g!.values[i]!, proxy: e.rewards[i]! })) };
+      writeAtomic(join(samplesDir, `step-${step}.json`), JSON.stringify(shown));
+      say(`[demo 3/5 rl] step ${step}: gold ${g!.gold.toFixed(4)} ± ${g!.goldSe.toFixed(4)}`);
+      return undefined;
+    },
+  });
+  const points = readEvals(join(cfg.out, 'rl')).map((r) => ({ step: r.step, kl: Math.max(0, r.kl), proxy: r.reward, proxySe: r.rewardSe, gold: r.gold, goldSe: r.goldSe, distinct2: r.distinct2, length: r.length }));
   const samples = points.map((p) => readJsonFile<SampleSet>(join(samplesDir, `step-${p.step}.json`)));
   return { points, samples, run };
 }

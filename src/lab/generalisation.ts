@@ -13,20 +13,15 @@
 import { mean } from '../stats.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { MAX_THREADS, deepMerge, validateConfig, type Schema } from '../config.js';
+import { MAX_THREADS, type Schema } from '../config.js';
 import { noGrad, scope } from '../tensor/index.js';
 import { leftPad } from '../generate/generate.js';
 import { loadModel, resolveModelDir } from '../models/hub.js';
 import { loadTokenizer, type Tokenizer } from '../text/index.js';
-import { REWARD_DEFAULTS, REWARD_SCHEMA } from '../reward/config.js';
-import { trainRewardModel } from '../reward/train.js';
 import { loadRewardModel } from '../reward/io.js';
 import { parseRewardSpec } from '../reward/sources.js';
 import { sample } from '../rlhf/online/rollout.js';
-import { PPO_DEFAULTS, PPO_SCHEMA } from '../rlhf/ppo/config.js';
-import { trainPpo } from '../rlhf/ppo/trainer.js';
-import { DEMO_DEFAULTS, type DemoConfig } from './demo-config.js';
-import { phase, preferences } from './demo.js';
+import { labelPreferences, phase, rlWithGold, trainProxy } from './pipeline.js';
 import type { Experiment } from './experiment.js';
 import { goldReward, words } from './gold.js';
 import { renderChart } from './plots.js';
@@ -142,15 +137,14 @@ export const generalisationExperiment: Experiment<GeneralisationConfig> = {
   quick: QUICK,
   async run(cfg, ctx) {
     if (cfg.newPrompts.length === 0 || cfg.newPrompts.some((p) => !p.trim())) throw new Error('newPrompts must list non-empty prompts (BOS-only is the training distribution)');
-    const demoLike = deepMerge(DEMO_DEFAULTS, { out: ctx.dir, seed: ctx.seed, model: cfg.model, preferences: cfg.preferences, threads: cfg.threads }) as DemoConfig;
-    const prefs = await phase(ctx.dir, 'preferences', { seed: ctx.seed, model: cfg.model, p: cfg.preferences }, () => preferences(demoLike, ctx.progress));
+    const prefs = await phase(ctx.dir, 'preferences', { seed: ctx.seed, model: cfg.model, p: cfg.preferences }, () =>
+      labelPreferences({ model: cfg.model, out: ctx.dir, seed: ctx.seed, p: cfg.preferences, source: 'rlhf lab generalisation' }, (l) => ctx.progress(`[preferences] ${l}`)));
     const proxyDir = join(ctx.dir, 'proxy');
     await phase(ctx.dir, 'proxy', { seed: ctx.seed, p: cfg.preferences }, async () => {
-      const rm = validateConfig({
-        seed: ctx.seed, out: proxyDir, data: { path: prefs.path, format: 'pairwise', splitRatio: 0.85, maxTokens: 128 },
-        model: { init: 'pretrained', base: cfg.model }, train: { epochs: 2, batchSize: 16, lr: 3e-4, warmupSteps: 5, threads: cfg.threads },
-      }, REWARD_DEFAULTS, REWARD_SCHEMA, 'lab generalisation proxy');
-      await trainRewardModel(rm, { progress: (l) => ctx.progress(`[proxy] ${l}`) });
+      await trainProxy({
+        seed: ctx.seed, out: proxyDir, base: cfg.model, threads: cfg.threads, where: 'lab generalisation proxy',
+        data: { path: prefs.path, splitRatio: 0.85, maxTokens: 128 }, train: { epochs: 2, batchSize: 16, lr: 3e-4 },
+      }, (l) => ctx.progress(`[proxy] ${l}`));
       return {};
     });
     const modelDir = join(proxyDir, 'model');
@@ -176,16 +170,17 @@ async function evaluationSets(cfg: GeneralisationConfig, ctx: Parameters<Experim
   } finally {
     policy.dispose();
   }
-  const ppo = validateConfig({
+  const config = {
     seed: ctx.seed, out: join(ctx.dir, 'rl'), model: { policy: cfg.model }, reward: { sources: [`model:${modelDir}`] },
     rollout: { prompts: 16, samplesPerPrompt: 4, maxNewTokens: cfg.preferences.maxNewTokens }, kl: { coef: cfg.rl.klCoef },
     train: { steps: cfg.rl.steps, lr: cfg.rl.lr, miniBatchSize: 32, evalEvery: cfg.rl.evalEvery, evalSamples: n, checkpointEvery: 0, threads: cfg.threads },
-  }, PPO_DEFAULTS, PPO_SCHEMA, 'lab generalisation rl');
+  };
   // fresh: the sets come from this run's evaluation hook, so a rerun of this phase replays the whole run.
-  await trainPpo(ppo, {
-    fresh: true, signal: ctx.signal, progress: (l) => ctx.progress(`[rl] ${l}`),
+  await rlWithGold({
+    config, where: 'lab generalisation rl', gold: false, fresh: true, signal: ctx.signal, progress: (l) => ctx.progress(`[rl] ${l}`),
     onEval: (step, e) => {
       if (step > 0) sets.push({ name: `RL step ${step} (KL ${e.kl.toFixed(1)})`, prompts: e.samples.prompts, texts: e.samples.completions });
+      return undefined;
     },
   });
   return sets;

@@ -25,26 +25,21 @@
  * Measured on the shared 2-core CPU, seed 0: the defaults take 4 min 11 s (sampling ~1 min, four RMs
  * ~2 min, PPO ~1 min); --quick about 25 s.
  */
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setNumThreads } from '../tensor/index.js';
 import { loadModel, resolveModelDir } from '../models/hub.js';
 import { loadTokenizer } from '../text/index.js';
 import { MAX_THREADS, type Schema } from '../config.js';
-import { validateConfig } from '../config.js';
 import { mulberry32 } from '../random.js';
-import { REWARD_DEFAULTS, REWARD_SCHEMA } from '../reward/config.js';
-import { trainRewardModel } from '../reward/train.js';
 import { loadRewardModel } from '../reward/io.js';
 import { headEnsemble } from '../reward/ensemble-model.js';
 import { scoreSequences } from '../reward/evaluate.js';
 import { evaluatePairs } from '../reward/metrics.js';
 import { mean, pearson, standardError } from '../stats.js';
 import { sample } from '../rlhf/online/rollout.js';
-import { PPO_DEFAULTS, PPO_SCHEMA } from '../rlhf/ppo/config.js';
-import { trainPpo } from '../rlhf/ppo/trainer.js';
 import { annotatePairs, toJsonl, type AnnotatedPair, type Comparison } from './annotators.js';
 import { vaderCompound, words } from './gold.js';
+import { phase, rlWithGold, trainProxy } from './pipeline.js';
 import type { Experiment, LabContext, LabOutcome } from './experiment.js';
 import { renderChart, type Figure } from './plots.js';
 import type { Section, Table } from './report.js';
@@ -148,20 +143,6 @@ function checkFractions(cfg: MisspecificationConfig): void {
   if (Math.abs(s - 1) > 1e-9) {
     throw new Error(`groups.sentiment.fraction + groups.brevity.fraction must sum to 1, got ${cfg.groups.sentiment.fraction} + ${cfg.groups.brevity.fraction} = ${s}`);
   }
-}
-
-// ---- resumable phases
-
-/** Runs `run` unless `dir/<name>.done.json` holds this fingerprint; the marker is written last. */
-async function phase<T>(dir: string, name: string, fingerprint: unknown, run: () => Promise<T>): Promise<T> {
-  const marker = join(dir, `${name}.done.json`);
-  if (existsSync(marker)) {
-    const saved = readJsonFile<{ fingerprint: unknown; result: T }>(marker);
-    if (JSON.stringify(saved.fingerprint) === JSON.stringify(fingerprint)) return saved.result;
-  }
-  const result = await run();
-  writeAtomic(marker, JSON.stringify({ fingerprint, result }));
-  return result;
 }
 
 // ---- phase 1: the mixed dataset
@@ -271,14 +252,12 @@ const RMS: readonly RmName[] = ['pooled', 'sentiment', 'brevity', 'conditioned']
 
 async function trainRm(cfg: MisspecificationConfig, ctx: LabContext, name: RmName): Promise<{ dir: string; seconds: number }> {
   const testFile = name === 'pooled' ? 'heldout-sentiment.jsonl' : `heldout-${name}.jsonl`;
-  const rmCfg = validateConfig({
-    seed: ctx.seed, out: join(ctx.dir, `rm-${name}`),
-    data: { path: join(ctx.dir, `train-${name}.jsonl`), testPath: join(ctx.dir, testFile), format: 'pairwise', maxTokens: cfg.data.maxNewTokens + 32 },
-    model: { init: 'pretrained', base: cfg.model },
-    train: { epochs: cfg.rm.epochs, batchSize: cfg.rm.batchSize, lr: cfg.rm.lr, warmupSteps: 5, threads: cfg.threads },
-  }, REWARD_DEFAULTS, REWARD_SCHEMA, `misspecification rm ${name}`);
-  const r = await trainRewardModel(rmCfg, { fresh: true, progress: (l) => ctx.progress(`[2/4 rm ${name}] ${l}`) });
-  return { dir: join(rmCfg.out, 'model'), seconds: r.seconds };
+  const { dir, summary } = await trainProxy({
+    seed: ctx.seed, out: join(ctx.dir, `rm-${name}`), base: cfg.model, threads: cfg.threads, where: `misspecification rm ${name}`, fresh: true,
+    data: { path: join(ctx.dir, `train-${name}.jsonl`), testPath: join(ctx.dir, testFile), maxTokens: cfg.data.maxNewTokens + 32 },
+    train: { epochs: cfg.rm.epochs, batchSize: cfg.rm.batchSize, lr: cfg.rm.lr },
+  }, (l) => ctx.progress(`[2/4 rm ${name}] ${l}`));
+  return { dir, seconds: summary.seconds };
 }
 
 // ---- phase 3: every RM against every group's held-out labels
@@ -379,15 +358,15 @@ interface PpoResult {
 async function ppoPhase(cfg: MisspecificationConfig, ctx: LabContext, pooledDir: string): Promise<PpoResult> {
   const c = cfg.ppo;
   const out = join(ctx.dir, 'ppo');
-  const ppoCfg = validateConfig({
+  const config = {
     seed: ctx.seed, out,
     model: { policy: cfg.model },
     reward: { sources: [`model:${pooledDir}`] },
     rollout: { prompts: c.prompts, samplesPerPrompt: c.samplesPerPrompt, maxNewTokens: cfg.data.maxNewTokens },
     kl: { coef: c.klCoef },
     train: { steps: c.steps, lr: c.lr, evalEvery: c.steps, evalSamples: c.evalSamples, checkpointEvery: c.steps, threads: cfg.threads, miniBatchSize: (c.prompts * c.samplesPerPrompt) / 2 },
-  }, PPO_DEFAULTS, PPO_SCHEMA, 'misspecification ppo');
-  const run = await trainPpo(ppoCfg, { progress: (l) => ctx.progress(`[4/4 ppo] ${l}`), signal: ctx.signal, fresh: true });
+  };
+  const run = await rlWithGold({ config, where: 'misspecification ppo', gold: false, progress: (l) => ctx.progress(`[4/4 ppo] ${l}`), signal: ctx.signal, fresh: true });
   const seed = ctx.seed + 303; // the same sampling streams before and after
   return {
     before: policyStats(cfg, resolveModelDir(cfg.model), seed), after: policyStats(cfg, join(out, 'model'), seed),

@@ -9,22 +9,15 @@
  * d = √KL; the plot overlays them, and the table says how high each got and at what KL. "Which one moves
  * the frontier" is read off the gold reached at the largest KL every run attained.
  */
-import { mean } from '../stats.js';
 import { join } from 'node:path';
-import { MAX_THREADS, deepMerge, validateConfig, type Schema } from '../config.js';
+import { MAX_THREADS, type Schema } from '../config.js';
 import { loadTokenizer } from '../text/index.js';
 import { resolveModelDir } from '../models/hub.js';
-import { REWARD_DEFAULTS, REWARD_SCHEMA } from '../reward/config.js';
-import { trainRewardModel } from '../reward/train.js';
 import { loadRewardEnsemble, RewardEnsemble } from '../reward/ensemble-model.js';
 import type { AggregatorName } from '../reward/ensemble.js';
 import { modelReward } from '../reward/sources.js';
-import { PPO_DEFAULTS, PPO_SCHEMA } from '../rlhf/ppo/config.js';
-import { trainPpo } from '../rlhf/ppo/trainer.js';
-import { DEMO_DEFAULTS, type DemoConfig } from './demo-config.js';
-import { phase, preferences } from './demo.js';
+import { labelPreferences, phase, rlWithGold, trainProxy } from './pipeline.js';
 import type { Experiment } from './experiment.js';
-import { goldReward } from './gold.js';
 import { renderChart, type Series } from './plots.js';
 
 export interface MitigationsConfig {
@@ -97,18 +90,18 @@ export const mitigationsExperiment: Experiment<MitigationsConfig> = {
   schema: SCHEMA,
   quick: QUICK,
   async run(cfg, ctx) {
-    const demoLike = deepMerge(DEMO_DEFAULTS, { out: ctx.dir, seed: ctx.seed, model: cfg.model, preferences: cfg.preferences, threads: cfg.threads }) as DemoConfig;
-    const prefs = await phase(ctx.dir, 'preferences', { seed: ctx.seed, model: cfg.model, p: cfg.preferences }, () => preferences(demoLike, ctx.progress));
+    const prefs = await phase(ctx.dir, 'preferences', { seed: ctx.seed, model: cfg.model, p: cfg.preferences }, () =>
+      labelPreferences({ model: cfg.model, out: ctx.dir, seed: ctx.seed, p: cfg.preferences, source: 'rlhf lab mitigations' }, (l) => ctx.progress(`[preferences] ${l}`)));
     // One ensemble of `members` proxies; member 0 alone is the single proxy every other run uses.
     const ensDir = join(ctx.dir, 'proxy');
     await phase(ctx.dir, 'proxy', { seed: ctx.seed, p: cfg.preferences, proxy: cfg.proxy }, async () => {
-      const rm = validateConfig({
-        seed: ctx.seed, out: ensDir, data: { path: prefs.path, format: 'pairwise', splitRatio: 0.85, maxTokens: 128 },
-        model: { init: 'pretrained', base: cfg.model, ensemble: { members: cfg.proxy.members, bootstrap: true, aggregation: 'mean', lambda: cfg.proxy.lambda } },
-        train: { epochs: cfg.proxy.epochs, batchSize: 16, lr: 3e-4, warmupSteps: 5, threads: cfg.threads },
-      }, REWARD_DEFAULTS, REWARD_SCHEMA, 'lab mitigations proxy');
-      const s = await trainRewardModel(rm, { progress: (l) => ctx.progress(`[proxy] ${l}`) });
-      return { accuracy: s.eval?.accuracy ?? null };
+      const { summary } = await trainProxy({
+        seed: ctx.seed, out: ensDir, base: cfg.model, threads: cfg.threads, where: 'lab mitigations proxy',
+        data: { path: prefs.path, splitRatio: 0.85, maxTokens: 128 },
+        model: { ensemble: { members: cfg.proxy.members, bootstrap: true, aggregation: 'mean', lambda: cfg.proxy.lambda } },
+        train: { epochs: cfg.proxy.epochs, batchSize: 16, lr: 3e-4 },
+      }, (l) => ctx.progress(`[proxy] ${l}`));
+      return { accuracy: summary.eval?.accuracy ?? null };
     });
     const tok = loadTokenizer(resolveModelDir(cfg.model));
     const source = (aggregation: AggregatorName | 'single') => {
@@ -132,18 +125,17 @@ export const mitigationsExperiment: Experiment<MitigationsConfig> = {
         const reward = source(r.agg);
         const points: Point[] = [];
         try {
-          const ppo = validateConfig({
+          const config = {
             seed: ctx.seed, out: join(ctx.dir, `run-${i}`), model: { policy: cfg.model },
             reward: { lengthPenalty: r.lengthPenalty },
             rollout: { prompts: 16, samplesPerPrompt: 4, maxNewTokens: cfg.preferences.maxNewTokens }, kl: { coef: r.klCoef },
             train: { steps: cfg.rl.steps, lr: cfg.rl.lr, miniBatchSize: 32, evalEvery: cfg.rl.evalEvery, evalSamples: cfg.rl.evalSamples, checkpointEvery: cfg.rl.evalEvery, threads: cfg.threads },
-          }, PPO_DEFAULTS, PPO_SCHEMA, 'lab mitigations rl');
-          await trainPpo(ppo, {
-            reward, signal: ctx.signal, progress: (l) => ctx.progress(`[${r.name}] ${l}`),
-            onEval: (step, e) => {
-              const gold = mean(e.samples.completions.map(goldReward));
-              points.push({ step, kl: Math.max(0, e.kl), gold, proxy: e.reward });
-              return { gold };
+          };
+          await rlWithGold({
+            config, where: 'lab mitigations rl', reward, signal: ctx.signal, progress: (l) => ctx.progress(`[${r.name}] ${l}`),
+            onEval: (step, e, g) => {
+              points.push({ step, kl: Math.max(0, e.kl), gold: g!.gold, proxy: e.reward });
+              return undefined;
             },
           });
         } finally {

@@ -14,7 +14,7 @@
  * (label smoothing ε), their implicit reward scored on the same gold-ordered held-out pairs.
  *
  * Layout under OUT/noisy: comparisons.json, heldout.jsonl, <setting>/{train.jsonl, proxy/, ppo/},
- * dpo/, cdpo/, each step with a done-marker (comparisons.ts `resumable`) so a rerun skips finished work.
+ * dpo/, cdpo/, each step with a done-marker (pipeline.ts `phase`) so a rerun skips finished work.
  *
  * Measured on the shared 2-core CPU, 1 thread: the full run (defaults, seed 0) takes 213 s with the machine
  * idle (562 s with other jobs loading it), `--quick` 10–15 s idle (35 s loaded).
@@ -24,18 +24,14 @@ import { join } from 'node:path';
 import { MAX_THREADS, type Schema } from '../config.js';
 import { validateConfig } from '../config.js';
 import { mulberry32 } from '../random.js';
-import { REWARD_DEFAULTS, REWARD_SCHEMA } from '../reward/config.js';
-import { trainRewardModel } from '../reward/train.js';
 import type { ReliabilityBin } from '../reward/metrics.js';
-import { meanSe, pearson } from '../stats.js';
-import { PPO_DEFAULTS, PPO_SCHEMA } from '../rlhf/ppo/config.js';
-import { trainPpo } from '../rlhf/ppo/trainer.js';
+import { pearson } from '../stats.js';
 import { DPO_DEFAULTS, DPO_SCHEMA } from '../rlhf/dpo/config.js';
 import { trainDpo } from '../rlhf/dpo/trainer.js';
 import { setNumThreads } from '../tensor/index.js';
 import { annotatePairs, toJsonl, type AnnotatedPair, type Comparison } from './annotators.js';
 import { writeAtomic } from '../atomic.js';
-import { resumable, sampleComparisons } from './comparisons.js';
+import { phase, readEvals, rlWithGold, sampleComparisons, trainProxy } from './pipeline.js';
 import type { Experiment, LabContext, LabOutcome } from './experiment.js';
 import { goldReward } from './gold.js';
 import { renderChart, type Series } from './plots.js';
@@ -197,18 +193,16 @@ function meanConfidence(bins: readonly ReliabilityBin[]): number {
   return bins.reduce((a, b) => a + (b.confidence ?? 0) * b.n, 0) / n;
 }
 
-async function trainProxy(cfg: NoisyConfig, s: NoisySetting, dir: string, data: string, heldOut: string, seed: number, say: (l: string) => void): Promise<ProxyResult> {
-  const rmCfg = validateConfig({
-    seed, out: join(dir, 'proxy'),
-    data: { path: data, testPath: heldOut, format: 'pairwise', maxTokens: 128 },
-    model: { init: 'pretrained', base: cfg.model },
+async function noisyProxy(cfg: NoisyConfig, s: NoisySetting, dir: string, data: string, heldOut: string, seed: number, say: (l: string) => void): Promise<ProxyResult> {
+  const { dir: modelDir, summary } = await trainProxy({
+    seed, out: join(dir, 'proxy'), base: cfg.model, threads: cfg.threads, where: 'lab noisy proxy',
+    data: { path: data, testPath: heldOut, maxTokens: 128 },
     loss: { type: s.loss, labelSmoothing: s.epsilon },
-    train: { epochs: cfg.proxy.epochs, batchSize: cfg.proxy.batchSize, lr: cfg.proxy.lr, warmupSteps: 5, threads: cfg.threads },
-  }, REWARD_DEFAULTS, REWARD_SCHEMA, 'lab noisy proxy');
-  const r = await trainRewardModel(rmCfg, { progress: say });
-  if (!r.eval) throw new Error(`${s.id}: the proxy has no held-out evaluation`);
-  const e = r.eval;
-  return { dir: join(rmCfg.out, 'model'), accuracy: e.accuracy, ci: e.accuracy_ci, ece: e.ece, overconfidence: meanConfidence(e.reliability) - e.accuracy, n: e.n };
+    train: { epochs: cfg.proxy.epochs, batchSize: cfg.proxy.batchSize, lr: cfg.proxy.lr },
+  }, say);
+  if (!summary.eval) throw new Error(`${s.id}: the proxy has no held-out evaluation`);
+  const e = summary.eval;
+  return { dir: modelDir, accuracy: e.accuracy, ci: e.accuracy_ci, ece: e.ece, overconfidence: meanConfidence(e.reliability) - e.accuracy, n: e.n };
 }
 
 async function ppoAgainst(cfg: NoisyConfig, proxyDir: string, out: string, seed: number, ctx: LabContext, say: (l: string) => void): Promise<PpoResult> {
@@ -221,16 +215,9 @@ async function ppoAgainst(cfg: NoisyConfig, proxyDir: string, out: string, seed:
     kl: { coef: c.klCoef },
     train: { steps: c.steps, lr: c.lr, evalEvery: 0, evalSamples: c.evalSamples, checkpointEvery: c.steps, threads: cfg.threads, miniBatchSize: (c.prompts * c.samplesPerPrompt) / 2 },
   };
-  const onEval = (_step: number, e: { samples: { completions: string[] } }) => {
-    const g = e.samples.completions.map(goldReward);
-    const { mean: gold, se: goldSe } = meanSe(g);
-    return { gold, goldSe };
-  };
-  await trainPpo(validateConfig(raw, PPO_DEFAULTS, PPO_SCHEMA, 'lab noisy ppo'), { onEval, progress: say, signal: ctx.signal });
+  await rlWithGold({ config: raw, where: 'lab noisy ppo', progress: say, signal: ctx.signal });
   // From the log rather than the summary: a resumed run does not evaluate step 0 again.
-  const evals = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n')
-    .map((l) => JSON.parse(l) as { eval?: { gold: number; goldSe: number; kl: number } })
-    .flatMap((r) => (r.eval ? [r.eval] : []));
+  const evals = readEvals(out);
   const [first, last] = [evals[0]!, evals.at(-1)!];
   return { goldBefore: first.gold, gold: last.gold, goldSe: last.goldSe, kl: last.kl };
 }
@@ -300,7 +287,7 @@ async function runNoisy(cfg: NoisyConfig, ctx: LabContext): Promise<LabOutcome> 
   // ---- comparisons, once: training part and the gold-ordered held-out part
   const p = cfg.pairs;
   const heldOut = join(dir, 'heldout.jsonl');
-  const comparisons = await resumable(dir, 'comparisons', { seed, model: cfg.model, p }, async () => {
+  const comparisons = await phase(dir, 'comparisons', { seed, model: cfg.model, p }, async () => {
     const all = sampleComparisons(cfg.model, p.train + p.heldOut, p.maxNewTokens, seed + 101, (l) => say(`[comparisons] ${l}`));
     writeAtomic(join(dir, 'comparisons.json'), JSON.stringify(all));
     writeAtomic(heldOut, toJsonl(goldOrdered(all.slice(p.train))));
@@ -320,10 +307,10 @@ async function runNoisy(cfg: NoisyConfig, ctx: LabContext): Promise<LabOutcome> 
     const data = join(sdir, 'train.jsonl');
     writeAtomic(data, toJsonl(labels));
     const fp = { seed, model: cfg.model, p, beta: String(s.beta), flip: s.flip, loss: s.loss, epsilon: s.epsilon, proxy: cfg.proxy };
-    const px = await resumable(sdir, 'proxy', fp, () => trainProxy(cfg, s, sdir, data, heldOut, seed, tag), join(sdir, 'proxy'));
+    const px = await phase(sdir, 'proxy', fp, () => noisyProxy(cfg, s, sdir, data, heldOut, seed, tag), join(sdir, 'proxy'));
     tag(`proxy accuracy against the gold ordering ${px.accuracy.toFixed(3)} [${px.ci.map((x) => x.toFixed(3)).join(', ')}], ECE ${px.ece.toFixed(3)}`);
     interrupted(ctx);
-    const rl = await resumable(sdir, 'ppo', { fp, rl: cfg.rl }, () => ppoAgainst(cfg, px.dir, join(sdir, 'ppo'), seed, ctx, tag), join(sdir, 'ppo'));
+    const rl = await phase(sdir, 'ppo', { fp, rl: cfg.rl }, () => ppoAgainst(cfg, px.dir, join(sdir, 'ppo'), seed, ctx, tag), join(sdir, 'ppo'));
     tag(`gold ${rl.goldBefore.toFixed(4)} → ${rl.gold.toFixed(4)} ± ${rl.goldSe.toFixed(4)} at KL ${rl.kl.toFixed(2)}`);
     rows.push({
       setting: s.id, beta: s.beta === Infinity ? null : s.beta, flip: s.flip, loss: s.loss, epsilon: s.epsilon, labelNoise: labelNoise(labels),
@@ -338,7 +325,7 @@ async function runNoisy(cfg: NoisyConfig, ctx: LabContext): Promise<LabOutcome> 
   for (const [name, method, eps] of [['dpo', 'DPO', 0], ['cdpo', 'conservative DPO', noisiest.epsilon]] as const) {
     interrupted(ctx);
     const out = join(dir, name);
-    const r = await resumable(dir, name, { seed, model: cfg.model, p, flip: noisiest.flip, eps, dpo: cfg.dpo }, () => dpoOn(cfg, noisyData, heldOut, out, eps, seed, (l) => say(`[${name}] ${l}`)), out);
+    const r = await phase(dir, name, { seed, model: cfg.model, p, flip: noisiest.flip, eps, dpo: cfg.dpo }, () => dpoOn(cfg, noisyData, heldOut, out, eps, seed, (l) => say(`[${name}] ${l}`)), out);
     say(`[${name}] implicit-reward accuracy against the gold ordering ${r.accuracy.toFixed(3)} ± ${r.se.toFixed(3)} (n ${r.n})`);
     dpo.push({ method, epsilon: eps, accuracy: r.accuracy, accuracySe: r.se, margin: r.margin, n: r.n });
   }

@@ -7,18 +7,12 @@
  */
 import { mean } from '../stats.js';
 import { join } from 'node:path';
-import { MAX_THREADS, deepMerge, type Schema } from '../config.js';
+import { MAX_THREADS, type Schema } from '../config.js';
 import { loadModel, resolveModelDir } from '../models/hub.js';
 import { loadTokenizer } from '../text/index.js';
-import { validateConfig } from '../config.js';
-import { REWARD_DEFAULTS, REWARD_SCHEMA } from '../reward/config.js';
-import { trainRewardModel } from '../reward/train.js';
 import { parseRewardSpec } from '../reward/sources.js';
 import { sample } from '../rlhf/online/rollout.js';
-import { PPO_DEFAULTS, PPO_SCHEMA } from '../rlhf/ppo/config.js';
-import { trainPpo } from '../rlhf/ppo/trainer.js';
-import { DEMO_DEFAULTS, type DemoConfig } from './demo-config.js';
-import { phase, preferences } from './demo.js';
+import { labelPreferences, phase, rlWithGold, trainProxy } from './pipeline.js';
 import type { Experiment } from './experiment.js';
 import { goldReward } from './gold.js';
 import { renderChart } from './plots.js';
@@ -126,34 +120,32 @@ export const paradoxExperiment: Experiment<ParadoxConfig> = {
   quick: QUICK,
   async run(cfg, ctx) {
     if (cfg.rmSteps.length < 2 || cfg.rmSteps.some((s) => !(Number.isInteger(s) && s >= 1))) throw new Error(`rmSteps must list at least 2 positive integers, got [${cfg.rmSteps.join(', ')}]`);
-    const demoLike = deepMerge(DEMO_DEFAULTS, { out: ctx.dir, seed: ctx.seed, model: cfg.model, preferences: cfg.preferences, threads: cfg.threads }) as DemoConfig;
-    const prefs = await phase(ctx.dir, 'preferences', { seed: ctx.seed, model: cfg.model, p: cfg.preferences }, () => preferences(demoLike, ctx.progress));
+    const prefs = await phase(ctx.dir, 'preferences', { seed: ctx.seed, model: cfg.model, p: cfg.preferences }, () =>
+      labelPreferences({ model: cfg.model, out: ctx.dir, seed: ctx.seed, p: cfg.preferences, source: 'rlhf lab paradox' }, (l) => ctx.progress(`[preferences] ${l}`)));
     const rows: Row[] = [];
     for (const steps of cfg.rmSteps) {
       const fp = { seed: ctx.seed, model: cfg.model, p: cfg.preferences, steps, rl: cfg.rl, held: cfg.heldOutPairs };
       rows.push(await phase(ctx.dir, `proxy-${steps}`, fp, async () => {
         const out = join(ctx.dir, `proxy-${steps}`);
-        const rmCfg = validateConfig({
-          seed: ctx.seed, out, data: { path: prefs.path, format: 'pairwise', splitRatio: 0.9, maxTokens: 128 },
-          model: { init: 'pretrained', base: cfg.model },
-          train: { epochs: 50, maxSteps: steps, batchSize: 16, lr: 3e-4, warmupSteps: Math.min(5, steps), threads: cfg.threads },
-        }, REWARD_DEFAULTS, REWARD_SCHEMA, 'lab paradox proxy');
-        await trainRewardModel(rmCfg, { progress: (l) => ctx.progress(`[proxy ${steps} steps] ${l}`) });
+        await trainProxy({
+          seed: ctx.seed, out, base: cfg.model, threads: cfg.threads, where: 'lab paradox proxy',
+          data: { path: prefs.path, splitRatio: 0.9, maxTokens: 128 },
+          train: { epochs: 50, maxSteps: steps, batchSize: 16, lr: 3e-4, warmupSteps: Math.min(5, steps) },
+        }, (l) => ctx.progress(`[proxy ${steps} steps] ${l}`));
         const accuracy = goldOrderAccuracy(join(out, 'model'), cfg, ctx.seed);
         ctx.progress(`proxy trained ${steps} steps: accuracy against the gold ordering ${accuracy.toFixed(3)}`);
         const gold: { step: number; gold: number; se: number }[] = [];
-        const ppo = validateConfig({
+        const config = {
           seed: ctx.seed, out: join(out, 'rl'), model: { policy: cfg.model }, reward: { sources: [`model:${join(out, 'model')}`] },
           rollout: { prompts: 16, samplesPerPrompt: 4, maxNewTokens: cfg.preferences.maxNewTokens }, kl: { coef: cfg.rl.klCoef },
           train: { steps: cfg.rl.steps, lr: cfg.rl.lr, miniBatchSize: 32, evalSamples: cfg.rl.evalSamples, checkpointEvery: 0, threads: cfg.threads },
-        }, PPO_DEFAULTS, PPO_SCHEMA, 'lab paradox rl');
-        const run = await trainPpo(ppo, {
-          signal: ctx.signal, progress: (l) => ctx.progress(`[ppo vs proxy-${steps}] ${l}`),
-          onEval: (step, e) => {
-            const g = e.samples.completions.map(goldReward);
-            const m = mean(g);
-            gold.push({ step, gold: m, se: Math.sqrt(mean(g.map((x) => (x - m) ** 2)) / g.length) });
-            return { gold: m };
+        };
+        const run = await rlWithGold({
+          config, where: 'lab paradox rl', signal: ctx.signal, progress: (l) => ctx.progress(`[ppo vs proxy-${steps}] ${l}`),
+          onEval: (step, _e, g) => {
+            // This section's s.e. divides the population variance by n (as published), not the sample variance.
+            gold.push({ step, gold: g!.gold, se: Math.sqrt(mean(g!.values.map((x) => (x - g!.gold) ** 2)) / g!.values.length) });
+            return undefined;
           },
         });
         const last = gold[gold.length - 1]!;

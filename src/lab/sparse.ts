@@ -21,7 +21,6 @@
  * token 79 s), --quick ~10 s. Each granularity trains in OUT/sparse/<granularity>/ and resumes from its checkpoint; the
  * gradient probes are cached there (probe.json) under the configuration they were made with.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MAX_THREADS, validateConfig, type Schema } from '../config.js';
 import { scope, setNumThreads } from '../tensor/index.js';
@@ -33,12 +32,12 @@ import { actorForward, disposeActions, sliceActions } from '../rlhf/online/actor
 import { disposeScored, sample, scoreRollout } from '../rlhf/online/rollout.js';
 import { closeRun, openRun, settings } from '../rlhf/online/trainer.js';
 import { PPO_DEFAULTS, PPO_SCHEMA, type PpoConfig } from '../rlhf/ppo/config.js';
-import { ppoAlgorithm, trainPpo } from '../rlhf/ppo/trainer.js';
+import { ppoAlgorithm } from '../rlhf/ppo/trainer.js';
 import type { Experiment, LabContext, LabOutcome } from './experiment.js';
+import { cachedResult, readEvals, rlWithGold } from './pipeline.js';
 import { goldReward } from './gold.js';
 import { renderChart, type Point, type Series } from './plots.js';
 import type { Table } from './report.js';
-import { readJsonFile } from '../atomic.js';
 
 export const GRANULARITIES = ['sequence', 'sentence', 'token'] as const;
 export type Granularity = (typeof GRANULARITIES)[number];
@@ -178,11 +177,9 @@ export interface EvalPoint {
   kl: number;
 }
 
-function readEvals(dir: string): EvalPoint[] {
-  return readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').filter(Boolean)
-    .map((l) => JSON.parse(l) as { step: number; eval?: { reward: number; rewardSe: number; kl: number } })
-    .filter((r) => r.eval)
-    .map((r) => ({ step: r.step, gold: r.eval!.reward, goldSe: r.eval!.rewardSe, kl: r.eval!.kl }));
+/** The evaluations of the run in `dir`: its reward is the gold itself. */
+function goldEvals(dir: string): EvalPoint[] {
+  return readEvals(dir).map((r) => ({ step: r.step, gold: r.reward, goldSe: r.rewardSe, kl: r.kl }));
 }
 
 /**
@@ -243,18 +240,6 @@ function gradientNoise(pcfg: PpoConfig, reward: RewardSource, checkpoint: string
   } finally {
     closeRun(run);
   }
-}
-
-/** Runs `make` unless `path` holds a result made under the same fingerprint. */
-function cached<T>(path: string, fingerprint: unknown, make: () => T): T {
-  if (existsSync(path)) {
-    const saved = readJsonFile<{ fingerprint: unknown; result: T }>(path);
-    if (JSON.stringify(saved.fingerprint) === JSON.stringify(fingerprint)) return saved.result;
-  }
-  const result = make();
-  writeFileSync(`${path}.tmp`, JSON.stringify({ fingerprint, result }));
-  renameSync(`${path}.tmp`, path);
-  return result;
 }
 
 // ---- analysis ---------------------------------------------------------------------------------------
@@ -351,15 +336,15 @@ async function run(cfg: SparseConfig, ctx: LabContext): Promise<LabOutcome> {
     const dir = join(ctx.dir, g);
     const pcfg = ppoConfig(cfg, dir, ctx.seed);
     const reward = prefixGoldReward(g, tok);
-    await trainPpo(pcfg, { reward, signal: ctx.signal, progress: (l) => ctx.progress(`[${g}] ${l}`) });
+    await rlWithGold({ config: pcfg, where: 'lab sparse', gold: false, reward, signal: ctx.signal, progress: (l) => ctx.progress(`[${g}] ${l}`) });
     const probeSeed = (ctx.seed ^ 0x9e3779b9) >>> 0;
-    const probes = cached(join(dir, 'probe.json'), { pcfg, probe: cfg.probeSequences, estimator: 'unbiased' }, () => ({
+    const probes = cachedResult(join(dir, 'probe.json'), { pcfg, probe: cfg.probeSequences, estimator: 'unbiased' }, () => ({
       initial: gradientNoise(pcfg, reward, null, cfg.probeSequences, probeSeed),
       final: gradientNoise(pcfg, reward, join(dir, 'checkpoint'), cfg.probeSequences, probeSeed),
     }));
     // JSON keeps Infinity (no mean gradient detected) as null.
     for (const p of [probes.initial, probes.final]) p.ratio ??= Infinity;
-    const evals = readEvals(dir);
+    const evals = goldEvals(dir);
     ctx.progress(`[${g}] gold ${f3(evals[0]!.gold)} → ${f3(evals[evals.length - 1]!.gold)}, gradient noise ${probes.initial.ratio.toFixed(2)} → ${probes.final.ratio.toFixed(2)}`);
     runs.push({ granularity: g, evals, noiseInitial: probes.initial, noiseFinal: probes.final });
   }
