@@ -10,6 +10,7 @@
  * distances for the prompt and for the whole text. The error plotted against distance is the share of
  * pairs the proxy orders against the gold, binned by the pair's mean distance.
  */
+import { embeddedMiniBatch, ONLINE_ALGORITHM_NAMES, type OnlineAlgorithmName } from '../rlhf/algorithms.js';
 import { mean } from '../stats.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,7 +34,7 @@ export interface GeneralisationConfig {
   newPrompts: string[];
   /** Pairs per evaluation set. */
   evalPairs: number;
-  rl: { steps: number; lr: number; klCoef: number; evalEvery: number };
+  rl: { algorithm: OnlineAlgorithmName; steps: number; lr: number; klCoef: number; evalEvery: number };
   threads: number;
 }
 
@@ -42,7 +43,7 @@ const DEFAULTS: GeneralisationConfig = {
   preferences: { pairs: 768, maxNewTokens: 48, rationality: 20 },
   newPrompts: ['The dragon', 'Tom was sad because', 'In the dark forest', 'The robot said', 'Mom was angry', 'The old man and the sea', 'Sara lost her', 'A big storm'],
   evalPairs: 128,
-  rl: { steps: 30, lr: 5e-4, klCoef: 0.01, evalEvery: 10 },
+  rl: { algorithm: 'ppo', steps: 30, lr: 5e-4, klCoef: 0.01, evalEvery: 10 },
   threads: 1,
 };
 
@@ -56,7 +57,8 @@ const SCHEMA: Schema<GeneralisationConfig> = {
   newPrompts: { doc: 'prompts outside the proxy data (its pairs start from BOS only)', items: 'string' },
   evalPairs: { doc: 'pairs per evaluation set', integer: true, min: 4 },
   rl: {
-    steps: { doc: 'PPO steps against the proxy', integer: true, min: 1 },
+    algorithm: { doc: 'policy optimiser (an online algorithm)', oneOf: ONLINE_ALGORITHM_NAMES },
+    steps: { doc: 'RL steps against the proxy', integer: true, min: 1 },
     lr: { doc: 'policy learning rate', min: 0 },
     klCoef: { doc: 'KL coefficient β', min: 0 },
     evalEvery: { doc: 'sample an RL evaluation set every N steps', integer: true, min: 1 },
@@ -173,11 +175,11 @@ async function evaluationSets(cfg: GeneralisationConfig, ctx: Parameters<Experim
   const config = {
     seed: ctx.seed, out: join(ctx.dir, 'rl'), model: { policy: cfg.model }, reward: { sources: [`model:${modelDir}`] },
     rollout: { prompts: 16, samplesPerPrompt: 4, maxNewTokens: cfg.preferences.maxNewTokens }, kl: { coef: cfg.rl.klCoef },
-    train: { steps: cfg.rl.steps, lr: cfg.rl.lr, miniBatchSize: 32, evalEvery: cfg.rl.evalEvery, evalSamples: n, checkpointEvery: 0, threads: cfg.threads },
+    train: { steps: cfg.rl.steps, lr: cfg.rl.lr, ...embeddedMiniBatch(cfg.rl.algorithm, 64), evalEvery: cfg.rl.evalEvery, evalSamples: n, checkpointEvery: 0, threads: cfg.threads },
   };
   // fresh: the sets come from this run's evaluation hook, so a rerun of this phase replays the whole run.
   await rlWithGold({
-    config, where: 'lab generalisation rl', gold: false, fresh: true, signal: ctx.signal, progress: (l) => ctx.progress(`[rl] ${l}`),
+    algorithm: cfg.rl.algorithm, config, where: 'lab generalisation rl', gold: false, fresh: true, signal: ctx.signal, progress: (l) => ctx.progress(`[rl] ${l}`),
     onEval: (step, e) => {
       if (step > 0) sets.push({ name: `RL step ${step} (KL ${e.kl.toFixed(1)})`, prompts: e.samples.prompts, texts: e.samples.completions });
       return undefined;

@@ -9,6 +9,7 @@
  * d = √KL; the plot overlays them, and the table says how high each got and at what KL. "Which one moves
  * the frontier" is read off the gold reached at the largest KL every run attained.
  */
+import { embeddedMiniBatch, ONLINE_ALGORITHM_NAMES, type OnlineAlgorithmName } from '../rlhf/algorithms.js';
 import { join } from 'node:path';
 import { MAX_THREADS, type Schema } from '../config.js';
 import { loadTokenizer } from '../text/index.js';
@@ -24,7 +25,7 @@ export interface MitigationsConfig {
   model: string;
   preferences: { pairs: number; maxNewTokens: number; rationality: number };
   proxy: { epochs: number; members: number; lambda: number };
-  rl: { steps: number; lr: number; klCoef: number; evalEvery: number; evalSamples: number };
+  rl: { algorithm: OnlineAlgorithmName; steps: number; lr: number; klCoef: number; evalEvery: number; evalSamples: number };
   /** The larger KL coefficients tried against the single proxy. */
   klCoefs: number[];
   /** Reward subtracted per completion token (the length-penalty run). */
@@ -36,7 +37,7 @@ const DEFAULTS: MitigationsConfig = {
   model: 'stories260k',
   preferences: { pairs: 768, maxNewTokens: 48, rationality: 20 },
   proxy: { epochs: 2, members: 3, lambda: 1 },
-  rl: { steps: 25, lr: 5e-4, klCoef: 0.01, evalEvery: 5, evalSamples: 128 },
+  rl: { algorithm: 'ppo', steps: 25, lr: 5e-4, klCoef: 0.01, evalEvery: 5, evalSamples: 128 },
   klCoefs: [0.05, 0.2],
   lengthPenalty: 0.01,
   threads: 1,
@@ -55,7 +56,8 @@ const SCHEMA: Schema<MitigationsConfig> = {
     lambda: { doc: 'λ of the mean − λ·std aggregation', min: 0 },
   },
   rl: {
-    steps: { doc: 'PPO steps per run', integer: true, min: 1 },
+    algorithm: { doc: 'policy optimiser (an online algorithm)', oneOf: ONLINE_ALGORITHM_NAMES },
+    steps: { doc: 'RL steps per run', integer: true, min: 1 },
     lr: { doc: 'policy learning rate', min: 0 },
     klCoef: { doc: 'the baseline KL coefficient β', min: 0 },
     evalEvery: { doc: 'gold/proxy evaluation period', integer: true, min: 1 },
@@ -129,10 +131,10 @@ export const mitigationsExperiment: Experiment<MitigationsConfig> = {
             seed: ctx.seed, out: join(ctx.dir, `run-${i}`), model: { policy: cfg.model },
             reward: { lengthPenalty: r.lengthPenalty },
             rollout: { prompts: 16, samplesPerPrompt: 4, maxNewTokens: cfg.preferences.maxNewTokens }, kl: { coef: r.klCoef },
-            train: { steps: cfg.rl.steps, lr: cfg.rl.lr, miniBatchSize: 32, evalEvery: cfg.rl.evalEvery, evalSamples: cfg.rl.evalSamples, checkpointEvery: cfg.rl.evalEvery, threads: cfg.threads },
+            train: { steps: cfg.rl.steps, lr: cfg.rl.lr, ...embeddedMiniBatch(cfg.rl.algorithm, 64), evalEvery: cfg.rl.evalEvery, evalSamples: cfg.rl.evalSamples, checkpointEvery: cfg.rl.evalEvery, threads: cfg.threads },
           };
           await rlWithGold({
-            config, where: 'lab mitigations rl', reward, signal: ctx.signal, progress: (l) => ctx.progress(`[${r.name}] ${l}`),
+            algorithm: cfg.rl.algorithm, config, where: 'lab mitigations rl', reward, signal: ctx.signal, progress: (l) => ctx.progress(`[${r.name}] ${l}`),
             onEval: (step, e, g) => {
               points.push({ step, kl: Math.max(0, e.kl), gold: g!.gold, proxy: e.reward });
               return undefined;

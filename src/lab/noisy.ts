@@ -19,6 +19,7 @@
  * Measured on the shared 2-core CPU, 1 thread: the full run (defaults, seed 0) takes 213 s with the machine
  * idle (562 s with other jobs loading it), `--quick` 10–15 s idle (35 s loaded).
  */
+import { checkEmbeddedRl, embeddedMiniBatch, ONLINE_ALGORITHM_NAMES, type OnlineAlgorithmName } from '../rlhf/algorithms.js';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MAX_THREADS, type Schema } from '../config.js';
@@ -55,7 +56,7 @@ export interface NoisyConfig {
     flipRates: number[];
   };
   proxy: { epochs: number; batchSize: number; lr: number };
-  rl: { steps: number; lr: number; klCoef: number; prompts: number; samplesPerPrompt: number; evalSamples: number };
+  rl: { algorithm: OnlineAlgorithmName; steps: number; lr: number; klCoef: number; prompts: number; samplesPerPrompt: number; evalSamples: number };
   dpo: { beta: number; epochs: number; batchSize: number; lr: number };
   /** libtorch + OpenBLAS threads. */
   threads: number;
@@ -67,7 +68,7 @@ export const NOISY_DEFAULTS: NoisyConfig = {
   annotators: { betas: [2, 5, 20], flipRates: [0, 0.1, 0.3] },
   proxy: { epochs: 2, batchSize: 16, lr: 3e-4 },
   // The demo's PPO (lr 5e-4, KL 0.01) cut short: its gold rises for the first ~10 steps before it peaks.
-  rl: { steps: 8, lr: 5e-4, klCoef: 0.01, prompts: 12, samplesPerPrompt: 4, evalSamples: 128 },
+  rl: { algorithm: 'ppo', steps: 8, lr: 5e-4, klCoef: 0.01, prompts: 12, samplesPerPrompt: 4, evalSamples: 128 },
   dpo: { beta: 0.1, epochs: 1, batchSize: 16, lr: 3e-4 },
   threads: 1,
 };
@@ -89,7 +90,8 @@ export const NOISY_SCHEMA: Schema<NoisyConfig> = {
     lr: { doc: 'proxy learning rate', min: 0 },
   },
   rl: {
-    steps: { doc: 'PPO steps against each proxy', integer: true, min: 1 },
+    algorithm: { doc: 'policy optimiser (an online algorithm)', oneOf: ONLINE_ALGORITHM_NAMES },
+    steps: { doc: 'RL steps against each proxy', integer: true, min: 1 },
     lr: { doc: 'policy learning rate', min: 0 },
     klCoef: { doc: 'KL coefficient', min: 0 },
     prompts: { doc: 'prompts per PPO step', integer: true, min: 1 },
@@ -135,7 +137,7 @@ export function checkNoisyConfig(cfg: NoisyConfig): void {
   for (const b of cfg.annotators.betas) if (!(b > 0)) throw new Error(`annotators.betas: every β must be > 0 (β = ∞ always runs), got ${b}`);
   for (const f of cfg.annotators.flipRates) if (!(f >= 0 && f < 0.5)) throw new Error(`annotators.flipRates: every rate must be in [0, 0.5), got ${f}`);
   if (!cfg.annotators.flipRates.some((f) => f > 0)) throw new Error('annotators.flipRates needs a rate > 0: the noisiest setting compares the robust losses');
-  if ((cfg.rl.prompts * cfg.rl.samplesPerPrompt) % 2 !== 0) throw new Error(`rl.prompts × rl.samplesPerPrompt must be even (PPO takes two mini-batches), got ${cfg.rl.prompts} × ${cfg.rl.samplesPerPrompt}`);
+  checkEmbeddedRl(cfg.rl.algorithm, cfg.rl, 'rl');
 }
 
 // ---- data
@@ -213,9 +215,9 @@ async function ppoAgainst(cfg: NoisyConfig, proxyDir: string, out: string, seed:
     reward: { sources: [`model:${proxyDir}`] },
     rollout: { prompts: c.prompts, samplesPerPrompt: c.samplesPerPrompt, maxNewTokens: cfg.pairs.maxNewTokens },
     kl: { coef: c.klCoef },
-    train: { steps: c.steps, lr: c.lr, evalEvery: 0, evalSamples: c.evalSamples, checkpointEvery: c.steps, threads: cfg.threads, miniBatchSize: (c.prompts * c.samplesPerPrompt) / 2 },
+    train: { steps: c.steps, lr: c.lr, evalEvery: 0, evalSamples: c.evalSamples, checkpointEvery: c.steps, threads: cfg.threads, ...embeddedMiniBatch(c.algorithm, c.prompts * c.samplesPerPrompt) },
   };
-  await rlWithGold({ config: raw, where: 'lab noisy ppo', progress: say, signal: ctx.signal });
+  await rlWithGold({ algorithm: c.algorithm, config: raw, where: 'lab noisy rl', progress: say, signal: ctx.signal });
   // From the log rather than the summary: a resumed run does not evaluate step 0 again.
   const evals = readEvals(out);
   const [first, last] = [evals[0]!, evals.at(-1)!];

@@ -5,6 +5,7 @@
  * ordered like the proxy's accuracy? Accuracy is measured against the GOLD ordering of fresh held-out
  * pairs (not the annotators' noisy labels). Setting as in the demo (src/lab/demo.ts).
  */
+import { embeddedMiniBatch, ONLINE_ALGORITHM_NAMES, type OnlineAlgorithmName } from '../rlhf/algorithms.js';
 import { mean } from '../stats.js';
 import { join } from 'node:path';
 import { MAX_THREADS, type Schema } from '../config.js';
@@ -24,7 +25,7 @@ export interface ParadoxConfig {
   rmSteps: number[];
   /** Fresh held-out pairs on which accuracy against the gold ordering is measured. */
   heldOutPairs: number;
-  rl: { steps: number; lr: number; klCoef: number; evalSamples: number };
+  rl: { algorithm: OnlineAlgorithmName; steps: number; lr: number; klCoef: number; evalSamples: number };
   threads: number;
 }
 
@@ -33,7 +34,7 @@ const DEFAULTS: ParadoxConfig = {
   preferences: { pairs: 768, maxNewTokens: 48, rationality: 20 },
   rmSteps: [3, 10, 30, 96],
   heldOutPairs: 256,
-  rl: { steps: 15, lr: 5e-4, klCoef: 0.01, evalSamples: 128 },
+  rl: { algorithm: 'ppo', steps: 15, lr: 5e-4, klCoef: 0.01, evalSamples: 128 },
   threads: 1,
 };
 
@@ -47,7 +48,8 @@ const SCHEMA: Schema<ParadoxConfig> = {
   rmSteps: { doc: 'optimiser steps of each proxy (one proxy per entry)', items: 'number' },
   heldOutPairs: { doc: 'fresh pairs for accuracy against the gold ordering', integer: true, min: 8 },
   rl: {
-    steps: { doc: 'PPO steps against each proxy', integer: true, min: 1 },
+    algorithm: { doc: 'policy optimiser (an online algorithm)', oneOf: ONLINE_ALGORITHM_NAMES },
+    steps: { doc: 'RL steps against each proxy', integer: true, min: 1 },
     lr: { doc: 'policy learning rate', min: 0 },
     klCoef: { doc: 'KL coefficient β', min: 0 },
     evalSamples: { doc: 'fresh samples for the final gold', integer: true, min: 8 },
@@ -138,10 +140,10 @@ export const paradoxExperiment: Experiment<ParadoxConfig> = {
         const config = {
           seed: ctx.seed, out: join(out, 'rl'), model: { policy: cfg.model }, reward: { sources: [`model:${join(out, 'model')}`] },
           rollout: { prompts: 16, samplesPerPrompt: 4, maxNewTokens: cfg.preferences.maxNewTokens }, kl: { coef: cfg.rl.klCoef },
-          train: { steps: cfg.rl.steps, lr: cfg.rl.lr, miniBatchSize: 32, evalSamples: cfg.rl.evalSamples, checkpointEvery: 0, threads: cfg.threads },
+          train: { steps: cfg.rl.steps, lr: cfg.rl.lr, ...embeddedMiniBatch(cfg.rl.algorithm, 64), evalSamples: cfg.rl.evalSamples, checkpointEvery: 0, threads: cfg.threads },
         };
         const run = await rlWithGold({
-          config, where: 'lab paradox rl', signal: ctx.signal, progress: (l) => ctx.progress(`[ppo vs proxy-${steps}] ${l}`),
+          algorithm: cfg.rl.algorithm, config, where: 'lab paradox rl', signal: ctx.signal, progress: (l) => ctx.progress(`[ppo vs proxy-${steps}] ${l}`),
           onEval: (step, _e, g) => {
             // This section's s.e. divides the population variance by n (as published), not the sample variance.
             gold.push({ step, gold: g!.gold, se: Math.sqrt(mean(g!.values.map((x) => (x - g!.gold) ** 2)) / g!.values.length) });
