@@ -16,6 +16,15 @@ import { checkResumeConfig, openMetricsLog, recoverRunDir } from '../run-dir.js'
 
 export { StepPlan } from '../nn/train-loop.js';
 
+/** The pair formats the offline preference trainers read (DPO's data, KTO's held-out pairs): every pair format, and rankings as all the pairs they imply. */
+export const PAIR_FORMATS = ['pairwise', 'hh-rlhf', 'summarize', 'sst2', 'ranking'] as const;
+
+/** The optimisation defaults of the offline preference trainers (the DPO family, KTO). */
+export const PREFERENCE_TRAIN_DEFAULTS: EpochTrainFields = {
+  epochs: 1, batchSize: 16, gradAccum: 1, optimizer: 'adamw', lr: 1e-4, weightDecay: 0, warmupSteps: 10, schedule: 'cosine',
+  maxSteps: 0, clipGradNorm: 1, evalEvery: 0, checkpointEvery: 0, threads: 0,
+};
+
 /** Options of an offline policy run (SFT, DPO and its family, KTO). */
 export interface OfflineRunOptions {
   fresh?: boolean;

@@ -111,3 +111,21 @@ test('nothing a user reads points at ../shared (a folder of this workspace, not 
   const hits = readable.filter((f) => /(^|[\s(`'"])(\.\.\/)?shared\/[A-Z]+\.md/m.test(readFileSync(f, 'utf8'))).map((f) => relative(ROOT, f));
   assert.deepEqual(hits, []);
 });
+
+test('no algorithm folder of src/rlhf imports another: what they share lives in core/, online/, offline.ts, reference.ts', () => {
+  const ALGORITHMS = new Set(['ppo', 'grpo', 'rloo', 'remax', 'reinforce', 'reinforcepp', 'dpo', 'kto', 'sft']);
+  const folderOf = (file: string): string | undefined => {
+    const rel = relative(join(SRC, 'rlhf'), file).split('/');
+    return rel.length === 2 ? rel[0] : undefined;
+  };
+  const bad: string[] = [];
+  for (const file of sources(join(SRC, 'rlhf'))) {
+    const from = folderOf(file);
+    if (!from || !ALGORITHMS.has(from)) continue; // raft (SFT on best-of-N winners) and iterated compose algorithms
+    for (const spec of importsOf(readFileSync(file, 'utf8'))) {
+      const to = folderOf(resolve(dirname(file), spec.replace(/\.js$/, '.ts')));
+      if (to && to !== from && ALGORITHMS.has(to)) bad.push(`src/rlhf/${from}/ → src/rlhf/${to}/ (${relative(SRC, file)})`);
+    }
+  }
+  assert.deepEqual(bad, []);
+});

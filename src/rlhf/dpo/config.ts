@@ -8,6 +8,7 @@
  * the reference-free SimPO and ORPO (`rlhf train ipo|simpo|orpo` are `train dpo` with that type as default,
  * OFFLINE_METHOD_DEFAULTS below).
  */
+import { PAIR_FORMATS, PREFERENCE_TRAIN_DEFAULTS } from '../offline.js';
 import { SPLIT_KEYS, type SplitKey } from '../../data/split.js';
 import { namesOf, SEED_RANGE, type Schema } from '../../config.js';
 import { PREFERENCE_LOSSES, REFERENCE_FREE, type PreferenceLossType } from '../core/preference.js';
@@ -58,10 +59,7 @@ export const DPO_DEFAULTS: DpoConfig = {
   data: { path: '', testPath: '', format: 'pairwise', splitSeed: 0, splitRatio: 0.8, splitKey: 'record', maxTokens: 256, limit: 0, skipInvalid: false },
   model: { policy: 'stories260k', reference: '' },
   loss: { type: 'sigmoid', beta: 0.1, labelSmoothing: 0, simpoGamma: 1, orpoLambda: 0.1 },
-  train: {
-    epochs: 1, batchSize: 16, gradAccum: 1, optimizer: 'adamw', lr: 1e-4, weightDecay: 0, warmupSteps: 10, schedule: 'cosine',
-    maxSteps: 0, clipGradNorm: 1, evalEvery: 0, checkpointEvery: 0, threads: 0,
-  },
+  train: { ...PREFERENCE_TRAIN_DEFAULTS },
 };
 
 /** Every paired `loss.type` (the keys of PREFERENCE_LOSSES). */
@@ -80,7 +78,7 @@ export const OFFLINE_METHOD_DEFAULTS: Readonly<Record<'dpo' | 'ipo' | 'simpo' | 
 };
 
 /** The data formats DPO reads: every pair format, and rankings as all the pairs they imply. */
-export const DPO_FORMATS = ['pairwise', 'hh-rlhf', 'summarize', 'sst2', 'ranking'] as const;
+export const DPO_FORMATS = PAIR_FORMATS;
 
 /** The schema of DpoConfig: every field's doc and range. */
 export const DPO_SCHEMA: Schema<DpoConfig> = {

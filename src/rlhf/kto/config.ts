@@ -9,8 +9,8 @@
  * reward β(log π − log π_ref) as DPO is, so the two are compared on the same footing.
  */
 import { SEED_RANGE, type Schema } from '../../config.js';
-import type { EpochTrainFields } from '../../nn/train-fields.js';
-import { DPO_DEFAULTS, DPO_FORMATS, DPO_SCHEMA } from '../dpo/config.js';
+import { type EpochTrainFields, epochTrainSchema } from '../../nn/train-fields.js';
+import { PAIR_FORMATS, PREFERENCE_TRAIN_DEFAULTS } from '../offline.js';
 
 /** The config of `rlhf train kto`: unpaired data, policy and reference, KTO's loss, optimisation. */
 export interface KtoConfig {
@@ -54,7 +54,7 @@ export const KTO_DEFAULTS: KtoConfig = {
   data: { path: '', format: 'binary', testPath: '', testFormat: 'pairwise', maxTokens: 256, limit: 0, skipInvalid: false },
   model: { policy: 'stories260k', reference: '' },
   loss: { beta: 0.1, desirableWeight: 1, undesirableWeight: 1 },
-  train: { ...DPO_DEFAULTS.train },
+  train: { ...PREFERENCE_TRAIN_DEFAULTS },
 };
 
 /** The schema of KtoConfig. */
@@ -65,7 +65,7 @@ export const KTO_SCHEMA: Schema<KtoConfig> = {
     path: { doc: 'unpaired feedback JSONL: {prompt, completion, label: true|false} per line (`rlhf sample sentiment-labels`)' },
     format: { doc: 'record format: binary only (KTO is unpaired; pairs train with `rlhf train dpo|ipo|simpo|orpo`)', oneOf: ['binary'] },
     testPath: { doc: "held-out preference pairs for implicit-reward accuracy ('' = none)" },
-    testFormat: { doc: 'format of testPath (src/reward/pairs.ts); a ranking gives its implied pairs', oneOf: DPO_FORMATS },
+    testFormat: { doc: 'format of testPath (src/reward/pairs.ts); a ranking gives its implied pairs', oneOf: PAIR_FORMATS },
     maxTokens: { doc: 'drop records with a prompt + completion over this many tokens', integer: true, min: 2 },
     limit: { doc: 'use at most this many training completions (0 = all)', integer: true, min: 0 },
     skipInvalid: { doc: 'count and skip malformed records instead of failing' },
@@ -79,7 +79,13 @@ export const KTO_SCHEMA: Schema<KtoConfig> = {
     desirableWeight: { doc: 'λ_D, the weight of desirable completions (Ethayarajh et al.: keep λ_D·n_D / (λ_U·n_U) in [1, 4/3])', min: 0 },
     undesirableWeight: { doc: 'λ_U, the weight of undesirable completions', min: 0 },
   },
-  train: { ...DPO_SCHEMA.train, batchSize: { doc: 'completions per micro-batch', integer: true, min: 1 } },
+  train: epochTrainSchema({
+    epochs: 'passes over the training completions',
+    batchSize: 'completions per micro-batch',
+    gradAccum: 'micro-batches per optimiser step (the loss is a mean over all their completions)',
+    evalEvery: 'held-out implicit-reward accuracy period in steps (0 = end only)',
+    lr: 'peak AdamW learning rate (stories260K collapses near 3e-3)',
+  }),
 };
 
 /** What the per-field schema cannot check. */
