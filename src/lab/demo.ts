@@ -79,7 +79,8 @@ export async function preferences(cfg: DemoConfig, say: (l: string) => void): Pr
 async function proxy(cfg: DemoConfig, data: string, say: (l: string) => void): Promise<{ dir: string; accuracy: number | null; n: number }> {
   const rmCfg = validateConfig({
     seed: cfg.seed, out: join(cfg.out, 'proxy'),
-    data: { path: data, format: 'pairwise', splitRatio: 0.85, maxTokens: 128 },
+    // Two samples can be the same text: such a pair says nothing and is skipped (counted in the proxy's run).
+    data: { path: data, format: 'pairwise', splitRatio: 0.85, maxTokens: 128, skipInvalid: true },
     model: { init: 'pretrained', base: cfg.model },
     train: { epochs: cfg.proxy.epochs, batchSize: cfg.proxy.batchSize, lr: cfg.proxy.lr, warmupSteps: 5, threads: cfg.threads },
   }, REWARD_DEFAULTS, REWARD_SCHEMA, 'demo proxy');

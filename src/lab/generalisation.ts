@@ -147,7 +147,7 @@ export const generalisationExperiment: Experiment<GeneralisationConfig> = {
     const proxyDir = join(ctx.dir, 'proxy');
     await phase(ctx.dir, 'proxy', { seed: ctx.seed, p: cfg.preferences }, async () => {
       const rm = validateConfig({
-        seed: ctx.seed, out: proxyDir, data: { path: prefs.path, format: 'pairwise', splitRatio: 0.85, maxTokens: 128 },
+        seed: ctx.seed, out: proxyDir, data: { path: prefs.path, format: 'pairwise', splitRatio: 0.85, maxTokens: 128, skipInvalid: true },
         model: { init: 'pretrained', base: cfg.model }, train: { epochs: 2, batchSize: 16, lr: 3e-4, warmupSteps: 5, threads: cfg.threads },
       }, REWARD_DEFAULTS, REWARD_SCHEMA, 'lab generalisation proxy');
       await trainRewardModel(rm, { progress: (l) => ctx.progress(`[proxy] ${l}`) });

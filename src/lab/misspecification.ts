@@ -285,7 +285,7 @@ async function trainRm(cfg: MisspecificationConfig, ctx: LabContext, name: RmNam
   const testFile = name === 'pooled' ? 'heldout-sentiment.jsonl' : `heldout-${name}.jsonl`;
   const rmCfg = validateConfig({
     seed: ctx.seed, out: join(ctx.dir, `rm-${name}`),
-    data: { path: join(ctx.dir, `train-${name}.jsonl`), testPath: join(ctx.dir, testFile), format: 'pairwise', maxTokens: cfg.data.maxNewTokens + 32 },
+    data: { path: join(ctx.dir, `train-${name}.jsonl`), testPath: join(ctx.dir, testFile), format: 'pairwise', maxTokens: cfg.data.maxNewTokens + 32, skipInvalid: true },
     model: { init: 'pretrained', base: cfg.model },
     train: { epochs: cfg.rm.epochs, batchSize: cfg.rm.batchSize, lr: cfg.rm.lr, warmupSteps: 5, threads: cfg.threads },
   }, REWARD_DEFAULTS, REWARD_SCHEMA, `misspecification rm ${name}`);

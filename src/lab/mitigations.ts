@@ -103,7 +103,7 @@ export const mitigationsExperiment: Experiment<MitigationsConfig> = {
     const ensDir = join(ctx.dir, 'proxy');
     await phase(ctx.dir, 'proxy', { seed: ctx.seed, p: cfg.preferences, proxy: cfg.proxy }, async () => {
       const rm = validateConfig({
-        seed: ctx.seed, out: ensDir, data: { path: prefs.path, format: 'pairwise', splitRatio: 0.85, maxTokens: 128 },
+        seed: ctx.seed, out: ensDir, data: { path: prefs.path, format: 'pairwise', splitRatio: 0.85, maxTokens: 128, skipInvalid: true },
         model: { init: 'pretrained', base: cfg.model, ensemble: { members: cfg.proxy.members, bootstrap: true, aggregation: 'mean', lambda: cfg.proxy.lambda } },
         train: { epochs: cfg.proxy.epochs, batchSize: 16, lr: 3e-4, warmupSteps: 5, threads: cfg.threads },
       }, REWARD_DEFAULTS, REWARD_SCHEMA, 'lab mitigations proxy');

@@ -199,7 +199,7 @@ function meanConfidence(bins: readonly ReliabilityBin[]): number {
 async function trainProxy(cfg: NoisyConfig, s: NoisySetting, dir: string, data: string, heldOut: string, seed: number, say: (l: string) => void): Promise<ProxyResult> {
   const rmCfg = validateConfig({
     seed, out: join(dir, 'proxy'),
-    data: { path: data, testPath: heldOut, format: 'pairwise', maxTokens: 128 },
+    data: { path: data, testPath: heldOut, format: 'pairwise', maxTokens: 128, skipInvalid: true },
     model: { init: 'pretrained', base: cfg.model },
     loss: { type: s.loss, labelSmoothing: s.epsilon },
     train: { epochs: cfg.proxy.epochs, batchSize: cfg.proxy.batchSize, lr: cfg.proxy.lr, warmupSteps: 5, threads: cfg.threads },
@@ -239,7 +239,7 @@ async function dpoOn(cfg: NoisyConfig, data: string, heldOut: string, out: strin
   const d = cfg.dpo;
   const r = await trainDpo(validateConfig({
     seed, out,
-    data: { path: data, testPath: heldOut, format: 'pairwise', maxTokens: 128 },
+    data: { path: data, testPath: heldOut, format: 'pairwise', maxTokens: 128, skipInvalid: true },
     model: { policy: cfg.model },
     loss: { type: 'sigmoid', beta: d.beta, labelSmoothing: epsilon },
     train: { epochs: d.epochs, batchSize: d.batchSize, lr: d.lr, warmupSteps: 5, evalEvery: 0, checkpointEvery: 0, threads: cfg.threads },

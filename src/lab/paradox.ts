@@ -134,7 +134,7 @@ export const paradoxExperiment: Experiment<ParadoxConfig> = {
       rows.push(await phase(ctx.dir, `proxy-${steps}`, fp, async () => {
         const out = join(ctx.dir, `proxy-${steps}`);
         const rmCfg = validateConfig({
-          seed: ctx.seed, out, data: { path: prefs.path, format: 'pairwise', splitRatio: 0.9, maxTokens: 128 },
+          seed: ctx.seed, out, data: { path: prefs.path, format: 'pairwise', splitRatio: 0.9, maxTokens: 128, skipInvalid: true },
           model: { init: 'pretrained', base: cfg.model },
           train: { epochs: 50, maxSteps: steps, batchSize: 16, lr: 3e-4, warmupSteps: Math.min(5, steps), threads: cfg.threads },
         }, REWARD_DEFAULTS, REWARD_SCHEMA, 'lab paradox proxy');
