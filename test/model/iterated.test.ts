@@ -22,6 +22,7 @@ import { type IteratedSummary, type RoundRow, trainIterated } from '../../src/rl
 import { rlhf } from './run-cli.js';
 import { loadModel } from '../../src/models/hub.js';
 import { llamaLogitScale, logprobBound, STORIES260K, STORIES260K_VOCAB } from '../tolerance.js';
+import { reportBound } from '../env.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'rlhf-iterated-test-'));
 after(() => rmSync(TMP, { recursive: true, force: true }));
@@ -81,6 +82,7 @@ describe('iterated RLHF', () => {
     const model = loadModel('stories260k');
     const klBound = cfg.maxNewTokens * logprobBound(STORIES260K, 64, llamaLogitScale(model), STORIES260K_VOCAB);
     model.dispose();
+    reportBound('iterated RLHF round-1 KL at the reference', Math.abs(rows[0]!.rl.initial!.kl), klBound, 1e-4);
     assert.ok(Math.abs(rows[0]!.rl.initial!.kl) <= klBound, `round 1 starts at the reference (KL ${rows[0]!.rl.initial!.kl}, bound ${klBound})`);
     assert.ok(rows[1]!.rl.initial!.kl > 10 * Math.abs(rows[0]!.rl.initial!.kl), 'round 2 is further from the reference than rounding');
     assert.ok(rows[1]!.rl.initial!.kl > 0.1, `round 2 starts where round 1 left the policy, away from the reference (KL ${rows[1]!.rl.initial!.kl})`);

@@ -32,7 +32,7 @@ import { trainRewardModel, type RewardRunSummary } from '../../src/reward/train.
 import { memory, noGrad, scope } from '../../src/tensor/index.js';
 import { loadTokenizer } from '../../src/text/index.js';
 import { ROOT, rlhf, type Run } from './run-cli.js';
-import { reportMargin, TEST_SEED, TEST_THREADS } from '../env.js';
+import { reportBound, reportMargin, TEST_SEED, TEST_THREADS } from '../env.js';
 import { loadTensors } from '../../src/nn/serialize.js';
 import { gradientBound, sumBound, U32 } from '../tolerance.js';
 
@@ -139,6 +139,7 @@ describe('Plackett–Luce on pairs is Bradley–Terry', () => {
     // the batch (test/tolerance.ts).
     assert.equal(pl[0]!.accuracy, bt[0]!.accuracy);
     const lossBound = 8 * U32 * Math.max(1, bt[0]!.loss!) + sumBound(8, 8 * Math.max(1, bt[0]!.loss!));
+    reportBound('reward model: Plackett–Luce on pairs vs Bradley–Terry (step loss)', Math.abs(bt[0]!.loss! - pl[0]!.loss!), lossBound, 1e-5);
     assert.ok(Math.abs(bt[0]!.loss! - pl[0]!.loss!) <= lossBound, `BT ${bt[0]!.loss} vs PL ${pl[0]!.loss} (bound ${lossBound})`);
     // lr 0 saves the initial weights: the step, and so the gradient's scale, is their difference.
     const zero = tiny(join(TMP, 'pairs-init'), deepMerge(over('bradley_terry'), { train: { lr: 0 } }) as object);
@@ -158,6 +159,7 @@ describe('Plackett–Luce on pairs is Bradley–Terry', () => {
     assert.ok(g > 1e-4, `the SGD step must move the weights (max step ${g})`);
     // Bound: pairs of ≤ 64 tokens, 8 per batch, both sides' tokens summed into each gradient (test/tolerance.ts).
     const bound = gradientBound(dims, 64, 8 * 2 * 64, g);
+    reportBound('reward model: Plackett–Luce vs Bradley–Terry (one SGD step; was 4 AdamW steps\' losses)', d, bound, 1e-5);
     assert.ok(d <= bound, `BT and PL weights after one SGD step differ by ${d} > ${bound}`);
     for (const t of [...wb.values(), ...wp.values(), ...w0.values()]) t.dispose();
   });
@@ -240,6 +242,7 @@ describe('an ensemble of 3 members on bootstrap resamples', () => {
           // roundings at the magnitude of its terms (test/tolerance.ts).
           const scale = col.reduce((a, x) => a + Math.abs(x), 0);
           assert.equal(minR[b], Math.min(...col));
+          reportBound('reward ensemble mean vs JS', Math.abs(meanR[b]! - mean(col)), sumBound(3, scale), 1e-6);
           assert.ok(Math.abs(meanR[b]! - mean(col)) <= sumBound(3, scale));
           assert.ok(Math.abs((lcb.reward.toArray() as number[])[b]! - (meanR[b]! - 2 * spread[b]!)) <= 8 * U32 * (scale + 2 * spread[b]!));
         });

@@ -12,6 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { full, getNumThreads, groupedAttention, noGrad, randn, rmsNorm, rotary, sampleCdf, sampleLogits, scope, setNumThreads, type Tensor, tensor, tokenLogprobs, vectorKernels, zeros } from '../../src/tensor/index.js';
 import { logSoftmaxBound, sumBound } from '../tolerance.js';
+import { reportBound } from '../env.js';
 
 function maxAbsDiff(a: Tensor, b: Tensor): number {
   return scope(() => a.sub(b).abs().max().item());
@@ -67,6 +68,7 @@ describe('groupedAttention: fused decode loop = libtorch attention', () => {
             const reference = groupedAttention(q.clone().requiresGrad_(), k, v, { bias, causal }).detach(); // composite path
             for (const { path, run } of fusedPaths()) {
               const d = maxAbsDiff(run(() => groupedAttention(q, k, v, { bias, causal })), reference);
+              reportBound(`fused attention (${path}) vs libtorch's`, d, tol, 1e-5);
               assert.ok(d <= tol, `${path}: hs ${hs} L ${L} T ${T} causal ${causal}: max |Δ| ${d} > ${tol}`);
             }
           }
@@ -126,6 +128,7 @@ describe('sampleLogits: the next token and its raw log-prob in one pass per row'
         assert.deepEqual(drawn, reference, path);
         const want = logits.logSoftmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1);
         const tol = logSoftmaxBound(V, logits.abs().max().item());
+        reportBound(`sampleLogits (${path}) log-probs vs log_softmax`, maxAbsDiff(logprobs, want), tol, 1e-5);
         assert.ok(maxAbsDiff(logprobs, want) <= tol, `${path}: log-probs (bound ${tol})`);
         assert.deepEqual(Array.from(run(() => tokenLogprobs(logits, tokens)).data() as Float32Array), Array.from(logprobs.data() as Float32Array), `${path}: tokenLogprobs`);
       }
@@ -137,6 +140,7 @@ describe('sampleLogits: the next token and its raw log-prob in one pass per row'
     const [a, b] = fusedPaths().map(({ run }) => run(() => sampleLogits(logits, 1, uniforms)));
     if (!b) return;
     assert.deepEqual(asNumbers(b.tokens), asNumbers(a!.tokens));
+    reportBound('sampleLogits vector vs scalar log-probs', maxAbsDiff(a!.logprobs, b.logprobs), logSoftmaxBound(V, logits.abs().max().item()), 1e-6);
     assert.ok(maxAbsDiff(a!.logprobs, b.logprobs) <= logSoftmaxBound(V, logits.abs().max().item()));
   })));
 
