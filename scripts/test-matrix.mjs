@@ -8,7 +8,8 @@
 //
 //   node scripts/test-matrix.mjs [--seeds 0,1,2] [--demo-seeds 1,2,3,4] [--no-tests] [--no-demo] [--out DIR]
 //
-// Writes DIR/matrix.json (default test-artifacts/matrix) and prints a Markdown summary on stdout.
+// Writes DIR/matrix.json (default test-artifacts/matrix) and prints a Markdown summary on stdout; a rerun
+// with the same DIR keeps the combinations already done.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -67,10 +68,16 @@ function runDemo(seed, kernels, threads) {
   return { seed, kernels, threads, seconds, gold: { start: first.gold, peak: peak.gold, peakStep: peak.step, end: last.gold, lost }, proxy: { atPeak: peak.proxy, end: last.proxy }, steps: last.step, claim, summary: s };
 }
 
-const result = { cpu, started: new Date().toISOString(), tests: [], demo: [] };
+// A rerun into the same --out keeps the combinations already done (a long matrix survives an interruption).
+const previous = existsSync(join(outDir, 'matrix.json')) ? JSON.parse(readFileSync(join(outDir, 'matrix.json'), 'utf8')) : null;
+const result = { cpu, started: new Date().toISOString(), tests: previous?.tests ?? [], demo: previous?.demo ?? [] };
 const save = () => writeFileSync(join(outDir, 'matrix.json'), JSON.stringify(result, null, 2) + '\n');
+const done = (list, seed, kernels, threads) => list.some((r) => r.seed === seed && r.kernels === kernels && r.threads === threads);
+// The settings CI does not cover first (default kernels, 1 thread; then the scalar path on 2), each over every seed.
+const SETTINGS = [['default', 1], ['scalar', 2], ['default', 2], ['scalar', 1]];
 if (!args.includes('--no-tests')) {
-  for (const seed of seeds) for (const kernels of Object.keys(KERNELS)) for (const threads of THREADS) {
+  for (const [kernels, threads] of SETTINGS) for (const seed of seeds) {
+    if (done(result.tests, seed, kernels, threads)) continue;
     log(`tests: seed ${seed}, ${kernels} kernels, ${threads} thread(s)`);
     const r = runTests(seed, kernels, threads);
     log(`  ${r.pass} passed, ${r.fail} failed in ${r.seconds.toFixed(0)} s${r.failures.length ? ': ' + r.failures.join('; ') : ''}`);
@@ -81,6 +88,7 @@ if (!args.includes('--no-tests')) {
 if (!args.includes('--no-demo')) {
   const runs = [...Object.keys(KERNELS).flatMap((k) => THREADS.map((t) => [0, k, t])), ...demoSeeds.map((s) => [s, 'default', 1])];
   for (const [seed, kernels, threads] of runs) {
+    if (done(result.demo, seed, kernels, threads)) continue;
     log(`demo: seed ${seed}, ${kernels} kernels, ${threads} thread(s)`);
     const d = runDemo(seed, kernels, threads);
     log(d.error ? `  failed: ${d.error}` : `  gold ${d.gold.start.toFixed(3)} → peak ${d.gold.peak.toFixed(3)} at step ${d.gold.peakStep} → ${d.gold.end.toFixed(3)} (${(100 * d.gold.lost).toFixed(0)}% lost), claim ${d.claim}, ${d.seconds.toFixed(0)} s`);
