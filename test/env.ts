@@ -51,3 +51,14 @@ export function reportMargin(m: Margin): void {
   const kernels = process.env.RLHF_SCALAR_KERNELS ? 'scalar' : 'default';
   appendFileSync(file, JSON.stringify({ ...m, seed: TEST_SEED, threads: TEST_THREADS, kernels }) + '\n');
 }
+
+/**
+ * Appends a float comparison's worst difference and its bound (with the tuned bound it replaced) to
+ * RLHF_TEST_REPORT, when it is set: the table of tolerances across kernel paths and thread counts.
+ */
+export function reportBound(test: string, worst: number, bound: number, old: number): void {
+  const file = process.env.RLHF_TEST_REPORT;
+  if (!file) return;
+  const kernels = process.env.RLHF_SCALAR_KERNELS ? 'scalar' : 'default';
+  appendFileSync(file, JSON.stringify({ kind: 'bound', test, worst, bound, old, threads: TEST_THREADS, kernels }) + '\n');
+}

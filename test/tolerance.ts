@@ -55,6 +55,15 @@ export function decoderPathLength(d: DecoderDims, keys: number): number {
   return d.layers * perLayer + 2 * d.hidden;
 }
 
+/**
+ * How far two float32 log_softmax computations of the same logits (row length V, |z| ≤ maxAbs) may differ:
+ * the normaliser's sum of V positive terms is off by a relative γ_V on each side (so its log by γ_V), and
+ * z − max − log(sum) rounds a few times at the logits' magnitude.
+ */
+export function logSoftmaxBound(vocab: number, maxAbs: number): number {
+  return 2 * gamma(vocab) + 4 * U32 * Math.max(1, maxAbs);
+}
+
 /** How far a logit may move between two computations that differ only in their order of summation. */
 export function logitBound(d: DecoderDims, keys: number, maxAbsLogit: number): number {
   return sumBound(decoderPathLength(d, keys), Math.max(1, maxAbsLogit));
@@ -82,6 +91,19 @@ export function gpt2Dims(c: Gpt2Config): DecoderDims {
 /** stories260K (assets/stories260k/config.json). */
 export const STORIES260K: DecoderDims = { layers: 5, hidden: 64, intermediate: 172, heads: 8, headDim: 8 };
 export const STORIES260K_VOCAB = 512;
+
+/**
+ * A bound on every logit a Llama-family model can give, from its weights alone: the final RMSNorm's output
+ * has RMS 1 before its gain g, so its 2-norm is at most √D·max|g|, and logit v = w_v · that is at most
+ * ‖w_v‖₂·√D·max|g| (Cauchy–Schwarz). M for a bound when the sequences are not at hand.
+ */
+export function llamaLogitScale(model: CausalLM): number {
+  const sd = model.stateDict();
+  const g = sd.get('model.norm.weight');
+  const w = sd.get('lm_head.weight') ?? sd.get('model.embed_tokens.weight');
+  if (!g || !w) throw new Error('llamaLogitScale: not a Llama-family state dict (no model.norm.weight or head)');
+  return scope(() => w.square().sum(1).sqrt().max().item() * Math.sqrt(g.shape[0]!) * g.abs().max().item());
+}
 
 /** The largest |logit| a model gives over `rows` (token ids, each from BOS): M for the bounds above. */
 export function maxAbsLogit(model: CausalLM, rows: readonly (readonly number[])[]): number {

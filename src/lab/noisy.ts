@@ -228,7 +228,7 @@ async function dpoOn(cfg: NoisyConfig, data: string, heldOut: string, out: strin
   const d = cfg.dpo;
   const r = await trainDpo(validateConfig({
     seed, out,
-    data: { path: data, testPath: heldOut, format: 'pairwise', maxTokens: 128 },
+    data: { path: data, testPath: heldOut, format: 'pairwise', maxTokens: 128, skipInvalid: true },
     model: { policy: cfg.model },
     loss: { type: 'sigmoid', beta: d.beta, labelSmoothing: epsilon },
     train: { epochs: d.epochs, batchSize: d.batchSize, lr: d.lr, warmupSteps: 5, evalEvery: 0, checkpointEvery: 0, threads: cfg.threads },

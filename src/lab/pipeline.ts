@@ -108,7 +108,7 @@ export function labelPreferences(
   return { path, pairs: records.length, agreement };
 }
 
-/** A proxy reward model: pairwise data, a pretrained backbone, 5 warm-up steps unless the caller says otherwise. */
+/** A proxy reward model: pairwise data (identical pairs skipped), a pretrained backbone, 5 warm-up steps unless the caller says otherwise. */
 export interface ProxySpec {
   seed: number;
   /** The run directory; the model lands in out/model. */
@@ -131,7 +131,8 @@ export async function trainProxy(s: ProxySpec, progress: (l: string) => void): P
     {
       seed: s.seed,
       out: s.out,
-      data: { format: 'pairwise', ...s.data },
+      // Two samples can be the same text: such a pair says nothing and is skipped (counted in the proxy's run).
+      data: { format: 'pairwise', skipInvalid: true, ...s.data },
       model: { init: 'pretrained', base: s.base, ...s.model },
       ...(s.loss ? { loss: s.loss } : {}),
       train: { warmupSteps: 5, threads: s.threads, ...s.train },

@@ -18,7 +18,7 @@ const PRETOKENIZE =
   /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\p{White_Space}\p{L}\p{N}]+|\p{White_Space}+(?!\P{White_Space})|\p{White_Space}+/gu;
 
 /** encoder.py's `bytes_to_unicode`: printable bytes map to themselves, the other 68 to U+0100 onwards. */
-function bytesToUnicode(): string[] {
+export function bytesToUnicode(): string[] {
   const table: string[] = [];
   let next = 256;
   for (let b = 0; b < 256; b++) {

@@ -21,6 +21,7 @@ import { toRaw } from '../../src/nn/serialize.js';
 import { manualSeed, memory, noGrad, randn, scope, type Tensor, tensor } from '../../src/tensor/index.js';
 import { loadTokenizer } from '../../src/text/index.js';
 import { llamaDims, logitBound } from '../tolerance.js';
+import { reportBound } from '../env.js';
 
 let root: string;
 before(() => {
@@ -427,6 +428,7 @@ describe('llama2.c checkpoints', () => {
           want.forEach((row, t) => row.forEach((v, j) => (worst = Math.max(worst, Math.abs(v - got[0]![t]![j]!)))));
           // Bound: our float32 against a float64 transcription of run.c, one side's rounding (test/tolerance.ts).
           const bound = logitBound(llamaDims(a.config as LlamaConfig), L2C_TOKENS.length, Math.max(...want.flat().map(Math.abs))) / 2;
+          reportBound('llama2.c run.c forward (float64 transcription) vs ours (logits)', worst, bound, 1e-4);
           assert.ok(worst <= bound, `max |Δlogit| vs run.c ${worst} > ${bound}`);
         }));
       });

@@ -19,6 +19,7 @@ import { noGrad, scope, tensor } from '../../src/tensor/index.js';
 import { loadTokenizer, type Tokenizer } from '../../src/text/index.js';
 import { ROOT, rlhf, type Run } from './run-cli.js';
 import { completionBound, logprobBound, maxAbsLogit, STORIES260K, STORIES260K_VOCAB } from '../tolerance.js';
+import { reportBound } from '../env.js';
 
 const GOLDEN = join(ROOT, 'test', 'fixtures', 'stories260k', 'expected-greedy-200.txt');
 
@@ -124,6 +125,7 @@ describe('rlhf generate', () => {
     const lib = generate(model, ps, { maxNewTokens: 60, temperature: 1, seed: 5 });
     // The CLI may run on another thread count than this process: the float32 bound (test/tolerance.ts).
     const bound = completionBound(model, STORIES260K, ps, lib.map((c) => c.tokens));
+    reportBound('rlhf generate (CLI) vs generate() in-process (log-probs)', Math.max(0, ...lib.flatMap((c, i) => c.logprobs.map((lp, j) => Math.abs(lp - cs[i]!.logprobs[j]!)))), bound, 1e-6);
     lib.forEach((c, i) => {
       assert.deepEqual(cs[i]!.tokens, c.tokens, `prompt ${i}`);
       c.logprobs.forEach((lp, j) => assert.ok(Math.abs(lp - cs[i]!.logprobs[j]!) <= bound, `prompt ${i} logprob ${j}: ${lp} vs ${cs[i]!.logprobs[j]} (bound ${bound})`));
@@ -137,6 +139,7 @@ describe('rlhf generate', () => {
     assert.deepEqual(b.map(({ logprobs: _, ...rest }) => rest), a.map(({ logprobs: _, ...rest }) => rest));
     // Batch 1 against one left-padded batch: other GEMM shapes and attention lengths (test/tolerance.ts).
     const bound = completionBound(model, STORIES260K, PROMPTS.map((t) => tok.encode(t, { addBos: true })), a.map((c) => c.tokens));
+    reportBound('rlhf generate --batch-size 1 vs one batch (log-probs)', Math.max(0, ...a.flatMap((c, i) => c.logprobs.map((lp, j) => Math.abs(lp - b[i]!.logprobs[j]!)))), bound, 1e-4);
     a.forEach((c, i) => c.logprobs.forEach((lp, j) => assert.ok(Math.abs(lp - b[i]!.logprobs[j]!) <= bound, `prompt ${i} logprob ${j} (bound ${bound})`)));
   });
 });
@@ -154,6 +157,7 @@ describe('rlhf score', () => {
     assert.ok(logprobs.every((lp) => lp <= 0));
     const want = noGrad(() => scope(() => Array.from(tokenLogprobs(model, tensor([tokens.map(BigInt)]), null).data() as Float32Array)));
     const bound = logprobBound(STORIES260K, tokens.length, maxAbsLogit(model, [tokens]), STORIES260K_VOCAB); // another process, maybe other threads
+    reportBound('rlhf score (CLI) vs tokenLogprobs in-process', Math.max(0, ...want.map((lp, j) => Math.abs(lp - logprobs[j]!))), bound, 1e-6);
     want.forEach((lp, j) => assert.ok(Math.abs(lp - logprobs[j]!) <= bound, `logprob ${j}: ${logprobs[j]} vs ${lp} (bound ${bound})`));
   });
 });

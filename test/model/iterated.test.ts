@@ -20,6 +20,9 @@ import type { Annotator, Comparison, PairwiseLabel } from '../../src/rlhf/iterat
 import { ITERATED_DEFAULTS, ITERATED_SCHEMA, type IteratedConfig } from '../../src/rlhf/iterated/config.js';
 import { type IteratedSummary, type RoundRow, trainIterated } from '../../src/rlhf/iterated/trainer.js';
 import { rlhf } from './run-cli.js';
+import { loadModel } from '../../src/models/hub.js';
+import { llamaLogitScale, logprobBound, STORIES260K, STORIES260K_VOCAB } from '../tolerance.js';
+import { reportBound } from '../env.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'rlhf-iterated-test-'));
 after(() => rmSync(TMP, { recursive: true, force: true }));
@@ -66,14 +69,22 @@ describe('iterated RLHF', () => {
     const r1 = lines(join(cfg.out, 'round-1', 'labels.jsonl'));
     const r2 = lines(join(cfg.out, 'round-2', 'labels.jsonl'));
     assert.deepEqual(lines(join(cfg.out, 'round-2', 'rm-data.jsonl')), [...r1, ...r2]);
-    assert.equal(rows[1]!.rm.trainPairs + rows[1]!.rm.heldOutPairs, 32);
-    assert.equal(rows[0]!.rm.trainPairs + rows[0]!.rm.heldOutPairs, 16);
+    // Every label is used, but a pair of two identical samples, which says nothing (skipped and counted).
+    assert.equal(rows[1]!.rm.trainPairs + rows[1]!.rm.heldOutPairs + rows[1]!.rm.skippedIdentical, 32);
+    assert.equal(rows[0]!.rm.trainPairs + rows[0]!.rm.heldOutPairs + rows[0]!.rm.skippedIdentical, 16);
     assert.equal((JSON.parse(r2[0]!) as { source: string }).source, 'round-2');
     // Round 2 continues round 1's policy; both measure KL from the initial policy.
     const rl2 = JSON.parse(readFileSync(join(cfg.out, 'round-2', 'rl', 'checkpoint', 'trainer.json'), 'utf8')) as { config: { model: { policy: string; reference: string } } };
     assert.deepEqual(rl2.config.model, { policy: join(cfg.out, 'round-1', 'rl', 'model'), reference: 'stories260k' });
     assert.equal(rows[0]!.rl.policy, 'stories260k');
-    assert.ok(Math.abs(rows[0]!.rl.initial!.kl) < 1e-4, `round 1 starts at the reference (KL ${rows[0]!.rl.initial!.kl})`);
+    // Bound: the sampled log-probs (decode path) against the reference's (scoring path) of the same weights,
+    // ≤ maxNewTokens tokens per sequence, each within a log-prob's float32 bound (test/tolerance.ts).
+    const model = loadModel('stories260k');
+    const klBound = cfg.maxNewTokens * logprobBound(STORIES260K, 64, llamaLogitScale(model), STORIES260K_VOCAB);
+    model.dispose();
+    reportBound('iterated RLHF round-1 KL at the reference', Math.abs(rows[0]!.rl.initial!.kl), klBound, 1e-4);
+    assert.ok(Math.abs(rows[0]!.rl.initial!.kl) <= klBound, `round 1 starts at the reference (KL ${rows[0]!.rl.initial!.kl}, bound ${klBound})`);
+    assert.ok(rows[1]!.rl.initial!.kl > 10 * Math.abs(rows[0]!.rl.initial!.kl), 'round 2 is further from the reference than rounding');
     assert.ok(rows[1]!.rl.initial!.kl > 0.1, `round 2 starts where round 1 left the policy, away from the reference (KL ${rows[1]!.rl.initial!.kl})`);
     for (const r of rows) {
       assert.ok(typeof r.score === 'number' && typeof r.scoreSe === 'number', 'the evaluator scores every round');

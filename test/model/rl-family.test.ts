@@ -37,6 +37,7 @@ import { trainRaft } from '../../src/rlhf/raft/trainer.js';
 import { TEST_SEED, TEST_THREADS } from '../env.js';
 import { assertImproved } from './improved.js';
 import { gamma, sumBound, U32 } from '../tolerance.js';
+import { reportBound } from '../env.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'rlhf-rl-family-'));
 after(() => rmSync(TMP, { recursive: true, force: true }));
@@ -74,6 +75,7 @@ describe('ReMax', () => {
           // Bound: the trainer's float32 KL sum over the row's tokens in any order, then three float32
           // roundings of values of size ≤ |R| + β·Σ|Δ| + |b| (test/tolerance.ts).
           const tol = cfg.kl.coef * sumBound(a, klAbs[i]!) + 4 * U32 * (Math.abs(r.reward.rewards[i]!) + cfg.kl.coef * klAbs[i]! + Math.abs(baseline[i]!));
+          reportBound('ReMax advantages vs JS recomputation', Math.max(0, ...c.map((_, t) => Math.abs(adv[i * a + t]! - want))), tol, 1e-5);
           for (let t = 0; t < c.length; t++) assert.ok(Math.abs(adv[i * a + t]! - want) <= tol, `row ${i} token ${t}: ${adv[i * a + t]} vs ${want} (bound ${tol})`);
         });
         advantages.dispose();
@@ -122,6 +124,7 @@ describe('REINFORCE++', () => {
         const maxG = Math.max(...returns.map(Math.abs));
         const maxZ = Math.max(...returns.map((x) => Math.abs((x - m) / sd)));
         const tol = (2 * dG + gamma(n) * maxG) / sd + maxZ * (2 * gamma(n) + dG / sd);
+        reportBound('REINFORCE++ whitened returns vs JS recomputation', Math.max(...returns.map((x, j) => Math.abs(mine[j]! - (x - m) / sd))), tol, 1e-4);
         returns.forEach((x, j) => assert.ok(Math.abs(mine[j]! - (x - m) / sd) <= tol, `token ${j}: ${mine[j]} vs ${(x - m) / sd} (bound ${tol})`));
         const gm = mine.reduce((s, x) => s + x, 0) / n;
         assert.ok(Math.abs(gm) <= tol, `mean ${gm} (bound ${tol})`);

@@ -23,8 +23,8 @@ import { SFT_DEFAULTS, SFT_SCHEMA, type SftConfig } from '../../src/rlhf/sft/con
 import { buildRows, tokenizeExamples } from '../../src/rlhf/sft/data.js';
 import { collateRows, rowLogprobs, trainSft } from '../../src/rlhf/sft/trainer.js';
 import { rlhf, type Run } from './run-cli.js';
-import { TEST_THREADS, useTestThreads } from '../env.js';
 import { gradientBound, logprobBound, maxAbsLogit, STORIES260K, STORIES260K_VOCAB, sumBound } from '../tolerance.js';
+import { reportBound, TEST_THREADS, useTestThreads } from '../env.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'rlhf-sft-test-'));
 const DATA = join(TMP, 'data.jsonl');
@@ -94,15 +94,18 @@ describe('SFT on stories260K', () => {
         rows.forEach((row, r) => {
           const got = Array.from(lp.select(0, r).data() as Float32Array);
           let off = 0;
+          let worst = 0;
           for (const i of row) {
             const alone = collateRows(examples, [[i]]);
             const want = Array.from(rowLogprobs(model, alone).mul(alone.weights).data() as Float32Array);
             const n = examples[i]!.ids.length;
             // Inside example i: its n − 1 columns; the column before it (scoring its BOS) weighs 0.
+            want.forEach((v, c) => (worst = Math.max(worst, Math.abs(got[off + c]! - v))));
             want.forEach((v, c) => assert.ok(Math.abs(got[off + c]! - v) <= bound, `row ${r}, example ${i}, column ${c}: ${got[off + c]} vs ${v} (bound ${bound})`));
             if (off > 0) assert.equal(Math.abs(got[off - 1]!), 0);
             off += n;
           }
+          reportBound('SFT packed row vs each example alone (log-probs)', worst, bound, 1e-5);
         });
       });
     } finally {
@@ -139,10 +142,12 @@ describe('SFT on stories260K', () => {
       assert.equal(r1.length, 1);
       assert.deepEqual(r1.map((r) => r.tokens), r4.map((r) => r.tokens), 'the same tokens per step');
       const bound = gradientBound(STORIES260K, 64, r1[0]!.tokens + 4, moved);
+      reportBound('SFT gradient accumulation 4×1 vs 4 (one SGD step; was 2 AdamW steps)', maxDiff, bound, 1e-5);
       assert.ok(maxDiff <= bound, `max parameter difference ${maxDiff} > ${bound}`);
       // The loss, a mean of per-token log-probs: each within a log-prob's bound, the mean's own sum within γ.
       const { examples } = tokenizeExamples(EXAMPLES.map((e) => ('text' in e ? { prompt: '', completion: e.text! } : { prompt: e.prompt!, completion: e.completion! })), tok(), { maxTokens: 64, eosId: 1 });
       const lossBound = logprobBound(STORIES260K, 64, maxAbsLogit(init, examples.map((e) => e.ids)), STORIES260K_VOCAB) + sumBound(r1[0]!.tokens, Math.abs(r1[0]!.loss));
+      reportBound('SFT gradient accumulation: the step loss', Math.abs(r1[0]!.loss - r4[0]!.loss), lossBound, 1e-5);
       assert.ok(Math.abs(r1[0]!.loss - r4[0]!.loss) <= lossBound, `loss ${r1[0]!.loss} vs ${r4[0]!.loss} (bound ${lossBound})`);
     } finally {
       for (const m of [a, b, init]) m.dispose();

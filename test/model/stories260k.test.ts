@@ -23,6 +23,7 @@ import { loadModel, resolveModelDir } from '../../src/models/hub.js';
 import { memory, noGrad, scope, type Tensor, tensor } from '../../src/tensor/index.js';
 import { loadTokenizer, type Tokenizer } from '../../src/text/index.js';
 import { completionBound, logitBound, STORIES260K } from '../tolerance.js';
+import { reportBound } from '../env.js';
 
 const GOLDEN = fileURLToPath(new URL('../../../test/fixtures/stories260k/expected-greedy-200.txt', import.meta.url));
 
@@ -63,8 +64,9 @@ function gen(ps: readonly (readonly number[])[], o: GenerateOptions): Completion
 
 
 /** Asserts |a − b| ≤ tol elementwise for two equal-length lists, naming the first bad index. */
-function assertAllClose(a: readonly number[], b: readonly number[], tol: number, what: string): void {
+function assertAllClose(a: readonly number[], b: readonly number[], tol: number, what: string, report?: string): void {
   assert.equal(a.length, b.length, `${what}: lengths ${a.length} vs ${b.length}`);
+  if (report) reportBound(report, Math.max(0, ...a.map((x, i) => Math.abs(x - b[i]!))), tol, 1e-4);
   a.forEach((x, i) => assert.ok(Math.abs(x - b[i]!) <= tol, `${what}[${i}]: ${x} vs ${b[i]} (tolerance ${tol})`));
 }
 
@@ -90,6 +92,7 @@ describe('KV cache', () => {
         }
         // Bound: the cached and the full pass sum in other orders over ≤ T keys (test/tolerance.ts).
         const bound = logitBound(STORIES260K, seq.length, full.abs().max().item());
+        reportBound('stories260K KV cache vs recompute (logits)', worst, bound, 1e-4);
         assert.ok(worst <= bound, `max |Δlogit| ${worst} > ${bound}`);
         // The check can fail: logits at a shifted position are far away.
         assert.ok(maxAbsDiff(full.narrow(1, 1, 20), full.narrow(1, 2, 20)) > 1);
@@ -109,6 +112,7 @@ describe('KV cache', () => {
         const d = maxAbsDiff(logits.narrow(0, i, 1).narrow(1, width - p.length, p.length), alone);
         // Bound: padding changes the attention sums' lengths and the GEMMs' blocking (test/tolerance.ts).
         const bound = logitBound(STORIES260K, width, alone.abs().max().item());
+        reportBound('stories260K left-padded batch vs alone (logits)', d, bound, 1e-4);
         assert.ok(d <= bound, `row ${i}: max |Δlogit| ${d} > ${bound}`);
       });
     }));
@@ -124,7 +128,7 @@ describe('batched generation', () => {
       const [alone] = gen([p], o);
       assert.deepEqual(batch[i]!.tokens, alone!.tokens, `prompt ${i} (${JSON.stringify(TEXTS[i])})`);
       assert.equal(batch[i]!.finishReason, alone!.finishReason);
-      assertAllClose(batch[i]!.logprobs, alone!.logprobs, bound, `prompt ${i} logprobs`);
+      assertAllClose(batch[i]!.logprobs, alone!.logprobs, bound, `prompt ${i} logprobs`, 'stories260K greedy log-probs: batch vs alone');
     });
     // Greedy from BOS is the golden story's beginning (llama2.c run.c, temperature 0).
     assert.ok(readFileSync(GOLDEN, 'utf8').startsWith(tok.decode([1, ...batch[0]!.tokens])));
@@ -143,7 +147,7 @@ describe('batched generation', () => {
       prompts.forEach((p, i) => {
         const [alone] = gen([p], { ...o, streams: [i] });
         assert.deepEqual(alone!.tokens, batch[i]!.tokens, `prompt ${i}`);
-        assertAllClose(alone!.logprobs, batch[i]!.logprobs, bound, `prompt ${i} logprobs`);
+        assertAllClose(alone!.logprobs, batch[i]!.logprobs, bound, `prompt ${i} logprobs`, 'stories260K sampled log-probs: batch vs alone');
       });
       // Same seed twice: identical, log-probs included. A different seed: different samples.
       assert.deepEqual(gen(prompts, o), batch);
@@ -171,7 +175,7 @@ describe('batched generation', () => {
       const lp = logprobs.toArray() as number[][];
       const m = mask.toArray() as number[][];
       cs.forEach((c, i) => {
-        assertAllClose(lp[i]!.slice(0, c.tokens.length), c.logprobs, bound, `row ${i}`);
+        assertAllClose(lp[i]!.slice(0, c.tokens.length), c.logprobs, bound, `row ${i}`, 'stories260K scoring vs generation log-probs');
         assert.deepEqual(m[i], Array.from({ length: a }, (_, j) => (j < c.tokens.length ? 1 : 0)));
         assert.ok(lp[i]!.slice(c.tokens.length).every((x) => x === 0), 'padding is zeroed');
       });

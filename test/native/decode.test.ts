@@ -16,6 +16,7 @@ import { generate, leftPad, positionsFromMask } from '../../src/generate/generat
 import { fusedDecode, LlamaForCausalLM, parseLlamaConfig } from '../../src/models/llama.js';
 import { cat, decoderStep, getNumThreads, manualSeed, noGrad, ones, randn, scope, setNumThreads, type Tensor, tensor, vectorKernels, zeros } from '../../src/tensor/index.js';
 import { llamaDims, logitBound, logprobBound, maxAbsLogit } from '../tolerance.js';
+import { reportBound } from '../env.js';
 
 const BASE = {
   model_type: 'llama', vocab_size: 64, hidden_size: 64, intermediate_size: 44, num_hidden_layers: 2,
@@ -100,6 +101,7 @@ describe('decoderStep: the fused decode step = the layer-by-layer path', () => {
           const fused = stepLogits(m, PROMPTS, true);
           const d = maxAbsDiff(fused, reference);
           const M = maxAbs(reference);
+          reportBound('fused decode step vs layer by layer (logits)', d, logitBound(llamaDims(m.config), KEYS, M), 1e-4);
           assert.ok(d <= logitBound(llamaDims(m.config), KEYS, M), `max |Δ logits| ${d} > ${logitBound(llamaDims(m.config), KEYS, M)}`);
           const greedy = (f: boolean) => {
             fusedDecode(f);
@@ -111,6 +113,7 @@ describe('decoderStep: the fused decode step = the layer-by-layer path', () => {
           };
           const [a, b] = [greedy(false), greedy(true)];
           const lpBound = logprobBound(llamaDims(m.config), KEYS, maxAbsLogit(m, PROMPTS.map((p, i) => [...p, ...a[i]!.tokens])), m.config.vocabSize);
+          reportBound('fused decode step vs layer by layer (greedy log-probs)', Math.max(0, ...a.flatMap((r, i) => r.logprobs.map((lp, j) => Math.abs(lp - b[i]!.logprobs[j]!)))), lpBound, 1e-4);
           a.forEach((r, i) => {
             assert.deepEqual(b[i]!.tokens, r.tokens, `row ${i}`);
             r.logprobs.forEach((lp, j) => assert.ok(Math.abs(lp - b[i]!.logprobs[j]!) <= lpBound, `row ${i} token ${j}: ${lp} vs ${b[i]!.logprobs[j]} (bound ${lpBound})`));
@@ -131,6 +134,7 @@ describe('decoderStep: the fused decode step = the layer-by-layer path', () => {
           const reference = stepLogits(m, prompts, false);
           const d = maxAbsDiff(stepLogits(m, prompts, true), reference);
           const bound = logitBound(llamaDims(m.config), KEYS, maxAbs(reference));
+          reportBound('fused decode step, batches of 1 and 2 (logits)', d, bound, 1e-4);
           assert.ok(d <= bound, `batch ${prompts.length}: max |Δ logits| ${d} > ${bound}`);
         }
       } finally {
@@ -156,6 +160,7 @@ describe('decoderStep: the fused decode step = the layer-by-layer path', () => {
       const reference = run(false);
       const d = maxAbsDiff([run(true)], [reference]);
       const bound = logitBound(llamaDims(m.config), 3, maxAbs([reference])); // the head's reduction is not on this path: the bound is a little wider
+      reportBound('fused decode step hidden()', d, bound, 1e-5);
       assert.ok(d <= bound, `max |Δ hidden| ${d} > ${bound}`);
     } finally {
       m.dispose();
@@ -176,6 +181,7 @@ describe('decoderStep: the fused decode step = the layer-by-layer path', () => {
       setNumThreads(2, { blas: 1 });
       const two = stepLogits(m, prompts, true);
       const bound = vectorKernels() ? 0 : logitBound(llamaDims(m.config), 5 + STEPS, maxAbs(one));
+      reportBound('fused decode step, 2 threads vs 1 (logits)', maxAbsDiff(two, one), bound, 0);
       assert.ok(maxAbsDiff(two, one) <= bound, `max |Δ logits| ${maxAbsDiff(two, one)} > ${bound}`);
     } finally {
       setNumThreads(threadsBefore.torch, { blas: threadsBefore.blas ?? threadsBefore.torch });

@@ -11,6 +11,7 @@ import { crossEntropy, manualSeed, noGrad, randint, scope, type Tensor, tensor, 
 import { Gpt2LMHeadModel, gpt2StateFromHf, parseGpt2Config } from '../../src/models/gpt2.js';
 import { assertClose, assertThrowsMessage, liveTensors } from './helpers.js';
 import { gpt2Dims, logitBound, sumBound } from '../tolerance.js';
+import { reportBound } from '../env.js';
 
 const RAW = { model_type: 'gpt2', n_embd: 32, n_layer: 2, n_head: 4, vocab_size: 101, n_positions: 64, initializer_range: 0.2 };
 const V = 101;
@@ -111,6 +112,7 @@ describe('Gpt2LMHeadModel', () => {
       // Bound: one 32-term dot product per logit, summed in another order: 2γ₃₂·Σ|h_i·w_i| (test/tolerance.ts).
       const h = m.hidden(ids(x));
       const bound = sumBound(32, h.abs().matmul(head!.abs().T).max().item());
+      reportBound('GPT-2 forward vs hidden · headᵀ', maxDiff(m.forward(ids(x)), h.matmul(head!.T)), bound, 1e-5);
       assert.ok(maxDiff(m.forward(ids(x)), h.matmul(head!.T)) <= bound);
     });
   });
@@ -159,6 +161,8 @@ describe('Gpt2LMHeadModel', () => {
         // Bound: our float32 against the transcription's exact values (half the bound of two float32 runs),
         // plus the 7 printed digits.
         const atol = logitBound(gpt2Dims(m.config), x[0]!.length, logits.abs().max().item()) / 2 + 5e-8;
+        const got = [...(logits.select(0, 0).select(0, 0).narrow(0, 0, 6).data() as Float32Array), ...(logits.select(0, 0).select(0, 6).narrow(0, 0, 6).data() as Float32Array)];
+        reportBound('GPT-2 golden logits (transcription of modeling_gpt2.py)', Math.max(...got.map((v, i) => Math.abs(v - [...g.pos0, ...g.pos6][i]!))), atol, 1e-5);
         assertClose(logits.select(0, 0).select(0, 0).narrow(0, 0, 6), g.pos0, { atol, rtol: 0 }, 'position 0');
         assertClose(logits.select(0, 0).select(0, 6).narrow(0, 0, 6), g.pos6, { atol, rtol: 0 }, 'position 6');
       });
@@ -179,6 +183,7 @@ describe('Gpt2LMHeadModel', () => {
         worst = Math.max(worst, maxDiff(last, full.narrow(1, 11, 1)));
         assert.equal(cache.length, 12);
         const bound = logitBound(gpt2Dims(m.config), 12, full.abs().max().item());
+        reportBound('GPT-2 KV cache vs recompute (logits)', worst, bound, 1e-4);
         assert.ok(worst <= bound, `max |Δlogit| ${worst} > ${bound}`);
       } finally {
         cache.dispose();
@@ -208,6 +213,7 @@ describe('Gpt2LMHeadModel', () => {
           const bound = logitBound(gpt2Dims(m.config), width + 2, alone.abs().max().item());
           for (let s = 0; s < 3; s++) {
             const d = maxDiff(batch[s]!.narrow(0, i, 1).squeeze(1), alone.select(1, r.length - 1 + s));
+            reportBound('GPT-2 left-padded batch vs alone (logits)', d, bound, 1e-4);
             assert.ok(d <= bound, `row ${i}, step ${s}: max |Δlogit| ${d} > ${bound}`);
           }
         });

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
 import { describe, test } from 'node:test';
-import { Gpt2BpeTokenizer } from '../../src/text/bpe.js';
+import { bytesToUnicode, Gpt2BpeTokenizer } from '../../src/text/bpe.js';
 import { Llama2cTokenizer } from '../../src/text/llama2c.js';
 import { mergeWork } from '../../src/text/merge-queue.js';
 import { mulberry32 } from '../../src/random.js';
@@ -100,7 +100,7 @@ describe('merge loops: the same tokens as the quadratic references, in n log n w
       list.sort(() => rand() - 0.5);
       const bytes = Array.from({ length: 256 }, (_, b) => b);
       const vocab: Record<string, number> = {};
-      const table = bytesToUnicodeForTest();
+      const table = bytesToUnicode();
       bytes.forEach((b) => (vocab[table[b]!] = b));
       for (const p of pieces.slice(3)) vocab[p] = Object.keys(vocab).length;
       const tok = new Gpt2BpeTokenizer(vocab, list, { specialTokens: [] });
@@ -135,13 +135,3 @@ describe('merge loops: the same tokens as the quadratic references, in n log n w
   });
 });
 
-/** GPT-2's bytes_to_unicode, as bpe.ts builds it (the vocabulary's byte pieces). */
-function bytesToUnicodeForTest(): string[] {
-  const table: string[] = [];
-  let next = 256;
-  for (let b = 0; b < 256; b++) {
-    const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
-    table[b] = String.fromCharCode(printable ? b : next++);
-  }
-  return table;
-}

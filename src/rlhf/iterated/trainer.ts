@@ -52,7 +52,8 @@ export interface RoundRow {
   newLabels: number;
   /** Fraction of this round's labels that prefer the completion `evaluate` scores higher (null without one). */
   agreement: number | null;
-  rm: { dir: string; trainPairs: number; heldOutPairs: number; accuracy: number | null; seconds: number };
+  /** skippedIdentical: labelled pairs whose two texts are the same (no preference to learn; skipped, counted). */
+  rm: { dir: string; trainPairs: number; heldOutPairs: number; skippedIdentical: number; accuracy: number | null; seconds: number };
   rl: { algorithm: string; policy: string; steps: number; resumedFrom: number | null; seconds: number; initial: EvalRow | null; final: EvalRow | null };
   /** The evaluator's mean score on fresh samples of the round's final policy, with its standard error (null without one). */
   score: number | null;
@@ -124,13 +125,14 @@ async function fitRewardModel(cfg: IteratedConfig, round: number, say: (l: strin
   const c = cfg.rm;
   const rmCfg = validateConfig({
     seed: cfg.seed, out: join(dir, 'rm'),
-    data: { path: data, format: 'pairwise', splitSeed: cfg.seed, splitRatio: c.splitRatio, maxTokens: c.maxTokens },
+    // Two samples of the policy can be the same text: such a pair says nothing and is skipped (counted).
+    data: { path: data, format: 'pairwise', splitSeed: cfg.seed, splitRatio: c.splitRatio, maxTokens: c.maxTokens, skipInvalid: true },
     model: { init: 'pretrained', base: cfg.model },
     train: { epochs: c.epochs, batchSize: c.batchSize, lr: c.lr, warmupSteps: c.warmupSteps, threads: cfg.threads },
   }, REWARD_DEFAULTS, REWARD_SCHEMA, `round ${round} reward model`);
   const r = await trainRewardModel(rmCfg, { progress: say });
   const labels = all.split('\n').filter(Boolean).length;
-  return { labels, row: { dir: join(rmCfg.out, 'model'), trainPairs: r.trainPairs, heldOutPairs: r.heldOutPairs, accuracy: r.eval?.accuracy ?? null, seconds: r.seconds } };
+  return { labels, row: { dir: join(rmCfg.out, 'model'), trainPairs: r.trainPairs, heldOutPairs: r.heldOutPairs, skippedIdentical: r.dropped.invalid, accuracy: r.eval?.accuracy ?? null, seconds: r.seconds } };
 }
 
 /** Phase 3: RL from `policyDir` against this round's reward model, KL to the initial policy. */
