@@ -1,5 +1,5 @@
 /**
- * Shared benchmark machinery (see shared/STYLE.md, "Benchmarks that mean something"): the environment
+ * Shared benchmark machinery (same work on both sides, both warm, interleaved repetitions): the environment
  * both sides ran in, a long-lived Python baseline process, and a runner that interleaves repetitions
  * (ours, theirs, ours, …) and reports medians with their spread. Every benchmark (engine, generate, rm,
  * ppo) returns a `BenchResult`; `rlhf bench <name> --json` prints it as one line. Progress goes to stderr.

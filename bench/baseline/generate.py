@@ -1,8 +1,8 @@
 """Plain-PyTorch baseline for `rlhf bench generate`: stories260K sampling with a KV cache.
 
-Written as a competent PyTorch user would (shared/STYLE.md): torch.inference_mode, a preallocated
+Written as a competent PyTorch user would: torch.inference_mode, a preallocated
 KV cache written in place, no per-step copies it does not need — in particular no repeat_interleave of
-the grouped K/V cache every step (shared/FINDINGS.md shows that is where a naive loop loses its time at
+the grouped K/V cache every step (that is where a naive loop loses its time at
 large batch): the g query heads of each KV head are folded into its rows instead, as ours does. The same
 weights are read from assets/stories260k/model.safetensors (a few lines of safetensors parsing: this
 machine's Python has no safetensors package). Each case `bN` samples 128 new tokens for N sequences

@@ -1,6 +1,6 @@
 """Plain-PyTorch baseline for `rlhf bench ppo`: one PPO iteration on stories260K (issue 5, [bench]).
 
-Written as a competent PyTorch user would (shared/STYLE.md): torch.inference_mode for everything that
+Written as a competent PyTorch user would: torch.inference_mode for everything that
 needs no gradient, a preallocated KV cache written in place, no copies it does not need. Grouped-query
 attention: the sampling loop folds the G query heads of each KV head into its rows (as generate.py does,
 no per-step repeat of the cache); the full-sequence forwards (scoring and update) repeat k/v to every

@@ -1,7 +1,7 @@
 """Plain-PyTorch baseline for `rlhf bench rm`: a reward model on the stories260K backbone.
 
 The model is the one HF's LlamaForSequenceClassification runs, written out as a competent PyTorch user
-would (shared/STYLE.md): eager attention (this libtorch, 1.13, has no F.scaled_dot_product_attention),
+would: eager attention (this libtorch, 1.13, has no F.scaled_dot_product_attention),
 HF's rotate-half RoPE, RMSNorm, SwiGLU, and a bias-free `score` head read at the last position of a
 left-padded batch. Grouped-query attention repeats k/v to every query head (HF's `repeat_kv`,
 expand + reshape), for training and evaluation alike: that is what users of HF's forward run. Weights
