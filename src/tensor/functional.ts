@@ -199,9 +199,11 @@ export type BlasInfo = ReturnType<typeof native.blasInfo>;
 export function blasInfo(): BlasInfo {
   return native.blasInfo();
 }
-export function buildInfo(): ReturnType<typeof native.buildInfo> {
+export type BuildInfo = ReturnType<typeof native.buildInfo>;
+export function buildInfo(): BuildInfo {
   return native.buildInfo();
 }
+export { type AddonRecord, addonRecord } from './native.js';
 
 let warned = false;
 /**
