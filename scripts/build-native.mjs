@@ -7,7 +7,7 @@
 //   3. without RLHF_LIBTORCH and no .venv/: a Python `torch` whose share/cmake/Torch exists ($PYTHON, then
 //      python3; Debian's python3-torch points at a cmake folder that does not exist, so it is skipped), then
 //      the system's.
-// RLHF_BUILD_DIR (default build/) is where the addon goes, so one checkout can hold a 2.x build, a 1.13
+// RLHF_CMAKE_ARGS adds cmake -D arguments. RLHF_BUILD_DIR (default build/) is where the addon goes, so one checkout can hold a 2.x build, a 1.13
 // one (build-debian/) and a CUDA one (build-cuda/); RLHF_ADDON points the library at any of them.
 // Beside the addon, rlhf_native.json records the libtorch and the Python interpreter whose `torch` is that
 // same libtorch (null for a bare libtorch): `rlhf bench` runs its baseline with that interpreter.
@@ -119,6 +119,8 @@ run([
   // TorchConfig.cmake looks for Caffe2's config and its libraries with the system paths first: with Debian's
   // libtorch-dev also installed, a wheel build would otherwise take Debian's libtorch.so and headers.
   `-DCMAKE_PREFIX_PATH=${resolve(torch.dir, '..', '..', '..')}`,
+  // Extra cache entries for unusual layouts (scripts/cuda-build.sh names the wheel's libnvrtc this way).
+  ...(process.env.RLHF_CMAKE_ARGS ?? '').split(/\s+/).filter(Boolean),
 ]);
 run(['--build', buildDir, '--parallel', String(Math.max(1, Number(process.env.BUILD_JOBS ?? 2)))]);
 // Install atomically: a half-copied .node would crash the next process that loads it.

@@ -31,13 +31,21 @@ if [ "$have" != "$TORCH_VERSION" ]; then
     nvidia-cudnn-cu13==9.24.0.43 nvidia-cusparselt-cu13==0.8.1 nvidia-nccl-cu13==2.30.7 nvidia-nvshmem-cu13==3.4.5
 fi
 
-# TorchConfig.cmake needs the CUDA toolkit's nvcc for its CUDA targets (the wheel has no nvcc).
-if ! command -v nvcc >/dev/null 2>&1; then
-  for d in /usr/local/cuda/bin /usr/local/cuda-13.0/bin; do [ -x "$d/nvcc" ] && export PATH="$d:$PATH" && break; done
+# TorchConfig.cmake needs the CUDA 13 toolkit (nvcc, cuda_runtime.h, libcudart) for its CUDA targets; the
+# wheel carries no nvcc. CMake finds it through CUDA_PATH: one given, else /usr/local/cuda(-13.0).
+if [ -z "${CUDA_PATH:-}" ]; then
+  for d in "${CUDA_HOME:-}" /usr/local/cuda /usr/local/cuda-13.0; do
+    [ -n "$d" ] && [ -x "$d/bin/nvcc" ] && [ -f "$d/include/cuda_runtime.h" ] && export CUDA_PATH="$d" && break
+  done
 fi
-command -v nvcc >/dev/null 2>&1 || { echo "[cuda-build] nvcc (CUDA 13 toolkit) not found: install it or put it on PATH" >&2; exit 1; }
+[ -n "${CUDA_PATH:-}" ] || { echo "[cuda-build] the CUDA 13 toolkit (nvcc, cuda_runtime.h) not found: install it or set CUDA_PATH" >&2; exit 1; }
+export PATH="$CUDA_PATH/bin:$PATH"
 
-RLHF_LIBTORCH="$(pwd)/$venv/bin/python" RLHF_BUILD_DIR=build-cuda node scripts/build-native.mjs
+# A toolkit without NVRTC (nvcc alone) leaves TorchConfig's CUDA_nvrtc_LIBRARY unset: the wheel's own has it.
+nvlib=$($venv/bin/python -c 'import nvidia, os; print(os.path.join(list(nvidia.__path__)[0], "cu13", "lib"))')
+extra=()
+[ -f "$CUDA_PATH/lib64/libnvrtc.so" ] || extra+=("-DCUDA_nvrtc_LIBRARY=$nvlib/libnvrtc.so.13")
+RLHF_CMAKE_ARGS="${extra[*]}" RLHF_LIBTORCH="$(pwd)/$venv/bin/python" RLHF_BUILD_DIR=build-cuda node scripts/build-native.mjs
 npx tsc -p tsconfig.json --incremental --tsBuildInfoFile dist/.tsbuildinfo
 export RLHF_ADDON="$(pwd)/build-cuda/rlhf_native.node"
 tiers=(dist/test/cuda-build/*.test.js)

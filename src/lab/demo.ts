@@ -64,7 +64,9 @@ export async function preferences(cfg: DemoConfig, say: (l: string) => void): Pr
       texts.push(...sample(policy, tok, Array.from({ length: Math.min(128, 2 * n - i) }, () => ''), SAMPLING(cfg), cfg.seed + 101, i).completions);
       say(`[demo 1/5 preferences] sampled ${texts.length}/${2 * n}`);
     }
-    const comparisons = Array.from({ length: n }, (_, i) => ({ prompt: '', a: texts[2 * i]!, b: texts[2 * i + 1]! }));
+    // Two samples can be the same text (a short story the model knows by heart): no one can prefer one of
+    // them, and the feedback loader refuses such a pair, so it is left out.
+    const comparisons = Array.from({ length: n }, (_, i) => ({ prompt: '', a: texts[2 * i]!, b: texts[2 * i + 1]! })).filter((c) => c.a !== c.b);
     const records = annotatePairs(comparisons, { annotators: [{ id: 'bt', beta: cfg.preferences.rationality }], seed: cfg.seed, source: 'rlhf demo' });
     const agree = records.filter((r) => goldReward(r.chosen) >= goldReward(r.rejected)).length / records.length;
     const path = join(cfg.out, 'preferences.jsonl');
