@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { blasInfo, buildInfo, getNumThreads } from '../src/tensor/index.js';
+import { addonRecord, blasInfo, buildInfo, getNumThreads } from '../src/tensor/index.js';
 import { machineInfo, mappedLibraries, type MachineInfo } from '../src/machine.js';
 
 // ---- results ------------------------------------------------------------------------------------------
@@ -141,8 +141,13 @@ export function baselineDir(): string {
   return join(root, 'bench', 'baseline');
 }
 
+/**
+ * The baseline's interpreter: --python, else $PYTHON, else the Python whose `torch` is the very libtorch the
+ * addon links (recorded by scripts/build-native.mjs: the .venv's for the pip wheel, Debian's /usr/bin/python3
+ * for libtorch-dev), else /usr/bin/python3.
+ */
 export function defaultPython(python?: string): string {
-  return python ?? process.env.PYTHON ?? '/usr/bin/python3';
+  return python ?? process.env.PYTHON ?? addonRecord().python ?? '/usr/bin/python3';
 }
 
 /**

@@ -46,7 +46,7 @@ export interface PpoBenchOptions {
   reps?: number;
   /** Intra-op threads for libtorch and OpenBLAS on both sides (default: libtorch's default here). */
   threads?: number;
-  /** Interpreter with PyTorch (default $PYTHON, else /usr/bin/python3). */
+  /** Interpreter with PyTorch (default $PYTHON, else the Python whose torch is the libtorch the addon links). */
   python?: string;
   /** Batch 16 and 16 new tokens for the timed iteration, 2 repetitions: checks the machinery, measures nothing. */
   quick?: boolean;
@@ -161,7 +161,7 @@ function ourCheck(cfg: PpoConfig): CheckValues {
       const oldValues = old.values!.add(perturbation(CHECK_B, CHECK_N, Math.cos, 0.3));
       const scored: Scored = {
         prompts: promptIds.map(() => ''), promptIds, completionIds, completions: completionIds.map(() => ''), finish: completionIds.map(() => 'length'),
-        batch, oldLogProbs, refLogProbs: ref, oldValues, reward, entropy: 0,
+        batch, oldFromUpdate: false, oldLogProbs, refLogProbs: ref, oldValues, reward, entropy: 0,
       };
       const klCoef = cfg.kl.coef;
       const raw = gae(ppoTokenRewards(scored, reward.rewards, klCoef, 'k1'), oldValues, batch.actionMask, cfg.ppo.gamma, cfg.ppo.lambda);

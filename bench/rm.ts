@@ -24,7 +24,7 @@ export interface RmBenchOptions {
   reps?: number;
   /** Intra-op threads for libtorch and OpenBLAS on both sides (default: libtorch's default here). */
   threads?: number;
-  /** Interpreter with PyTorch (default $PYTHON, else /usr/bin/python3). */
+  /** Interpreter with PyTorch (default $PYTHON, else the Python whose torch is the libtorch the addon links). */
   python?: string;
   /** Few iterations and 2 repetitions: checks the machinery, measures nothing. */
   quick?: boolean;

@@ -71,6 +71,7 @@ std::string argStr(const Napi::CallbackInfo& info, size_t i);
 // `intTensor + 2` stays integral, as in Python), anything else a double.
 at::Scalar argScalar(const Napi::CallbackInfo& info, size_t i);
 c10::Device argDevice(const Napi::CallbackInfo& info, size_t i);
+c10::Device checkedDevice(const std::string& name);
 
 inline Napi::Value ret(const Napi::CallbackInfo& info, at::Tensor t) {
   return Napi::Number::New(info.Env(), put(std::move(t)));

@@ -266,7 +266,7 @@ static Napi::Value to(const Napi::CallbackInfo& info) {
     int32_t code = argInt(info, 1);
     std::string dev = argStr(info, 2);
     at::ScalarType dt = code < 0 ? t.scalar_type() : dtypeFromCode(code);
-    c10::Device device = dev.empty() ? t.device() : c10::Device(dev);
+    c10::Device device = dev.empty() ? t.device() : checkedDevice(dev);
     return ret(info, t.to(device, dt));
   });
 }

@@ -1,6 +1,7 @@
 // Optimisers are libtorch's own (torch::optim::AdamW, SGD); this file creates them from parameter
 // groups, steps them, and moves their state in and out so a checkpoint resumes bit-identically.
 #include "common.h"
+#include "compat.h"
 
 namespace rlhf {
 
@@ -98,7 +99,7 @@ static Napi::Value optimizerFree(const Napi::CallbackInfo& info) {
   });
 }
 
-static std::string keyOf(const at::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
+static compat::OptimStateKey keyOf(const at::Tensor& p) { return compat::optimStateKey(p); }
 
 // optimizerGetState(id) -> per parameter, in group order: null (no state yet), AdamW
 // [step, expAvg, expAvgSq] or SGD [momentumBuffer|-1]. Tensors are fresh copies owned by JS.

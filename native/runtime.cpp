@@ -12,6 +12,7 @@
 #include <cstdlib>
 
 #include "common.h"
+#include "compat.h"
 
 namespace rlhf {
 
@@ -31,8 +32,8 @@ static void countingDelete(void* data) {
   c10::free_cpu(base);
 }
 
-struct CountingAllocator final : at::Allocator {
-  at::DataPtr allocate(size_t n) const override {
+struct CountingAllocator final : compat::AllocatorBase {
+  at::DataPtr allocateBytes(size_t n) const override {
     if (n == 0) return {nullptr, nullptr, &countingDelete, at::Device(at::kCPU)};
     char* base = static_cast<char*>(c10::alloc_cpu(n + kHeader));
     *reinterpret_cast<size_t*>(base) = n;
@@ -145,6 +146,15 @@ static Napi::Value blasInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// The real path of the libtorch this process runs (the file holding at::set_num_threads): the one the
+// addon was linked against unless LD_LIBRARY_PATH or a preloaded library says otherwise.
+static std::string libtorchPath() {
+  Dl_info where{};
+  if (!dladdr(reinterpret_cast<void*>(&at::set_num_threads), &where) || !where.dli_fname) return "unknown";
+  char resolved[PATH_MAX];
+  return realpath(where.dli_fname, resolved) ? resolved : where.dli_fname;
+}
+
 static Napi::Value buildInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
@@ -157,6 +167,10 @@ static Napi::Value buildInfo(const Napi::CallbackInfo& info) {
   o.Set("cudaAvailable", torch::cuda::is_available());
   o.Set("cudaDevices", static_cast<double>(torch::cuda::device_count()));
   o.Set("parallel", at::get_parallel_info());
+  o.Set("libtorch", libtorchPath());
+  o.Set("cpuCapability", compat::cpuCapability());
+  o.Set("mkl", at::globalContext().hasMKL() ? Napi::Value(Napi::String::New(env, at::get_mkl_version())) : env.Null());
+  o.Set("mkldnn", at::globalContext().hasMKLDNN() ? Napi::Value(Napi::String::New(env, at::get_mkldnn_version())) : env.Null());
   return o;
 }
 

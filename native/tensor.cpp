@@ -107,7 +107,24 @@ at::Scalar argScalar(const Napi::CallbackInfo& info, size_t i) {
   return at::Scalar(v);
 }
 
-c10::Device argDevice(const Napi::CallbackInfo& info, size_t i) { return c10::Device(argStr(info, i)); }
+// A CUDA device this process can use, else a one-line error: libtorch's own ("Found no NVIDIA driver…",
+// "Could not run 'aten::empty.memory_format' with arguments from the 'CUDA' backend…" plus a page of
+// dispatch keys) names neither the cause nor the fix.
+c10::Device checkedDevice(const std::string& name) {
+  c10::Device d(name);
+  if (!d.is_cuda()) return d;
+#ifndef RLHF_WITH_CUDA
+  throw std::invalid_argument("no CUDA device: this rlhf-ts addon is built without CUDA (scripts/cuda-build.sh builds one against PyTorch's CUDA wheel)");
+#else
+  int64_t n = static_cast<int64_t>(torch::cuda::device_count());
+  if (n == 0) throw std::invalid_argument("no CUDA device: the addon is built with CUDA but the driver reports no GPU");
+  if (d.has_index() && d.index() >= n)
+    throw std::invalid_argument("no CUDA device " + name + ": " + std::to_string(n) + " visible (cuda:0 to cuda:" + std::to_string(n - 1) + ")");
+  return d;
+#endif
+}
+
+c10::Device argDevice(const Napi::CallbackInfo& info, size_t i) { return checkedDevice(argStr(info, i)); }
 
 Napi::Value retMany(const Napi::CallbackInfo& info, const std::vector<at::Tensor>& ts) {
   Napi::Array out = Napi::Array::New(info.Env(), ts.size());

@@ -7,7 +7,7 @@
 import { readFileSync, realpathSync } from 'node:fs';
 import { arch, cpus } from 'node:os';
 import { basename } from 'node:path';
-import { blasInfo, type BlasInfo, vectorKernels } from './tensor/index.js';
+import { blasInfo, type BlasInfo, buildInfo, vectorKernels } from './tensor/index.js';
 
 /** The instruction-set extensions that change which kernels run (x86-64: AVX2/FMA/AVX-512; Arm: NEON/SVE). */
 export interface VectorExtensions {
@@ -24,6 +24,11 @@ export interface VectorExtensions {
 export interface MachineInfo {
   cpu: { model: string; arch: string; logicalCores: number; vector: VectorExtensions };
   blas: BlasInfo;
+  /**
+   * The libtorch in this process: version, real path, the vector ISA its own kernels dispatch to (DEFAULT,
+   * AVX2, AVX512, …) and the MKL / oneDNN versions it carries (null when built without).
+   */
+  libtorch: { version: string; path: string; cpuCapability: string; mkl: string | null; mkldnn: string | null };
   /** Real paths of the OpenMP runtimes mapped into this process (libgomp, Intel's libiomp5, LLVM's libomp). */
   openmp: string[];
   /** The fused inference loops' path: 'avx2' (AVX2 + FMA, chosen at run time) or 'scalar' (RLHF_SCALAR_KERNELS=1 or no AVX2). */
@@ -61,6 +66,11 @@ export function mappedLibraries(...names: string[]): string[] {
   return [...found];
 }
 
+function libtorchInfo(): MachineInfo['libtorch'] {
+  const b = buildInfo();
+  return { version: b.torchVersion, path: b.libtorch, cpuCapability: b.cpuCapability, mkl: b.mkl, mkldnn: b.mkldnn };
+}
+
 /** The machine a run runs on, read from the OS, /proc/cpuinfo and the loaded libraries. */
 export function machineInfo(): MachineInfo {
   const { model, flags } = cpuinfo();
@@ -76,6 +86,7 @@ export function machineInfo(): MachineInfo {
       },
     },
     blas: blasInfo(),
+    libtorch: libtorchInfo(),
     openmp: mappedLibraries('libgomp', 'libiomp', 'libomp'),
     kernels: vectorKernels() ? 'avx2' : 'scalar',
   };
@@ -85,9 +96,9 @@ const EXTENSION_NAMES: Record<keyof VectorExtensions, string> = {
   avx2: 'AVX2', fma: 'FMA', avx512f: 'AVX-512F', avx512bf16: 'AVX-512 BF16', avx512fp16: 'AVX-512 FP16', neon: 'NEON', sve: 'SVE',
 };
 
-/** One line for people: "AMD EPYC (x64; AVX2 FMA), OpenBLAS Haswell, kernels avx2". */
+/** One line for people: "AMD EPYC (x64; AVX2 FMA), OpenBLAS Haswell, libtorch 1.13.1 AVX2, kernels avx2". */
 export function machineSummary(m: MachineInfo = machineInfo()): string {
   const ext = (Object.keys(EXTENSION_NAMES) as (keyof VectorExtensions)[]).filter((k) => m.cpu.vector[k]).map((k) => EXTENSION_NAMES[k]);
   const blas = m.blas.kind === 'openblas' ? `OpenBLAS${m.blas.coreType ? ' ' + m.blas.coreType : ''}` : m.blas.kind;
-  return `${m.cpu.model} (${m.cpu.arch}; ${ext.join(' ') || 'no vector extensions seen'}), ${blas}, kernels ${m.kernels}`;
+  return `${m.cpu.model} (${m.cpu.arch}; ${ext.join(' ') || 'no vector extensions seen'}), ${blas}, libtorch ${m.libtorch.version} ${m.libtorch.cpuCapability}, kernels ${m.kernels}`;
 }

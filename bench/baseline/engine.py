@@ -74,9 +74,12 @@ class CausalSelfAttention(nn.Module):
         q = q.view(b, t, self.nh, c // self.nh).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(b, t, self.nh, c // self.nh).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(b, t, self.nh, c // self.nh).transpose(1, 2)  # (B, nh, T, hs)
-        # torch 1.13 has no public F.scaled_dot_product_attention; this is the same aten op
-        # (attn_mask, dropout_p, need_attn_weights, is_causal) that rlhf-ts's shim calls.
-        y = F._scaled_dot_product_attention(q, k, v, None, 0.0, False, True)[0]
+        # The attention op rlhf-ts's native/compat.h calls on this libtorch: the public one on 2.x; torch 1.13
+        # has only the private (attn_mask, dropout_p, need_attn_weights, is_causal) form.
+        if hasattr(F, "scaled_dot_product_attention"):
+            y = F.scaled_dot_product_attention(q, k, v, None, 0.0, True)
+        else:
+            y = F._scaled_dot_product_attention(q, k, v, None, 0.0, False, True)[0]
         y = y.transpose(1, 2).contiguous().view(b, t, c)  # (B, T, C)
         return self.c_proj(y)
 

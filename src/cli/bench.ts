@@ -6,7 +6,7 @@ import type { OptionSpec } from './args.js';
 const benchOptions: OptionSpec[] = [
   { name: 'reps', type: 'number', help: 'interleaved repetitions per case (ours, theirs, ours, …); default per bench (5 or 7; quick: 2)' },
   { name: 'threads', type: 'number', help: "threads for libtorch and OpenBLAS on both sides (default: libtorch's default)", integer: true, min: 1, max: MAX_THREADS },
-  { name: 'python', type: 'string', help: 'Python interpreter with torch, for the baseline (default: $PYTHON, else /usr/bin/python3)' },
+  { name: 'python', type: 'string', help: 'Python interpreter with torch, for the baseline (default: $PYTHON, else the Python whose torch is the libtorch the addon links: .venv/bin/python or Debian\'s /usr/bin/python3)' },
   { name: 'quick', type: 'boolean', default: false, help: 'tiny sizes and 2 repetitions: checks the machinery, not speed' },
 ];
 

@@ -1,5 +1,5 @@
 /** `rlhf info`: what this installation runs on (libtorch, the CPU and its vector extensions, BLAS, OpenMP, threads, CUDA). */
-import { buildInfo, getNumThreads } from '../tensor/index.js';
+import { addonRecord, buildInfo, getNumThreads } from '../tensor/index.js';
 import { machineInfo } from '../machine.js';
 import type { Command } from './main.js';
 
@@ -12,6 +12,9 @@ export const infoCommand: Command = {
     return {
       node: process.version,
       torch: b.torchVersion,
+      // Which libtorch: the one loaded (path, version, the ISA its kernels dispatch to, MKL / oneDNN), the
+      // addon file, how the build chose that libtorch, and the Python whose torch is the same (the bench baseline).
+      libtorch: { ...m.libtorch, addon: addonRecord().path, source: addonRecord().source, python: addonRecord().python },
       cuda: { build: b.cudaBuild, available: b.cudaAvailable, devices: b.cudaDevices },
       cpu: m.cpu,
       kernels: m.kernels,

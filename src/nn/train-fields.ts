@@ -5,7 +5,7 @@
  */
 import { MAX_THREADS, type FieldDoc, namesOf, type Schema } from '../config.js';
 import { SCHEDULES, type ScheduleKind } from './schedule.js';
-import { AdamW, type Optimizer, SGD, type Tensor } from '../tensor/index.js';
+import { AdamW, type Optimizer, type ParamGroup, SGD, type Tensor } from '../tensor/index.js';
 
 /**
  * The optimisers an epoch trainer can run, by config name. AdamW is the default everywhere; plain SGD (no
@@ -14,9 +14,26 @@ import { AdamW, type Optimizer, SGD, type Tensor } from '../tensor/index.js';
  * near-zero gradients into full-size steps).
  */
 export const OPTIMIZERS = {
-  adamw: (params: Tensor[], t: EpochTrainFields): Optimizer => new AdamW(params, { lr: t.lr, weightDecay: t.weightDecay }),
-  sgd: (params: Tensor[], t: EpochTrainFields): Optimizer => new SGD(params, { lr: t.lr, weightDecay: t.weightDecay }),
+  adamw: (params: Tensor[], t: EpochTrainFields): Optimizer => new AdamW(decayGroups(params, t.weightDecay), { lr: t.lr, weightDecay: t.weightDecay }),
+  sgd: (params: Tensor[], t: EpochTrainFields): Optimizer => new SGD(decayGroups(params, t.weightDecay), { lr: t.lr, weightDecay: t.weightDecay }),
 } as const;
+
+/**
+ * Weight decay on matrices and embeddings only: biases and norm gains (the 1-D parameters) get none, as
+ * Hugging Face's Trainer (no decay for bias and LayerNorm weights) and nanoGPT (no decay below 2-D) do —
+ * decaying a norm's gain pulls it toward 0, which only rescales the next layer's input. The groups are runs
+ * of consecutive parameters, so the parameters keep their order (and a checkpoint's optimiser state its meaning).
+ */
+export function decayGroups(params: readonly Tensor[], weightDecay: number): ParamGroup[] {
+  const groups: { params: Tensor[]; weightDecay: number }[] = [];
+  for (const p of params) {
+    const wd = p.ndim >= 2 ? weightDecay : 0;
+    const last = groups.at(-1);
+    if (last && last.weightDecay === wd) last.params.push(p);
+    else groups.push({ params: [p], weightDecay: wd });
+  }
+  return groups;
+}
 /** The epoch trainers' optimisers by name. */
 export type OptimizerName = keyof typeof OPTIMIZERS;
 

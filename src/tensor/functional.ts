@@ -209,10 +209,12 @@ export type BlasInfo = ReturnType<typeof native.blasInfo>;
 export function blasInfo(): BlasInfo {
   return native.blasInfo();
 }
+export type BuildInfo = ReturnType<typeof native.buildInfo>;
 /** How the addon was built: libtorch version, compiler, ABI, CUDA. */
-export function buildInfo(): ReturnType<typeof native.buildInfo> {
+export function buildInfo(): BuildInfo {
   return native.buildInfo();
 }
+export { type AddonRecord, addonRecord } from './native.js';
 
 let warned = false;
 /**

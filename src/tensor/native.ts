@@ -3,7 +3,7 @@
  * src/tensor/ imports this file. Tensors cross as integer handles into the addon's table; -1 stands
  * for "no tensor" in optional arguments and results.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -139,10 +139,22 @@ export interface NativeAddon {
   setNumThreads(torch: number, blas: number): void;
   getNumThreads(): { torch: number; interop: number; blas: number | null };
   blasInfo(): { kind: 'openblas' | 'reference' | 'mkl' | 'unknown'; config: string | null; coreType: string | null; libraries: string[] };
-  buildInfo(): { torchVersion: string; cudaBuild: boolean; cudaAvailable: boolean; cudaDevices: number; parallel: string };
+  buildInfo(): {
+    torchVersion: string; cudaBuild: boolean; cudaAvailable: boolean; cudaDevices: number; parallel: string;
+    /** Real path of the libtorch_cpu loaded; the vector ISA its kernels dispatch to (AVX2, AVX512, …). */
+    libtorch: string; cpuCapability: string;
+    /** MKL's and oneDNN's version strings where this libtorch was built with them, else null. */
+    mkl: string | null; mkldnn: string | null;
+  };
 }
 
 function findAddon(): string {
+  // RLHF_ADDON picks one of several builds in one checkout (build-debian/, build-cuda/: scripts/build-native.mjs).
+  const chosen = process.env.RLHF_ADDON;
+  if (chosen) {
+    if (!existsSync(chosen)) throw new Error(`RLHF_ADDON=${chosen}: no such file (build it with RLHF_BUILD_DIR=… node scripts/build-native.mjs)`);
+    return chosen;
+  }
   // src/tensor/native.ts runs from dist/src/tensor/: walk up to the package root.
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5; i++) {
@@ -160,4 +172,25 @@ function findAddon(): string {
 // loads, with the addon, so it is set first; a policy the user chose is kept. Child processes inherit
 // it, the Python baselines of `rlhf bench` included.
 process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
-export const native: NativeAddon = createRequire(import.meta.url)(findAddon()) as NativeAddon;
+const addonPath = findAddon();
+export const native: NativeAddon = createRequire(import.meta.url)(addonPath) as NativeAddon;
+
+/** What scripts/build-native.mjs recorded beside the addon: its libtorch and the Python whose `torch` is that libtorch. */
+export interface AddonRecord {
+  path: string;
+  torchCmakeDir: string | null;
+  source: string | null;
+  /** Interpreter whose `torch` is the very libtorch the addon links (the benchmarks' baseline); null for a bare libtorch. */
+  python: string | null;
+}
+
+export function addonRecord(): AddonRecord {
+  const file = join(dirname(addonPath), 'rlhf_native.json');
+  let rec: Partial<AddonRecord> = {};
+  try {
+    rec = JSON.parse(readFileSync(file, 'utf8')) as Partial<AddonRecord>;
+  } catch {
+    // built before the record existed, or by hand: nothing known beyond the addon's own facts
+  }
+  return { path: addonPath, torchCmakeDir: rec.torchCmakeDir ?? null, source: rec.source ?? null, python: rec.python ?? null };
+}

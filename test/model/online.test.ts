@@ -23,7 +23,7 @@ import { loadTensors } from '../../src/nn/serialize.js';
 import { loadModel, resolveModelDir } from '../../src/models/hub.js';
 import { scope, SGD, type Tensor } from '../../src/tensor/index.js';
 import { functionReward, type RewardSource } from '../../src/reward/sources.js';
-import { closeRun, openRun, shapeRewards, trainOnline, update } from '../../src/rlhf/online/trainer.js';
+import { closeRun, oldFromUpdate, openRun, shapeRewards, trainOnline, update } from '../../src/rlhf/online/trainer.js';
 import { disposeScored, scoreRollout, type Samples } from '../../src/rlhf/online/rollout.js';
 import { PPO_DEFAULTS, PPO_SCHEMA, type PpoConfig } from '../../src/rlhf/ppo/config.js';
 import { ppoAlgorithm } from '../../src/rlhf/ppo/trainer.js';
@@ -32,7 +32,7 @@ import { grpoAlgorithm } from '../../src/rlhf/grpo/trainer.js';
 import { RLOO_DEFAULTS, RLOO_SCHEMA } from '../../src/rlhf/rloo/config.js';
 import { rlooAlgorithm } from '../../src/rlhf/rloo/trainer.js';
 import { afinnComparative } from '../../src/reward/functions.js';
-import { gradientBound, STORIES260K } from '../tolerance.js';
+import { gamma, gradientBound, logitBound, logprobBound, maxAbsLogit, STORIES260K, STORIES260K_VOCAB } from '../tolerance.js';
 import { reportBound } from '../env.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'rlhf-online-test-'));
@@ -103,6 +103,46 @@ describe('gradient accumulation', () => {
     const d = maxDiff(params[0]!, params[1]!);
     reportBound('PPO gradient accumulation 8×1 vs 8 (one SGD step)', d, bound, 1e-5);
     assert.ok(d <= bound, `one batch vs 8 micro-batches differ by ${d} > ${bound}`);
+  });
+});
+
+describe('one update per rollout (GRPO, one epoch, one mini-batch)', () => {
+  test('the old log-probs come from the update\'s forward: no scoring pass of the policy, the same values as one', () => {
+    const cfg = validateConfig({ ...SMALL, out: join(TMP, 'old-from-update'), train: { epochs: 1, miniBatchSize: 0, microBatchSize: 4, evalSamples: 0 } }, GRPO_DEFAULTS, GRPO_SCHEMA, 'test');
+    const run = openRun(cfg, grpoAlgorithm as never, functionReward('length', (c) => c.length / 10));
+    try {
+      const completionIds = [[30, 31, 32], [40, 41, 42, 43, 44], [50], [60, 61, 62, 63], [70, 71], [80, 81, 82], [90, 91, 92, 93, 94, 95], [100]];
+      const prompts = ['', 'Once upon a time', 'Lily', 'The dog', '', 'Tom saw', 'One day', 'Sue'];
+      const samples: Samples = {
+        prompts, promptIds: prompts.map((p) => run.tok.encode(p, { addBos: true })), completionIds,
+        completions: completionIds.map((c) => run.tok.decode(c)), finish: completionIds.map(() => 'length'),
+      };
+      assert.equal(oldFromUpdate(cfg as never, grpoAlgorithm as never, 8), true);
+      const reference = scoreRollout(samples, run.policy, run.reference, run.critic, run.reward); // the scoring pass, for comparison
+      let forwards = 0;
+      const hidden = run.policy.hidden.bind(run.policy);
+      run.policy.hidden = (...a: Parameters<typeof hidden>) => (forwards++, hidden(...a));
+      const r = scoreRollout(samples, run.policy, run.reference, run.critic, run.reward, { oldFromUpdate: true });
+      assert.equal(forwards, 0, 'scoring ran the policy');
+      const { advantages } = grpoAlgorithm.advantages(r, shapeRewards(r, run), run.kl.value, cfg as never);
+      update(run, grpoAlgorithm as never, r, advantages, null, 0, run.kl.value);
+      assert.equal(forwards, 2, 'one forward per micro-batch of 4');
+      const rows = samples.promptIds.map((p, i) => [...p, ...completionIds[i]!]);
+      const keys = Math.max(...rows.map((x) => x.length));
+      const m = maxAbsLogit(run.reference, rows); // the policy before its step is the reference
+      const bound = logprobBound(STORIES260K, keys, m, STORIES260K_VOCAB);
+      const d = scope(() => r.oldLogProbs.sub(reference.oldLogProbs).abs().max().item());
+      assert.ok(d <= bound, `old log-probs from the update differ from the scoring pass's by ${d} > ${bound}`);
+      // H = lse(l) − Σ p·l: lse moves by δ (the logit bound), Σ p·l by δ + M·‖Δp‖₁ ≤ δ + 2Mδ, plus lse's own rounding.
+      const delta = logitBound(STORIES260K, keys, m);
+      const entropyBound = (2 + 2 * m) * delta + 2 * gamma(STORIES260K_VOCAB);
+      assert.ok(Math.abs(r.entropy - reference.entropy) <= entropyBound, `entropy ${r.entropy} vs ${reference.entropy} (bound ${entropyBound})`);
+      advantages.dispose();
+      disposeScored(r);
+      disposeScored(reference);
+    } finally {
+      closeRun(run);
+    }
   });
 });
 

@@ -12,6 +12,7 @@ import {
   zeros,
 } from '../../src/tensor/index.js';
 import { assertClose, assertThrowsMessage, flat, liveTensors, scoped } from './helpers.js';
+import { decayGroups, epochOptimizer, type EpochTrainFields } from '../../src/nn/train-fields.js';
 
 let live = 0;
 beforeEach(() => {
@@ -316,3 +317,25 @@ test('a 2-8-1 tanh MLP learns XOR with AdamW', scoped(() => {
   assert.ok(solvedAt > 0, `not solved in ${MAX_STEPS} steps (loss ${loss})`);
   assert.deepEqual(scope(() => noGrad(() => logits().gt(0).toArray())), [false, true, true, false]);
 }));
+
+describe('epoch trainers\' weight decay (decayGroups)', () => {
+  test('matrices decay, biases and norm gains (1-D) do not, and the parameters keep their order', () => {
+    const w1 = tensor([[1, 2], [3, 4]], { dtype: 'float64' }).requiresGrad_();
+    const gain = tensor([1, 1], { dtype: 'float64' }).requiresGrad_();
+    const w2 = tensor([[2, 2]], { dtype: 'float64' }).requiresGrad_();
+    const bias = tensor([0.5], { dtype: 'float64' }).requiresGrad_();
+    const params = [w1, gain, w2, bias];
+    const groups = decayGroups(params, 0.1);
+    assert.deepEqual(groups.map((g) => [g.params.length, g.weightDecay]), [[1, 0.1], [1, 0], [1, 0.1], [1, 0]]);
+    assert.deepEqual(groups.flatMap((g) => g.params), params);
+    // A zero gradient: AdamW moves a parameter only by its decay, p ← p·(1 − lr·wd).
+    const opt = epochOptimizer(params, { optimizer: 'adamw', lr: 0.5, weightDecay: 0.1 } as EpochTrainFields);
+    scope(() => params.map((p) => p.mul(0).sum()).reduce((a, b) => a.add(b)).backward());
+    opt.step();
+    assertClose(flat(w1), [0.95, 1.9, 2.85, 3.8], F64);
+    assertClose(flat(gain), [1, 1], F64);
+    assertClose(flat(bias), [0.5], F64);
+    opt.dispose();
+    for (const p of params) p.dispose();
+  });
+});

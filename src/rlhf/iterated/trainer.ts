@@ -105,11 +105,20 @@ async function collectLabels(cfg: IteratedConfig, round: number, policyDir: stri
       texts.push(...sample(policy, tok, rows.slice(i, i + 128), settings, roundSeed(cfg.seed, round), i).completions);
       say(`sampled ${texts.length}/${rows.length}`);
     }
+    // Two samples can be the same text (a short story the policy knows by heart): no one can prefer one of
+    // them and the feedback loader refuses the pair, so its second sample is drawn again, from streams past
+    // the first 2n (deterministic); a pair still identical after 8 draws is left out.
+    for (let attempt = 1; attempt <= 8; attempt++) {
+      const same = Array.from({ length: n }, (_, k) => k).filter((k) => texts[2 * k] === texts[2 * k + 1]);
+      if (same.length === 0) break;
+      const redrawn = sample(policy, tok, same.map((k) => rows[2 * k + 1]!), settings, roundSeed(cfg.seed, round), attempt * rows.length).completions;
+      same.forEach((k, j) => (texts[2 * k + 1] = redrawn[j]!));
+    }
   } finally {
     policy.dispose();
   }
-  const comparisons: Comparison[] = Array.from({ length: n }, (_, i) => ({ prompt: rows[2 * i]!, a: texts[2 * i]!, b: texts[2 * i + 1]! }));
-  say(`asking annotator '${annotator.id}' for ${n} labels`);
+  const comparisons: Comparison[] = Array.from({ length: n }, (_, i) => ({ prompt: rows[2 * i]!, a: texts[2 * i]!, b: texts[2 * i + 1]! })).filter((c) => c.a !== c.b);
+  say(`asking annotator '${annotator.id}' for ${comparisons.length} labels`);
   const answer = await annotator.label(comparisons, { round, seed: roundSeed(cfg.seed, round), ...(signal ? { signal } : {}) });
   const records = checkLabels(comparisons, answer, annotator.id, round);
   writeAtomic(path, toJsonl(records.map((r) => ({ ...r, source: `round-${round}` }))));

@@ -5,7 +5,7 @@
  * error, KL to the reference, length, distinct-2.
  */
 import { meanSe } from '../../stats.js';
-import { keep, noGrad, scope, type Tensor } from '../../tensor/index.js';
+import { keep, noGrad, scope, type Tensor, zeros } from '../../tensor/index.js';
 import type { CausalLM } from '../../models/common.js';
 import { type FinishReason, generate } from '../../generate/generate.js';
 import type { Tokenizer } from '../../text/index.js';
@@ -60,6 +60,11 @@ export function sample(policy: CausalLM, tok: Tokenizer, prompts: readonly strin
 /** A sampled rollout with everything the update reads; tensors are owned (disposeScored). */
 export interface Scored extends Samples {
   batch: ActionBatch;
+  /**
+   * Filled by the update's own forward, not by scoring (see scoreRollout's `oldFromUpdate`): until the
+   * update has run, oldLogProbs is an all-zero placeholder and entropy is NaN.
+   */
+  oldFromUpdate: boolean;
   oldLogProbs: Tensor;
   refLogProbs: Tensor;
   /** Values under the critic before the update (null without a critic). */
@@ -75,17 +80,24 @@ export interface Critic {
   model: RewardModel | null;
 }
 
-/** Scoring: old log-probs + values (one policy pass), reference log-probs, rewards. */
-export function scoreRollout(s: Samples, policy: CausalLM, reference: CausalLM, critic: Critic | null, reward: RewardSource): Scored {
+/**
+ * Scoring: old log-probs + values (one policy pass), reference log-probs, rewards. With `oldFromUpdate`
+ * the policy pass is skipped: when the rollout gets exactly one optimiser step (one epoch, one mini-batch)
+ * and nothing before the update reads them, every micro-batch's forward in the update runs on the very
+ * weights that sampled the rollout, so its detached log-probs are the old ones (TRL's GRPOTrainer does the
+ * same with num_iterations = 1); the update fills oldLogProbs and entropy from that forward.
+ */
+export function scoreRollout(s: Samples, policy: CausalLM, reference: CausalLM, critic: Critic | null, reward: RewardSource, opts: { oldFromUpdate?: boolean } = {}): Scored {
   const batch = packActions(s.promptIds, s.completionIds);
-  const { oldLogProbs, oldValues, entropy } = noGrad(() => scope(() => {
+  const oldFromUpdate = opts.oldFromUpdate === true && critic === null;
+  const { oldLogProbs, oldValues, entropy } = oldFromUpdate ? { oldLogProbs: zeros(batch.actionMask.shape), oldValues: null, entropy: NaN } : noGrad(() => scope(() => {
     const o = actorForward(policy, batch, { valueHead: critic?.head ?? null, entropy: true });
     const v = critic?.model ? criticForward(critic.model, batch) : o.values;
     return { oldLogProbs: keep(o.logProbs), oldValues: v ? keep(v) : null, entropy: o.entropy!.sum().item() / Math.max(1, batch.tokens) };
   }));
   const refLogProbs = keep(referenceLogProbs(reference, batch));
   const r = reward.score({ prompts: s.prompts, completions: s.completions, promptIds: s.promptIds, completionIds: s.completionIds });
-  return { ...s, batch, oldLogProbs, refLogProbs, oldValues, reward: r, entropy };
+  return { ...s, batch, oldFromUpdate, oldLogProbs, refLogProbs, oldValues, reward: r, entropy };
 }
 
 export function disposeScored(r: Scored): void {

@@ -12,7 +12,7 @@
 import { mean } from '../../stats.js';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AdamW, clipGradNorm, keep, manualSeed, noGrad, type Optimizer, scope, setNumThreads, type Tensor, tensor } from '../../tensor/index.js';
+import { AdamW, cat, clipGradNorm, keep, manualSeed, noGrad, type Optimizer, scope, setNumThreads, type Tensor, tensor } from '../../tensor/index.js';
 import { loadCheckpoint, openMetricsLog, readCheckpointState, saveCheckpoint } from '../../nn/checkpoint.js';
 import type { Module } from '../../nn/module.js';
 import { lrAt } from '../../nn/schedule.js';
@@ -230,6 +230,9 @@ export function update<C extends OnlineConfig>(run: Run<C>, algo: Algorithm<C>, 
   const lengths = r.completionIds.map((c) => c.length);
   const s: UpdateStats = { loss: 0, valueLoss: spec ? 0 : null, clipFraction: 0, approxKl: 0, gradNorm: 0, optimiserSteps: 0 };
   let tokensSeen = 0;
+  // With r.oldFromUpdate (one epoch, one mini-batch: checked by the caller), each micro-batch's detached
+  // log-probs are the old ones; they are gathered here and put back in row order after the loop.
+  const fromUpdate = r.oldFromUpdate ? { pieces: [] as Tensor[], rows: [] as number[], entropy: 0 } : null;
   for (let epoch = 0; epoch < t.epochs; epoch++) {
     const order = epochOrder(n, cfg.seed, step * t.epochs + epoch);
     for (let m = 0; m < perStep; m++) {
@@ -245,8 +248,13 @@ export function update<C extends OnlineConfig>(run: Run<C>, algo: Algorithm<C>, 
           const idx = tensor(BigInt64Array.from(idxRows, BigInt));
           const mb = sliceActions(r.batch, idxRows);
           const mask = mb.actionMask;
-          const old = rowsOf(r.oldLogProbs, idx);
-          const out = actorForward(policy, mb, { valueHead: critic?.head ?? null, entropy: t.entropyCoef > 0 });
+          const out = actorForward(policy, mb, { valueHead: critic?.head ?? null, entropy: t.entropyCoef > 0 || fromUpdate !== null });
+          const old = fromUpdate ? out.logProbs.detach() : rowsOf(r.oldLogProbs, idx);
+          if (fromUpdate) {
+            fromUpdate.pieces.push(keep(old));
+            fromUpdate.rows.push(...idxRows);
+            fromUpdate.entropy += noGrad(() => out.entropy!.sum().item());
+          }
           const { loss: pl, clipped } = clippedPolicyLoss(out.logProbs, old, rowsOf(adv, idx), { clipLow: t.clipLow, clipHigh: t.clipHigh, ...(t.dualClip > 1 ? { dualClip: t.dualClip } : {}) });
           let perToken = pl;
           if (algo.klInLoss && klCoef > 0) perToken = perToken.add(KL_ESTIMATORS[cfg.kl.estimator](out.logProbs, rowsOf(r.refLogProbs, idx)).mul(klCoef));
@@ -276,11 +284,32 @@ export function update<C extends OnlineConfig>(run: Run<C>, algo: Algorithm<C>, 
       s.optimiserSteps++;
     }
   }
+  if (fromUpdate) fillOldFromUpdate(r, fromUpdate);
   const steps = s.optimiserSteps;
   return {
     loss: s.loss / steps, valueLoss: s.valueLoss === null ? null : s.valueLoss / steps,
     clipFraction: s.clipFraction / Math.max(1, tokensSeen), approxKl: s.approxKl / Math.max(1, tokensSeen), gradNorm: s.gradNorm / steps, optimiserSteps: steps,
   };
+}
+
+/** Puts the update's detached log-probs (gathered in `rows` order) into r.oldLogProbs in row order, and the entropy. */
+function fillOldFromUpdate(r: Scored, got: { pieces: Tensor[]; rows: number[]; entropy: number }): void {
+  const inverse = new BigInt64Array(got.rows.length);
+  got.rows.forEach((row, j) => (inverse[row] = BigInt(j)));
+  const filled = scope(() => keep(cat(got.pieces, 0).indexSelect(0, tensor(inverse))));
+  for (const p of got.pieces) p.dispose();
+  r.oldLogProbs.dispose();
+  r.oldLogProbs = filled;
+  r.entropy = got.entropy / Math.max(1, r.batch.tokens);
+}
+
+/**
+ * Whether the old log-probs can come from the update's forward (scoreRollout's `oldFromUpdate`): exactly one
+ * optimiser step per rollout, no critic, and the KL in the loss, so nothing before the update reads them.
+ */
+export function oldFromUpdate(cfg: OnlineConfig, algo: Pick<Algorithm<OnlineConfig>, 'klInLoss' | 'critic' | 'baseline'>, rollouts: number): boolean {
+  const t = cfg.train;
+  return t.epochs === 1 && (t.miniBatchSize === 0 || t.miniBatchSize >= rollouts) && algo.klInLoss && algo.critic(cfg) === null && algo.baseline === undefined;
 }
 
 /** The seed of step s's rollout: a pure function of (seed, s). */
@@ -322,7 +351,7 @@ export function rlStep<C extends OnlineConfig>(run: Run<C>, algo: Algorithm<C>, 
   const t0 = performance.now();
   const samples = sample(run.policy, run.tok, stepPrompts(run, step), settings(run.cfg), stepSeed(run.cfg.seed, step));
   const t1 = performance.now();
-  const r = scoreRollout(samples, run.policy, run.reference, run.critic, run.reward);
+  const r = scoreRollout(samples, run.policy, run.reference, run.critic, run.reward, { oldFromUpdate: oldFromUpdate(run.cfg, algo as Algorithm<OnlineConfig>, samples.promptIds.length) });
   try {
     const tb = performance.now();
     const baseline = algo.baseline?.(run, r, step);
@@ -333,11 +362,11 @@ export function rlStep<C extends OnlineConfig>(run: Run<C>, algo: Algorithm<C>, 
       const a = algo.advantages(r, shaped, klCoef, run.cfg, baseline);
       return { advantages: keep(a.advantages), returns: a.returns ? keep(a.returns) : null };
     });
-    const kls = sequenceKl(r.oldLogProbs, r.refLogProbs, r.batch.actionMask);
     const ev = returns && r.oldValues ? explainedVariance(r.oldValues, returns, r.batch.actionMask) : null;
     const t2 = performance.now();
     const u = update(run, algo, r, advantages, returns, step, klCoef);
     const t3 = performance.now();
+    const kls = sequenceKl(r.oldLogProbs, r.refLogProbs, r.batch.actionMask); // after the update: it may fill oldLogProbs
     advantages.dispose();
     returns?.dispose();
     run.kl.update(mean(kls), kls.length);
