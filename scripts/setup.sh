@@ -9,8 +9,8 @@
 #   2. the default libtorch: PyTorch's CPU wheel (pinned below) in a project-local virtual environment,
 #      .venv/ in the package root (node_modules/rlhf-ts/.venv/ when rlhf-ts is a dependency of another
 #      project), made with the first `python3` on PATH (RLHF_PYTHON=/path picks another) and pip as the
-#      user configured it; the wheel comes from PyTorch's CPU index (RLHF_TORCH_INDEX; empty: pip's own
-#      configuration only). Never the system Python. Skipped with RLHF_LIBTORCH=debian or LIBTORCH=/path
+#      user configured it; where that does not serve the wheel, from PyTorch's CPU index (RLHF_TORCH_INDEX;
+#      empty: pip's own configuration only). Never the system Python. Skipped with RLHF_LIBTORCH=debian or LIBTORCH=/path
 #      (the addon then builds against that libtorch).
 #   3. npm ci, when package-lock.json changed since the last install;
 #   4. the native addon, rebuilt only when its sources or the libtorch found changed;
@@ -57,11 +57,15 @@ if [ "$choice" = venv ]; then
   if [ "$have" != "$TORCH_VERSION" ]; then
     echo "[setup] $TORCH_PIN into $(pwd)/.venv (about 900 MB)"
     [ -x .venv/bin/python ] || "$python" -m venv .venv
-    index=()
+    pip=(.venv/bin/pip install -q --disable-pip-version-check --retries "${PIP_RETRIES:-2}")
     torch_index=${RLHF_TORCH_INDEX-https://download.pytorch.org/whl/cpu}
-    [ -n "$torch_index" ] && index=(--extra-index-url "$torch_index")
-    # numpy only quiets torch's import-time warning; the baselines do not use it.
-    .venv/bin/pip install -q --disable-pip-version-check --retries "${PIP_RETRIES:-2}" "${index[@]}" "$TORCH_PIN" numpy
+    # numpy only quiets torch's import-time warning; the baselines do not use it. pip's own configuration
+    # first (a mirror that serves the CPU wheel answers at once); PyTorch's CPU index only when it has not
+    # (PyPI has no +cpu wheels), so a machine that cannot reach that index does not wait on its retries.
+    if ! "${pip[@]}" "$TORCH_PIN" numpy 2>/dev/null; then
+      [ -n "$torch_index" ] || { echo "[setup] pip could not install $TORCH_PIN"; exit 1; }
+      "${pip[@]}" --extra-index-url "$torch_index" "$TORCH_PIN" numpy
+    fi
   fi
 fi
 
