@@ -209,6 +209,7 @@ export type BlasInfo = ReturnType<typeof native.blasInfo>;
 export function blasInfo(): BlasInfo {
   return native.blasInfo();
 }
+/** How the addon was built (buildInfo()): libtorch version, CPU capability, MKL / oneDNN, CUDA. */
 export type BuildInfo = ReturnType<typeof native.buildInfo>;
 /** How the addon was built: libtorch version, compiler, ABI, CUDA. */
 export function buildInfo(): BuildInfo {

@@ -184,6 +184,7 @@ export interface AddonRecord {
   python: string | null;
 }
 
+/** The record of the addon this process loaded (rlhf_native.json beside it); empty fields where it has none. */
 export function addonRecord(): AddonRecord {
   const file = join(dirname(addonPath), 'rlhf_native.json');
   let rec: Partial<AddonRecord> = {};
