@@ -44,21 +44,23 @@ export interface Margin {
   bar: number;
 }
 
-/** Appends `m` (with the seed, thread count and kernel path) to RLHF_TEST_REPORT, when it is set. */
-export function reportMargin(m: Margin): void {
+/** Appends one row, with the run's seed, thread count and kernel path, to RLHF_TEST_REPORT when it is set. */
+function appendReport(row: Record<string, unknown>): void {
   const file = process.env.RLHF_TEST_REPORT;
   if (!file) return;
   const kernels = process.env.RLHF_SCALAR_KERNELS ? 'scalar' : 'default';
-  appendFileSync(file, JSON.stringify({ ...m, seed: TEST_SEED, threads: TEST_THREADS, kernels }) + '\n');
+  appendFileSync(file, JSON.stringify({ ...row, seed: TEST_SEED, threads: TEST_THREADS, kernels }) + '\n');
+}
+
+/** Reports a "learning works" test's margin, for the matrix's table. */
+export function reportMargin(m: Margin): void {
+  appendReport({ ...m });
 }
 
 /**
- * Appends a float comparison's worst difference and its bound (with the tuned bound it replaced) to
- * RLHF_TEST_REPORT, when it is set: the table of tolerances across kernel paths and thread counts.
+ * Reports a float comparison's worst difference and its bound (with the tuned bound it replaced): the table
+ * of tolerances across kernel paths and thread counts.
  */
 export function reportBound(test: string, worst: number, bound: number, old: number): void {
-  const file = process.env.RLHF_TEST_REPORT;
-  if (!file) return;
-  const kernels = process.env.RLHF_SCALAR_KERNELS ? 'scalar' : 'default';
-  appendFileSync(file, JSON.stringify({ kind: 'bound', test, worst, bound, old, threads: TEST_THREADS, kernels }) + '\n');
+  appendReport({ kind: 'bound', test, worst, bound, old });
 }
