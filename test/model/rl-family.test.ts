@@ -144,7 +144,10 @@ describe('REINFORCE++', () => {
 });
 
 describe('small runs: AFINN sentiment up by ≥ 3 s.e. at KL ≤ 20 without collapse', () => {
-  const common = { seed: TEST_SEED, reward: { sources: ['function:afinn_comparative'] }, rollout: { maxNewTokens: 32 }, train: { steps: 8, lr: 3e-4, evalSamples: 128, checkpointEvery: 0, threads: TEST_THREADS } };
+  // 256 evaluation samples: at 128, distinct-2's ratio moves by ±0.1 between seeds with the same policy update
+  // (REINFORCE fell to 0.79× at one seed and rose to 1.02× at another), too close to the 0.8× bar to tell collapse
+  // from noise.
+  const common = { seed: TEST_SEED, reward: { sources: ['function:afinn_comparative'] }, rollout: { maxNewTokens: 32 }, train: { steps: 8, lr: 3e-4, evalSamples: 256, checkpointEvery: 0, threads: TEST_THREADS } };
 
   test('ReMax', async () => {
     const cfg = validateConfig({ ...common, out: join(TMP, 'remax'), rollout: { ...common.rollout, prompts: 64, samplesPerPrompt: 1 } }, REMAX_DEFAULTS, REMAX_SCHEMA, 'test');
@@ -152,7 +155,10 @@ describe('small runs: AFINN sentiment up by ≥ 3 s.e. at KL ≤ 20 without coll
   });
 
   test('REINFORCE with a moving baseline', async () => {
-    const cfg = validateConfig({ ...common, out: join(TMP, 'reinforce') }, REINFORCE_DEFAULTS, REINFORCE_SCHEMA, 'test');
+    // REINFORCE has no clipping and one advantage per sequence: at lr 3e-4 its distinct-2 fell to 0.79× (seed 0,
+    // scalar kernels, 2 threads), and at 2e-4 to 0.79× at seed 4; at 1e-4 over 12 steps it gains 5.8–7.9 s.e. with
+    // distinct-2 ≥ 0.89× over seeds 0–4 (libtorch 2.x, AMD EPYC).
+    const cfg = validateConfig({ ...common, out: join(TMP, 'reinforce'), train: { ...common.train, steps: 12, lr: 1e-4 } }, REINFORCE_DEFAULTS, REINFORCE_SCHEMA, 'test');
     assertImproved(await trainReinforce(cfg, { progress: quiet }));
   });
 
