@@ -14,7 +14,10 @@
  *   tokenizer.bin (checked here to give our ids; `checks.tokenizer`), and appends EOS to each completion.
  *   Quality: held-out implicit-reward accuracy and margin, the last steps' training loss.
  *
- * Not yet: GRPO (TRL's GRPOTrainer) — see the README's status.
+ * - grpo: GRPO on stories260K from BOS with the AFINN comparative reward, no vLLM; TRL's GRPOTrainer with its
+ *   reward function in Python over npm sentiment's own lexicon (checked against ours here). Both sides also time
+ *   generation, scoring (rewards, reference log-probs) and the update; TRL's by wrapping `_generate` and
+ *   `_generate_and_score_completions`. Quality: the mean training reward of the last 5 steps.
  * TRL is not a requirement of the suite: scripts/setup-peers.sh installs it into .venv-peers/ (over .venv/'s
  * torch, so the same libtorch), and this bench says so when it is missing.
  */
@@ -27,6 +30,9 @@ import { REWARD_DEFAULTS, REWARD_SCHEMA, type RewardTrainConfig } from '../src/r
 import { trainRewardModel } from '../src/reward/train.js';
 import { DPO_DEFAULTS, DPO_SCHEMA, type DpoConfig } from '../src/rlhf/dpo/config.js';
 import { trainDpo } from '../src/rlhf/dpo/trainer.js';
+import { GRPO_DEFAULTS, GRPO_SCHEMA, type GrpoConfig } from '../src/rlhf/grpo/config.js';
+import { trainGrpo } from '../src/rlhf/grpo/trainer.js';
+import { REWARD_FUNCTIONS } from '../src/reward/functions.js';
 import { sentimentPairs, writePairs } from '../src/rlhf/dpo/synthetic-pairs.js';
 import { tokenPairs } from '../src/rlhf/reference.js';
 import { LlamaForCausalLM } from '../src/models/llama.js';
@@ -74,6 +80,8 @@ interface Workload {
   theirs(): Promise<Record<string, number>>;
   /** The quality figures both sides report, compared in `quality`. */
   quality: string[];
+  /** Phases of a step both sides time (each gets its own ratio, `<name>.<phase>`). */
+  split?: string[];
 }
 
 /** The settings both sides share for a workload: sent to peers.py, mirrored in our config. */
@@ -178,6 +186,47 @@ async function dpoWorkload(work: string, s: Shared & { beta: number; pairs: numb
   };
 }
 
+// ---- GRPO on stories260K ------------------------------------------------------------------------------
+
+async function grpoWorkload(work: string, s: { steps: number; warm: number; seed: number; weightDecay: number; prompts: number; samplesPerPrompt: number; maxNewTokens: number; lr: number; klCoef: number; clipGradNorm: number }, baseline: PythonBaseline, threads: number): Promise<Workload> {
+  // TRL's reward function is Python: npm sentiment's AFINN-165 comparative score re-implemented over the
+  // package's own lexicon (peers.py), checked here against ours on samples of the model.
+  const lexicon = join(ROOT, 'node_modules', 'sentiment', 'languages', 'en');
+  const dir = resolveModelDir('stories260k');
+  const sampler = loadModel(dir);
+  const texts = sentimentPairs(sampler, loadTokenizer(dir), { n: 32, seed: 3, maxNewTokens: 48 }).flatMap((p) => [p.chosen, p.rejected]);
+  sampler.dispose();
+  texts.push('', 'not good. Not bad!', 'I don\'t like it\n\nat all');
+  const check = await baseline.request({ case: 'reward', lexicon, texts, rewards: texts.map((t) => REWARD_FUNCTIONS.afinn_comparative!(t)) });
+  if ((check.mismatchCount as number) > 0) throw new Error(`peers grpo: the Python AFINN score differs from ours on ${check.mismatchCount} texts, e.g. ${JSON.stringify(check.mismatches)}`);
+  const cfg = (out: string): GrpoConfig => makeConfig(GRPO_DEFAULTS, GRPO_SCHEMA, {
+    seed: s.seed, out,
+    rollout: { prompts: s.prompts, samplesPerPrompt: s.samplesPerPrompt, maxNewTokens: s.maxNewTokens },
+    kl: { coef: s.klCoef, estimator: 'k3' },
+    train: { steps: s.steps, lr: s.lr, clipGradNorm: s.clipGradNorm, evalEvery: 0, evalSamples: 0, checkpointEvery: 0, threads },
+  });
+  let run = 0;
+  return {
+    name: 'grpo', quality: ['reward'], split: ['generation', 'scoring', 'update'],
+    async ours() {
+      const out = join(work, `grpo-ours-${run++}`);
+      await trainGrpo(cfg(out), { progress: () => {}, fresh: true });
+      const rows = readFileSync(join(out, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((r) => typeof r.reward === 'number' && r.seconds !== undefined);
+      rmSync(out, { recursive: true, force: true });
+      const timed = rows.slice(s.warm);
+      const mean = (f: (r: Record<string, unknown>) => number, xs = timed) => xs.reduce((a, r) => a + f(r), 0) / xs.length;
+      const sec = (k: string) => (r: Record<string, unknown>) => (r.seconds as Record<string, number>)[k] ?? 0;
+      const [generation, scoring, update] = [mean(sec('generation')), mean(sec('scoring')), mean(sec('update'))];
+      // Our step's phases cover it all but the row's bookkeeping (metrics, log line): the step is their sum.
+      return { stepSeconds: generation + scoring + update, steps: rows.length, generation, scoring, update, reward: mean((r) => r.reward as number, rows.slice(-5)) };
+    },
+    async theirs() {
+      return (await baseline.request({ case: 'grpo', lexicon, ...s })) as Record<string, number>;
+    },
+  };
+}
+
 // ---- the bench ----------------------------------------------------------------------------------------
 
 export async function runPeersBench(opts: PeersBenchOptions = {}): Promise<BenchResult> {
@@ -202,6 +251,9 @@ export async function runPeersBench(opts: PeersBenchOptions = {}): Promise<Bench
         steps: quick ? 6 : 40, warm, batchSize: 16, lr: 3e-4, warmupSteps: quick ? 2 : 10, weightDecay: 0, clipGradNorm: 1, maxTokens: 128, seed: 0,
         beta: 0.1, pairs: quick ? 96 : 640, heldOut: quick ? 32 : 200,
       }, baseline, threads),
+      await grpoWorkload(work, {
+        steps: quick ? 5 : 30, warm: quick ? 2 : 5, seed: 0, weightDecay: 0, prompts: 8, samplesPerPrompt: 8, maxNewTokens: quick ? 16 : 48, lr: 1e-4, klCoef: 0.04, clipGradNorm: 1,
+      }, baseline, threads),
     ];
     const results: BenchResult['results'] = {};
     const ratios: Record<string, number> = {};
@@ -220,6 +272,11 @@ export async function runPeersBench(opts: PeersBenchOptions = {}): Promise<Bench
       const t = stats(theirs.map((x) => x.stepSeconds!));
       results[w.name] = { ours: o, theirs: t, unit: 's/step' };
       ratios[w.name] = t.median / o.median;
+      for (const k of w.split ?? []) {
+        const [po, pt] = [stats(ours.map((x) => x[k]!)), stats(theirs.map((x) => x[k]!))];
+        results[`${w.name}.${k}`] = { ours: po, theirs: pt, unit: 's/step' };
+        ratios[`${w.name}.${k}`] = pt.median / po.median;
+      }
       quality[w.name] = Object.fromEntries(w.quality.map((k) => [k, { ours: stats(ours.map((x) => x[k]!)), theirs: stats(theirs.map((x) => x[k]!)) }]));
       log(`${w.name}: ours ${o.median.toFixed(4)} s/step, TRL ${t.median.toFixed(4)}; ratio ${ratios[w.name]!.toFixed(3)}`);
     }
@@ -230,6 +287,7 @@ export async function runPeersBench(opts: PeersBenchOptions = {}): Promise<Bench
         threads, steps, warm, optimizer: 'AdamW, fused where libtorch has it on both sides (TRL: adamw_torch_fused)',
         rm: 'SST-2 pairs, batch 32 pairs, lr 3e-3 cosine, warm-up 20, wd 0.01 (not on 1-D), clip 1, ≤ 128 tokens',
         dpo: 'stories260K, sentiment pairs (48 new tokens), batch 16 pairs, lr 3e-4 cosine, warm-up 10, β 0.1, clip 1, reference precomputed',
+        grpo: `stories260K from BOS, 8 prompts × 8 samples × ${quick ? 16 : 48} new tokens (temperature 1), AFINN comparative reward, k3 KL β 0.04 in the loss, token-mean loss (TRL bnpo), group std scaling, lr 1e-4 constant, one update per rollout, no vLLM`,
       },
     };
     return { bench: 'peers', env, results, ratios, quality };

@@ -184,6 +184,84 @@ def dpo(cmd):
             "trainLoss": losses(trainer, 5), "optim": args.optim}
 
 
+# ---- GRPO ------------------------------------------------------------------------------------------------
+class Afinn:
+    """npm `sentiment`'s AFINN-165 analysis (rlhf-ts's afinn_comparative), from the package's own lexicon:
+    lower-case, punctuation to spaces, split on single spaces; a word's valence flips after a negator; the
+    comparative score is the sum over the number of tokens."""
+
+    def __init__(self, lang_dir):
+        import json
+        import re
+
+        self.labels = json.load(open(os.path.join(lang_dir, "labels.json")))
+        self.negators = json.load(open(os.path.join(lang_dir, "negators.json")))
+        self.punct = re.compile(r"[.,/#!?$%^&*;:{}=_`\"~()]")
+        self.spaces = re.compile(r"\s\s+")
+
+    def comparative(self, text):
+        t = self.spaces.sub(" ", self.punct.sub(" ", text.lower().replace("\n", " "))).strip().split(" ")
+        score = 0
+        for i, w in enumerate(t):
+            if w in self.labels:
+                v = self.labels[w]
+                score += -v if i > 0 and self.negators.get(t[i - 1]) else v
+        return score / len(t) if t else 0.0
+
+
+def reward_check(cmd):
+    a = Afinn(cmd["lexicon"])
+    bad = [(t, r, a.comparative(t)) for t, r in zip(cmd["texts"], cmd["rewards"]) if abs(a.comparative(t) - r) > 1e-9]
+    return {"checked": len(cmd["texts"]), "mismatchCount": len(bad), "mismatches": bad[:3]}
+
+
+def timed(obj, name, into):
+    """Wraps obj.name so that each call's seconds are appended to `into`."""
+    fn = getattr(obj, name)
+
+    def wrapper(*a, **kw):
+        t0 = time.perf_counter()
+        try:
+            return fn(*a, **kw)
+        finally:
+            into.append(time.perf_counter() - t0)
+
+    setattr(obj, name, wrapper)
+
+
+def grpo(cmd):
+    from transformers import AutoModelForCausalLM
+
+    afinn = Afinn(cmd["lexicon"])
+
+    def afinn_comparative(completions, **kw):
+        return [afinn.comparative(c) for c in completions]
+
+    tok = stories_tokenizer()
+    model = AutoModelForCausalLM.from_pretrained(STORIES, dtype=torch.float32)
+    n = cmd["prompts"] * cmd["samplesPerPrompt"]
+    train = datasets.Dataset.from_dict({"prompt": [""] * (cmd["prompts"] * (cmd["steps"] + 1))})  # "" = BOS only, as ours
+    with tempfile.TemporaryDirectory() as out:
+        base = common_args({**cmd, "batchSize": n, "warmupSteps": 0}, out)
+        base["lr_scheduler_type"] = "constant"
+        args = trl.GRPOConfig(**base, num_generations=cmd["samplesPerPrompt"], max_completion_length=cmd["maxNewTokens"], temperature=1.0,
+                              top_p=1.0, top_k=0, beta=cmd["klCoef"], loss_type="bnpo", scale_rewards="group", num_iterations=1,
+                              steps_per_generation=1, use_vllm=False, epsilon=0.2)
+        clock = StepClock()
+        trainer = trl.GRPOTrainer(model=model, reward_funcs=afinn_comparative, args=args, train_dataset=train, processing_class=tok, callbacks=[clock])
+        gen, gen_and_score = [], []
+        timed(trainer, "_generate", gen)
+        timed(trainer, "_generate_and_score_completions", gen_and_score)
+        trainer.train()
+    w = cmd["warm"]
+    rewards = [r["reward"] for r in trainer.state.log_history if "reward" in r]
+    step = step_seconds(clock.ends, w)
+    g = sum(gen[w:]) / len(gen[w:])
+    sc = sum(gen_and_score[w:]) / len(gen_and_score[w:]) - g
+    return {"stepSeconds": step, "steps": len(clock.ends), "generation": g, "scoring": sc, "update": step - g - sc,
+            "reward": sum(rewards[-5:]) / len(rewards[-5:]), "optim": args.optim}
+
+
 def versions(_cmd):
     import accelerate
 
@@ -213,4 +291,4 @@ def serve(cases):
 
 
 hello(torch)
-serve({"rm": rm, "dpo": dpo, "tokenizer": tokenizer_check, "versions": versions})
+serve({"rm": rm, "dpo": dpo, "grpo": grpo, "tokenizer": tokenizer_check, "reward": reward_check, "versions": versions})

@@ -43,7 +43,7 @@ export const benchCommands: Record<string, Command> = {
     },
   },
   'bench peers': {
-    summary: 'rlhf-ts against TRL 1.13 itself (reward model on SST-2, DPO on stories260K): s/step and quality; needs scripts/setup-peers.sh',
+    summary: 'rlhf-ts against TRL 1.13 itself (reward model on SST-2, DPO and GRPO on stories260K): s/step, phases and quality; needs scripts/setup-peers.sh',
     options: benchOptions,
     async run(o) {
       const { runPeersBench } = await import('../../bench/peers.js');

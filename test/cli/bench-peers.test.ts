@@ -1,6 +1,6 @@
 /**
  * `rlhf bench peers --quick --json` (bench/peers.ts against TRL, bench/baseline/peers.py): one JSON line with a
- * ratio per workload, both sides' quality figures and the TRL versions; without TRL, a one-line reason that
+ * ratio per workload (rm, dpo, grpo and GRPO's phases), both sides' quality figures and the TRL versions; without TRL, a one-line reason that
  * names the install script. The quick run checks the machinery only: its timings mean nothing.
  */
 import assert from 'node:assert/strict';
@@ -28,11 +28,15 @@ test('rlhf bench peers --quick --json: ratios, quality and versions per workload
     env: { peers: { trl: string; torch: string }; torch: { ours: string; theirs: string }; threads: { ours: { torch: number }; theirs: { torch: number } } };
   };
   assert.equal(b.bench, 'peers');
-  for (const w of ['rm', 'dpo']) {
+  for (const w of ['rm', 'dpo', 'grpo', 'grpo.generation', 'grpo.scoring', 'grpo.update']) {
     assert.ok(Number.isFinite(b.ratios[w]) && b.ratios[w]! > 0, `ratio ${w}: ${b.ratios[w]}`);
+  }
+  for (const w of ['rm', 'dpo']) {
     const acc = b.quality[w]!.accuracy!;
     for (const side of [acc.ours, acc.theirs]) assert.ok(side.median >= 0 && side.median <= 1, `${w} accuracy ${side.median}`);
   }
+  const reward = b.quality.grpo!.reward!;
+  for (const side of [reward.ours, reward.theirs]) assert.ok(Number.isFinite(side.median), `grpo reward ${side.median}`);
   assert.match(b.env.peers.trl, /^\d+\.\d+/);
   assert.equal(b.env.peers.torch, b.env.torch.theirs, 'TRL runs on the torch the baseline reports');
   assert.equal(b.env.threads.ours.torch, b.env.threads.theirs.torch);
