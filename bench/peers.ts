@@ -201,13 +201,15 @@ async function grpoWorkload(work: string, s: { steps: number; warm: number; seed
   if ((check.mismatchCount as number) > 0) throw new Error(`peers grpo: the Python AFINN score differs from ours on ${check.mismatchCount} texts, e.g. ${JSON.stringify(check.mismatches)}`);
   const cfg = (out: string): GrpoConfig => makeConfig(GRPO_DEFAULTS, GRPO_SCHEMA, {
     seed: s.seed, out,
-    rollout: { prompts: s.prompts, samplesPerPrompt: s.samplesPerPrompt, maxNewTokens: s.maxNewTokens },
+    // TRL stops only at the tokenizer's EOS (</s>), which stories260K almost never samples within 48 tokens
+    // (its stories end with BOS, where ours stops): every TRL completion runs the full length, so ours does too.
+    rollout: { prompts: s.prompts, samplesPerPrompt: s.samplesPerPrompt, maxNewTokens: s.maxNewTokens, ignoreEos: true },
     kl: { coef: s.klCoef, estimator: 'k3' },
     train: { steps: s.steps, lr: s.lr, clipGradNorm: s.clipGradNorm, evalEvery: 0, evalSamples: 0, checkpointEvery: 0, threads },
   });
   let run = 0;
   return {
-    name: 'grpo', quality: ['reward'], split: ['generation', 'scoring', 'update'],
+    name: 'grpo', quality: ['reward', 'length'], split: ['generation', 'scoring', 'update'],
     async ours() {
       const out = join(work, `grpo-ours-${run++}`);
       await trainGrpo(cfg(out), { progress: () => {}, fresh: true });
@@ -219,7 +221,10 @@ async function grpoWorkload(work: string, s: { steps: number; warm: number; seed
       const sec = (k: string) => (r: Record<string, unknown>) => (r.seconds as Record<string, number>)[k] ?? 0;
       const [generation, scoring, update] = [mean(sec('generation')), mean(sec('scoring')), mean(sec('update'))];
       // Our step's phases cover it all but the row's bookkeeping (metrics, log line): the step is their sum.
-      return { stepSeconds: generation + scoring + update, steps: rows.length, generation, scoring, update, reward: mean((r) => r.reward as number, rows.slice(-5)) };
+      return {
+        stepSeconds: generation + scoring + update, steps: rows.length, generation, scoring, update,
+        reward: mean((r) => r.reward as number, rows.slice(-5)), length: mean((r) => r.length as number, rows),
+      };
     },
     async theirs() {
       return (await baseline.request({ case: 'grpo', lexicon, ...s })) as Record<string, number>;
@@ -268,6 +273,8 @@ export async function runPeersBench(opts: PeersBenchOptions = {}): Promise<Bench
         if (r % 2 === 1) ours.push(await w.ours());
         log(`${w.name} rep ${r + 1}: ours ${ours.at(-1)!.stepSeconds!.toFixed(4)} s/step, TRL ${theirs.at(-1)!.stepSeconds!.toFixed(4)} s/step`);
       }
+      const drifted = theirs.find((x) => x.threadsAfter !== threads);
+      if (drifted) throw new Error(`peers ${w.name}: TRL's run left torch at ${drifted.threadsAfter} threads, not ${threads}: the comparison would not be same-threads`);
       const o = stats(ours.map((x) => x.stepSeconds!));
       const t = stats(theirs.map((x) => x.stepSeconds!));
       results[w.name] = { ours: o, theirs: t, unit: 's/step' };

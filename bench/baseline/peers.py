@@ -255,11 +255,12 @@ def grpo(cmd):
         trainer.train()
     w = cmd["warm"]
     rewards = [r["reward"] for r in trainer.state.log_history if "reward" in r]
+    lengths = [r["completions/mean_length"] for r in trainer.state.log_history if "completions/mean_length" in r]
     step = step_seconds(clock.ends, w)
     g = sum(gen[w:]) / len(gen[w:])
     sc = sum(gen_and_score[w:]) / len(gen_and_score[w:]) - g
     return {"stepSeconds": step, "steps": len(clock.ends), "generation": g, "scoring": sc, "update": step - g - sc,
-            "reward": sum(rewards[-5:]) / len(rewards[-5:]), "optim": args.optim}
+            "reward": sum(rewards[-5:]) / len(rewards[-5:]), "length": sum(lengths) / len(lengths), "optim": args.optim}
 
 
 def versions(_cmd):
@@ -285,7 +286,8 @@ def serve(cases):
                 continue
             with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its logs: stdout carries answers only
                 out = fn(cmd)
-            reply(out)
+            # What the run left libtorch's pool at (accelerate or the Trainer must not have changed it).
+            reply({**out, "threadsAfter": torch.get_num_threads()} if "stepSeconds" in out else out)
         except Exception as e:  # one failed run must not lose the process: report it and go on
             reply({"error": f"{type(e).__name__}: {e}"})
 
