@@ -263,6 +263,7 @@ export async function runPeersBench(opts: PeersBenchOptions = {}): Promise<Bench
     const results: BenchResult['results'] = {};
     const ratios: Record<string, number> = {};
     const quality: Record<string, Record<string, { ours: Stats; theirs: Stats }>> = {};
+    const trlOptim: Record<string, unknown> = {};
     for (const w of workloads) {
       const ours: Record<string, number>[] = [];
       const theirs: Record<string, number>[] = [];
@@ -273,6 +274,7 @@ export async function runPeersBench(opts: PeersBenchOptions = {}): Promise<Bench
         if (r % 2 === 1) ours.push(await w.ours());
         log(`${w.name} rep ${r + 1}: ours ${ours.at(-1)!.stepSeconds!.toFixed(4)} s/step, TRL ${theirs.at(-1)!.stepSeconds!.toFixed(4)} s/step`);
       }
+      trlOptim[w.name] = (theirs[0] as Record<string, unknown>).optim; // a name, among the numbers
       const drifted = theirs.find((x) => x.threadsAfter !== threads);
       if (drifted) throw new Error(`peers ${w.name}: TRL's run left torch at ${drifted.threadsAfter} threads, not ${threads}: the comparison would not be same-threads`);
       const o = stats(ours.map((x) => x.stepSeconds!));
@@ -291,7 +293,7 @@ export async function runPeersBench(opts: PeersBenchOptions = {}): Promise<Bench
       ...captureEnv(baseline.info, { reps, quick }),
       peers: versions,
       settings: {
-        threads, steps, warm, optimizer: 'AdamW, fused where libtorch has it on both sides (TRL: adamw_torch_fused)',
+        threads, steps, warm, optimizer: 'AdamW, fused where libtorch has it on both sides', trlOptim,
         rm: 'SST-2 pairs, batch 32 pairs, lr 3e-3 cosine, warm-up 20, wd 0.01 (not on 1-D), clip 1, ≤ 128 tokens',
         dpo: 'stories260K, sentiment pairs (48 new tokens), batch 16 pairs, lr 3e-4 cosine, warm-up 10, β 0.1, clip 1, reference precomputed',
         grpo: `stories260K from BOS, 8 prompts × 8 samples × ${quick ? 16 : 48} new tokens (temperature 1), AFINN comparative reward, k3 KL β 0.04 in the loss, token-mean loss (TRL bnpo), group std scaling, lr 1e-4 constant, one update per rollout, no vLLM`,
