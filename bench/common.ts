@@ -83,6 +83,8 @@ export interface BenchResult {
   ratios: Record<string, number>;
   /** Sanity checks that both sides did the same work (e.g. the same first loss), where a bench has them. */
   checks?: Record<string, { ours: number; theirs: number }>;
+  /** What each side's training reached after the same steps (bench peers), per workload and figure. */
+  quality?: Record<string, Record<string, { ours: Stats; theirs: Stats }>>;
 }
 
 export function median(xs: readonly number[]): number {

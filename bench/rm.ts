@@ -5,14 +5,18 @@
  * left-padded batch of 32 rows, 32–64 tokens), with the score head set to the same fixed pattern.
  *
  * - train: pairs/s of training steps — forward → Bradley–Terry loss → backward → clip grad norm 1.0 →
- *   AdamW (lr 1e-4, wd 0.01) → zero grad, as src/reward/train.ts does one. Ratio ours / Python.
+ *   AdamW (lr 1e-4, wd 0.01) → zero grad, as src/reward/train.ts does one. Ratio ours / Python. AdamW is
+ *   each side's fused kernel where libtorch has it (ours by default, Python's `fused=True`), else both unfused.
+ * - train-unfused (only where the fused kernel exists): the same with both sides' per-parameter AdamW.
  * - eval: pairs/s of reward evaluation without gradients (evaluate.ts's scoreSequences loop). Ratio ours / Python.
  *
  * `checks` shows both sides trained the same model: a fresh model's first loss, its gradient norm before
  * clipping (the backward), and the loss after one optimiser step (clipping and AdamW). The bench stops
  * if they disagree, since the ratios would then compare different work.
  */
-import { AdamW, clipGradNorm, Generator, getNumThreads, noGrad, scope, setNumThreads, tensor, type Tensor } from '../src/tensor/index.js';
+import {
+  AdamW, clipGradNorm, fusedAdamWAvailable, Generator, getNumThreads, noGrad, scope, setNumThreads, tensor, type Tensor,
+} from '../src/tensor/index.js';
 import { leftPad } from '../src/generate/generate.js';
 import { loadModel } from '../src/models/hub.js';
 import { bradleyTerryLoss } from '../src/reward/losses.js';
@@ -80,10 +84,10 @@ interface Trainer {
   opt: AdamW;
 }
 
-function newTrainer(): Trainer {
+function newTrainer(fused: boolean): Trainer {
   const rm = newRewardModel();
   const params = rm.trainableParameters();
-  return { rm, params, opt: new AdamW(params, { lr: 1e-4, weightDecay: 0.01 }) };
+  return { rm, params, opt: new AdamW(params, { lr: 1e-4, weightDecay: 0.01, fused }) };
 }
 
 /** Bradley–Terry loss of the batch: chosen rows first, then rejected (train.ts's pairRewards). */
@@ -123,12 +127,13 @@ export async function runRmBench(opts: RmBenchOptions = {}): Promise<BenchResult
   const python = defaultPython(opts.python);
 
   log(`rm: starting the Python baseline (${python}), ${threads} thread(s) each side, ${reps} reps${quick ? ', quick' : ''}`);
-  const baseline = await PythonBaseline.start('rm.py', { python, threads });
+  const fused = fusedAdamWAvailable();
+  const baseline = await PythonBaseline.start('rm.py', { python, threads, args: ['--fused', fused ? '1' : '0'] });
   setNumThreads(threads); // libtorch's intra-op pool and OpenBLAS's, as the baseline has
   const owned: { dispose(): void }[] = [];
   try {
     // ---- same work on both sides: a fresh model's first step and the loss after it
-    const fresh = newTrainer();
+    const fresh = newTrainer(fused);
     const pairs = syntheticPairs(fresh.rm.config.vocabSize);
     const { ids, mask } = leftPad([...pairs.chosen, ...pairs.rejected]); // (2B, T)
     owned.push(ids, mask);
@@ -147,22 +152,27 @@ export async function runRmBench(opts: RmBenchOptions = {}): Promise<BenchResult
       }
     }
 
-    let trainer: Trainer | null = null;
     let evalModel: RewardModel | null = null;
     const pairsPerSecond = (s: number, it: number) => (PAIRS * it) / s;
-    const cases: Case[] = [
-      {
-        name: 'train', unit: 'pairs/s', kind: 'rate', iters: quick ? 2 : 5, toUnit: pairsPerSecond,
+    const trainCase = (name: string, fusedStep: boolean): Case => {
+      let trainer: Trainer | null = null;
+      return {
+        name, unit: 'pairs/s', kind: 'rate', iters: quick ? 2 : 5, toUnit: pairsPerSecond,
         ours: (it) => {
           if (!trainer) {
-            trainer = newTrainer();
-            owned.push({ dispose: () => disposeTrainer(trainer!) });
+            const t = newTrainer(fusedStep);
+            trainer = t;
+            owned.push({ dispose: () => disposeTrainer(t) });
           }
           const t0 = now();
           for (let i = 0; i < it; i++) trainStep(trainer, ids, mask);
           return since(t0);
         },
-      },
+      };
+    };
+    const cases: Case[] = [
+      trainCase('train', fused),
+      ...(fused ? [trainCase('train-unfused', false)] : []),
       {
         name: 'eval', unit: 'pairs/s', kind: 'rate', iters: quick ? 2 : 15, toUnit: pairsPerSecond,
         ours: (it) => {
@@ -181,7 +191,7 @@ export async function runRmBench(opts: RmBenchOptions = {}): Promise<BenchResult
       },
     ];
 
-    const env = captureEnv(baseline.info, { reps, quick });
+    const env = { ...captureEnv(baseline.info, { reps, quick }), adamw: fused ? 'fused (both sides)' : 'unfused (both sides)' };
     const { results, ratios } = await runInterleaved(cases, baseline, reps);
     return { bench: 'rm', env, results, ratios, checks };
   } finally {

@@ -10,6 +10,7 @@
 
 #include <cstring>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -32,6 +33,24 @@ inline at::Tensor scaledDotProductAttention(const at::Tensor& q, const at::Tenso
 #endif
 #endif
 }
+
+// AdamW as one fused multi-tensor kernel: `at::_fused_adamw_` has a CPU kernel since libtorch 2.4 (CUDA
+// since 2.0). It reads each step count from a float32 scalar tensor and does not increment it (the caller
+// does, as torch.optim's `_fused_adamw` does); amsgrad off, so max_exp_avg_sqs is empty.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+inline constexpr bool kFusedAdamW = true;
+inline void fusedAdamW(at::TensorList params, at::TensorList grads, at::TensorList expAvgs, at::TensorList expAvgSqs,
+                       at::TensorList steps, double lr, double beta1, double beta2, double weightDecay, double eps) {
+  at::_fused_adamw_(params, grads, expAvgs, expAvgSqs, {}, steps, lr, beta1, beta2, weightDecay, eps,
+                    /*amsgrad=*/false, /*maximize=*/false);
+}
+#else
+inline constexpr bool kFusedAdamW = false;
+inline void fusedAdamW(at::TensorList, at::TensorList, at::TensorList, at::TensorList, at::TensorList, double, double,
+                       double, double, double) {
+  throw std::invalid_argument("fused AdamW needs libtorch >= 2.4 (this is " TORCH_VERSION ")");
+}
+#endif
 
 // A CPU allocator for every version: libtorch 2.3 made Allocator::allocate non-const and added a pure
 // copy_data(); 1.13 has only `allocate(size_t) const`. Both allocate overloads are declared without

@@ -1,5 +1,11 @@
 // Optimisers are libtorch's own (torch::optim::AdamW, SGD); this file creates them from parameter
 // groups, steps them, and moves their state in and out so a checkpoint resumes bit-identically.
+// AdamW can step through libtorch's fused multi-tensor kernel instead (compat::fusedAdamW, libtorch
+// >= 2.4): the same state objects either way, so checkpoints do not depend on the path.
+#include <array>
+#include <map>
+#include <tuple>
+
 #include "common.h"
 #include "compat.h"
 
@@ -7,6 +13,7 @@ namespace rlhf {
 
 static std::vector<std::unique_ptr<torch::optim::Optimizer>> g_optims;
 static std::vector<int32_t> g_kinds;  // 0 = AdamW, 1 = SGD
+static std::vector<bool> g_fused;     // AdamW stepped by the fused kernel
 
 static torch::optim::Optimizer& optimAt(const Napi::CallbackInfo& info, size_t i) {
   int32_t id = argInt(info, i);
@@ -28,7 +35,8 @@ static std::vector<at::Tensor> groupParams(const Napi::Object& g) {
 }
 
 // optimizerNew(kind: 0 AdamW | 1 SGD, groups: [{params: handles, lr, weightDecay, beta1, beta2, eps,
-// momentum, dampening, nesterov}]) -> id. The JS side has already filled every default.
+// momentum, dampening, nesterov}], fused: AdamW through the fused kernel) -> id. The JS side has already
+// filled every default and checked that the fused kernel exists.
 static Napi::Value optimizerNew(const Napi::CallbackInfo& info) {
   return guard(info, "optimizerNew", [&] {
     int32_t kind = argInt(info, 0);
@@ -59,16 +67,66 @@ static Napi::Value optimizerNew(const Napi::CallbackInfo& info) {
       opt = std::make_unique<torch::optim::SGD>(pgs, torch::optim::SGDOptions(1e-2));
     else
       throw std::invalid_argument("unknown optimizer kind " + std::to_string(kind));
+    bool fused = kind == 0 && info.Length() > 2 && info[2].ToBoolean().Value();
+    if (fused && !compat::kFusedAdamW) compat::fusedAdamW({}, {}, {}, {}, {}, 0, 0, 0, 0, 0);  // throws, naming the version
     g_optims.push_back(std::move(opt));
     g_kinds.push_back(kind);
+    g_fused.push_back(fused);
     return Napi::Number::New(info.Env(), static_cast<double>(g_optims.size() - 1));
   });
+}
+
+static compat::OptimStateKey keyOf(const at::Tensor& p) { return compat::optimStateKey(p); }
+
+// The per-parameter state of AdamW, created as torch::optim::AdamW creates it (step 0, zero moments).
+static torch::optim::AdamWParamState& adamState(torch::optim::Optimizer& opt, const at::Tensor& p) {
+  auto& slot = opt.state()[keyOf(p)];
+  if (!slot) {
+    auto st = std::make_unique<torch::optim::AdamWParamState>();
+    st->step(0);
+    st->exp_avg(torch::zeros_like(p, at::MemoryFormat::Contiguous));
+    st->exp_avg_sq(torch::zeros_like(p, at::MemoryFormat::Contiguous));
+    slot = std::move(st);
+  }
+  return static_cast<torch::optim::AdamWParamState&>(*slot);
+}
+
+// One AdamW step of every group through the fused kernel, with each group's lr, betas, eps and weight
+// decay. The kernel walks each tensor as one flat array, so parameters, gradients and moments must be
+// contiguous (a moment loaded from a checkpoint is made so once), and one call takes one device and dtype.
+static void fusedAdamWStep(torch::optim::Optimizer& opt) {
+  using Bucket = std::tuple<int, int, int>;  // device type, device index, dtype
+  for (auto& g : opt.param_groups()) {
+    auto& o = static_cast<torch::optim::AdamWOptions&>(g.options());
+    std::map<Bucket, std::array<std::vector<at::Tensor>, 5>> buckets;  // params, grads, m, v, steps
+    for (auto& p : g.params()) {
+      if (!p.grad().defined()) continue;
+      if (!p.is_contiguous()) throw std::invalid_argument("fused AdamW needs contiguous parameters, got " + describe(p));
+      auto& st = adamState(opt, p);
+      if (!st.exp_avg().is_contiguous()) st.exp_avg(st.exp_avg().contiguous());
+      if (!st.exp_avg_sq().is_contiguous()) st.exp_avg_sq(st.exp_avg_sq().contiguous());
+      st.step(st.step() + 1);
+      auto& b = buckets[{static_cast<int>(p.device().type()), p.device().index(), static_cast<int>(p.scalar_type())}];
+      b[0].push_back(p);
+      b[1].push_back(p.grad().contiguous());
+      b[2].push_back(st.exp_avg());
+      b[3].push_back(st.exp_avg_sq());
+      b[4].push_back(at::full({}, static_cast<double>(st.step()), p.options().dtype(at::kFloat)));
+    }
+    for (auto& [_, b] : buckets)
+      compat::fusedAdamW(b[0], b[1], b[2], b[3], b[4], o.lr(), std::get<0>(o.betas()), std::get<1>(o.betas()),
+                         o.weight_decay(), o.eps());
+  }
 }
 
 static Napi::Value optimizerStep(const Napi::CallbackInfo& info) {
   return guard(info, "optimizer.step", [&] {
     at::NoGradGuard ng;
-    optimAt(info, 0).step();
+    auto& opt = optimAt(info, 0);
+    if (g_fused[argInt(info, 0)])
+      fusedAdamWStep(opt);
+    else
+      opt.step();
     return info.Env().Undefined();
   });
 }
@@ -98,8 +156,6 @@ static Napi::Value optimizerFree(const Napi::CallbackInfo& info) {
     return info.Env().Undefined();
   });
 }
-
-static compat::OptimStateKey keyOf(const at::Tensor& p) { return compat::optimStateKey(p); }
 
 // optimizerGetState(id) -> per parameter, in group order: null (no state yet), AdamW
 // [step, expAvg, expAvgSq] or SGD [momentumBuffer|-1]. Tensors are fresh copies owned by JS.

@@ -169,6 +169,7 @@ static Napi::Value buildInfo(const Napi::CallbackInfo& info) {
   o.Set("parallel", at::get_parallel_info());
   o.Set("libtorch", libtorchPath());
   o.Set("cpuCapability", compat::cpuCapability());
+  o.Set("fusedAdamW", compat::kFusedAdamW);
   o.Set("mkl", at::globalContext().hasMKL() ? Napi::Value(Napi::String::New(env, at::get_mkl_version())) : env.Null());
   o.Set("mkldnn", at::globalContext().hasMKLDNN() ? Napi::Value(Napi::String::New(env, at::get_mkldnn_version())) : env.Null());
   return o;

@@ -26,9 +26,10 @@ export interface MachineInfo {
   blas: BlasInfo;
   /**
    * The libtorch in this process: version, real path, the vector ISA its own kernels dispatch to (DEFAULT,
-   * AVX2, AVX512, …) and the MKL / oneDNN versions it carries (null when built without).
+   * AVX2, AVX512, …), the MKL / oneDNN versions it carries (null when built without) and whether it has
+   * the fused CPU AdamW kernel (AdamW's default path where it does).
    */
-  libtorch: { version: string; path: string; cpuCapability: string; mkl: string | null; mkldnn: string | null };
+  libtorch: { version: string; path: string; cpuCapability: string; mkl: string | null; mkldnn: string | null; fusedAdamW: boolean };
   /** Real paths of the OpenMP runtimes mapped into this process (libgomp, Intel's libiomp5, LLVM's libomp). */
   openmp: string[];
   /** The fused inference loops' path: 'avx2' (AVX2 + FMA, chosen at run time) or 'scalar' (RLHF_SCALAR_KERNELS=1 or no AVX2). */
@@ -68,7 +69,7 @@ export function mappedLibraries(...names: string[]): string[] {
 
 function libtorchInfo(): MachineInfo['libtorch'] {
   const b = buildInfo();
-  return { version: b.torchVersion, path: b.libtorch, cpuCapability: b.cpuCapability, mkl: b.mkl, mkldnn: b.mkldnn };
+  return { version: b.torchVersion, path: b.libtorch, cpuCapability: b.cpuCapability, mkl: b.mkl, mkldnn: b.mkldnn, fusedAdamW: b.fusedAdamW };
 }
 
 /** The machine a run runs on, read from the OS, /proc/cpuinfo and the loaded libraries. */

@@ -10,10 +10,14 @@ the head is the fixed pattern 0.1·sin(i + 1) that bench/rm.ts writes into ours.
 
 Cases (the same names as bench/rm.ts's):
   train  one step = forward chosen and rejected together (2B left-padded rows) → Bradley–Terry loss →
-         backward → clip grad norm 1.0 → AdamW (lr 1e-4, wd 0.01) → zero grad (set to None)
+         backward → clip grad norm 1.0 → AdamW (lr 1e-4, wd 0.01) → zero grad (set to None); AdamW is
+         torch.optim.AdamW(fused=True) when run with --fused 1 (as rlhf-ts's default on libtorch >= 2.4)
+  train-unfused  the same with the per-parameter torch.optim.AdamW (its default foreach=None picks the
+         per-parameter loop on the CPU), against rlhf-ts's unfused path
   eval   rewards of the same 2B rows under torch.inference_mode, read back to Python
   check  a fresh model's first loss, its gradient norm before clipping, and the loss after one step
 """
+import argparse
 import json
 import math
 import os
@@ -25,6 +29,9 @@ from common import hello, load_safetensors, serve, start  # noqa: E402
 
 torch, threads = start()
 F = torch.nn.functional
+_p = argparse.ArgumentParser()
+_p.add_argument("--fused", type=int, default=0)
+FUSED = bool(_p.parse_known_args()[0].fused)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 MODEL_DIR = os.path.join(ROOT, "assets", "stories260k")
@@ -179,9 +186,9 @@ CHOSEN, REJECTED = synthetic_pairs(V)
 IDS, MASK = left_pad(CHOSEN + REJECTED)  # (2B, T): one forward for both
 
 
-def new_trainer():
+def new_trainer(fused):
     model = RewardModel()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, **({"fused": True} if fused else {}))
     return model, opt
 
 
@@ -195,25 +202,27 @@ def train_step(model, opt):
 
 
 def check(_iters):
-    model, opt = new_trainer()
+    model, opt = new_trainer(FUSED)
     loss, norm = train_step(model, opt)
     with torch.no_grad():
         second = bt_loss(model(IDS, MASK), PAIRS).item()
     return {"loss": loss, "gradNorm": norm, "secondLoss": second}
 
 
-TRAINER = None
+TRAINERS = {}
 
 
-def train(iters):
-    global TRAINER
-    if TRAINER is None:
-        TRAINER = new_trainer()
-    model, opt = TRAINER
-    t0 = time.perf_counter()
-    for _ in range(iters):
-        train_step(model, opt)
-    return time.perf_counter() - t0
+def train_with(fused):
+    def run(iters):
+        if fused not in TRAINERS:
+            TRAINERS[fused] = new_trainer(fused)
+        model, opt = TRAINERS[fused]
+        t0 = time.perf_counter()
+        for _ in range(iters):
+            train_step(model, opt)
+        return time.perf_counter() - t0
+
+    return run
 
 
 EVAL_MODEL = None
@@ -231,4 +240,4 @@ def evaluate(iters):
 
 
 hello(torch)
-serve({"train": train, "eval": evaluate, "check": check})
+serve({"train": train_with(FUSED), "train-unfused": train_with(False), "eval": evaluate, "check": check})

@@ -42,6 +42,14 @@ export const benchCommands: Record<string, Command> = {
       return runPpoBench(benchArgs(o));
     },
   },
+  'bench peers': {
+    summary: 'rlhf-ts against TRL 1.13 itself (reward model on SST-2, DPO and GRPO on stories260K): s/step, phases and quality; needs scripts/setup-peers.sh',
+    options: benchOptions,
+    async run(o) {
+      const { runPeersBench } = await import('../../bench/peers.js');
+      return runPeersBench(benchArgs(o));
+    },
+  },
   'bench engine': {
     summary: 'tensor-engine overhead, matmul GFLOP/s and a transformer-block training step vs PyTorch',
     options: benchOptions,

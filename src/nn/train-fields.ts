@@ -14,7 +14,11 @@ import { AdamW, type Optimizer, type ParamGroup, SGD, type Tensor } from '../ten
  * near-zero gradients into full-size steps).
  */
 export const OPTIMIZERS = {
+  /** Fused (one multi-tensor kernel per step) where libtorch has it (≥ 2.4), else per-parameter ops. */
   adamw: (params: Tensor[], t: EpochTrainFields): Optimizer => new AdamW(decayGroups(params, t.weightDecay), { lr: t.lr, weightDecay: t.weightDecay }),
+  /** libtorch's per-parameter torch::optim::AdamW on any libtorch (the same state: a checkpoint resumes under either). */
+  'adamw-unfused': (params: Tensor[], t: EpochTrainFields): Optimizer =>
+    new AdamW(decayGroups(params, t.weightDecay), { lr: t.lr, weightDecay: t.weightDecay, fused: false }),
   sgd: (params: Tensor[], t: EpochTrainFields): Optimizer => new SGD(decayGroups(params, t.weightDecay), { lr: t.lr, weightDecay: t.weightDecay }),
 } as const;
 
@@ -50,7 +54,7 @@ export interface EpochTrainFields {
   batchSize: number;
   /** Micro-batches per optimiser step. */
   gradAccum: number;
-  /** The optimiser (OPTIMIZERS): 'adamw' or 'sgd'. */
+  /** The optimiser (OPTIMIZERS): 'adamw' (fused where libtorch has it), 'adamw-unfused' or 'sgd'. */
   optimizer: OptimizerName;
   /** Peak learning rate. */
   lr: number;
@@ -79,7 +83,10 @@ export function epochTrainSchema(docs: { epochs: string; batchSize: string; grad
     epochs: { doc: docs.epochs, integer: true, min: 1, max: 1e6 },
     batchSize: { doc: docs.batchSize, integer: true, min: 1, max: 1 << 20 },
     gradAccum: { doc: docs.gradAccum, integer: true, min: 1, max: 1 << 16 },
-    optimizer: { doc: "'adamw' (default) or 'sgd' (plain steps of lr × the gradient; weightDecay then an L2 term)", oneOf: namesOf(OPTIMIZERS) },
+    optimizer: {
+      doc: "'adamw' (default; libtorch's fused kernel where it has one, ≥ 2.4), 'adamw-unfused' (per-parameter ops) or 'sgd' (plain steps of lr × the gradient; weightDecay then an L2 term)",
+      oneOf: namesOf(OPTIMIZERS),
+    },
     lr: { doc: docs.lr ?? 'peak learning rate', min: 0 },
     weightDecay: { doc: 'weight decay: decoupled for AdamW (Loshchilov & Hutter 2019), L2 for SGD', min: 0 },
     warmupSteps: { doc: 'linear warm-up steps', integer: true, min: 0 },

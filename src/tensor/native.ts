@@ -126,7 +126,7 @@ export interface NativeAddon {
   setGradEnabled(on: boolean): boolean;
   isGradEnabled(): boolean;
   // optim.cpp
-  optimizerNew(kind: number, groups: OptimGroupSpec[]): number;
+  optimizerNew(kind: number, groups: OptimGroupSpec[], fused: boolean): number;
   optimizerStep(o: number): void;
   optimizerZeroGrad(o: number): void;
   optimizerSetLr(o: number, group: number, lr: number): void;
@@ -143,6 +143,8 @@ export interface NativeAddon {
     torchVersion: string; cudaBuild: boolean; cudaAvailable: boolean; cudaDevices: number; parallel: string;
     /** Real path of the libtorch_cpu loaded; the vector ISA its kernels dispatch to (AVX2, AVX512, …). */
     libtorch: string; cpuCapability: string;
+    /** Whether this libtorch has the fused multi-tensor AdamW kernel on the CPU (at::_fused_adamw_, ≥ 2.4). */
+    fusedAdamW: boolean;
     /** MKL's and oneDNN's version strings where this libtorch was built with them, else null. */
     mkl: string | null; mkldnn: string | null;
   };

@@ -1,6 +1,8 @@
 /**
  * Optimisers are libtorch's (torch::optim::AdamW and SGD); this wrapper adds parameter groups with
  * defaults, learning-rate control for schedules (src/nn/schedule.ts), and exact state save/restore.
+ * AdamW steps through libtorch's fused multi-tensor kernel where it has one (≥ 2.4; torch.optim.AdamW's
+ * `fused=True`), else through torch::optim::AdamW's per-parameter ops; the state is the same either way.
  */
 import { native, type OptimGroupSpec } from './native.js';
 import { Tensor } from './tensor.js';
@@ -20,6 +22,17 @@ export interface AdamWOptions {
   eps?: number;
   /** Decoupled weight decay (Loshchilov & Hutter 2019); PyTorch's default 0.01. */
   weightDecay?: number;
+  /**
+   * Step every parameter in one fused kernel (at::_fused_adamw_) rather than ~10 ops per parameter.
+   * Default: where this libtorch has the CPU kernel (≥ 2.4; `fusedAdamWAvailable()`). The two paths agree
+   * to a few float32 roundings of the update (test/native/optim.test.ts derives the bound).
+   */
+  fused?: boolean;
+}
+
+/** Whether this libtorch has the fused CPU AdamW kernel (libtorch ≥ 2.4; Debian's 1.13 has not). */
+export function fusedAdamWAvailable(): boolean {
+  return native.buildInfo().fusedAdamW;
 }
 
 /** SGD's hyper-parameters. */
@@ -47,10 +60,13 @@ export abstract class Optimizer {
   protected id: number;
   private lrs: number[];
   readonly kind: 'adamw' | 'sgd';
-  protected constructor(kind: 'adamw' | 'sgd', groups: OptimGroupSpec[]) {
+  /** Whether steps run through the fused kernel (AdamW only). */
+  readonly fused: boolean;
+  protected constructor(kind: 'adamw' | 'sgd', groups: OptimGroupSpec[], fused = false) {
     this.kind = kind;
+    this.fused = fused;
     this.lrs = groups.map((g) => g.lr);
-    this.id = native.optimizerNew(kind === 'adamw' ? 0 : 1, groups);
+    this.id = native.optimizerNew(kind === 'adamw' ? 0 : 1, groups, fused);
   }
   private get handle(): number {
     if (this.id < 0) throw new Error('optimizer used after dispose()');
@@ -125,6 +141,8 @@ export class AdamW extends Optimizer {
     }
     const groups = groupsOf(params);
     if (groups.length === 0) throw new Error('AdamW: no parameters to optimise');
+    const available = fusedAdamWAvailable();
+    if (opts.fused && !available) throw new Error(`AdamW: fused: true needs libtorch >= 2.4 (this is ${native.buildInfo().torchVersion}); pass fused: false`);
     super('adamw', groups.map((g) => ({
       params: g.params.map((p) => p.handle),
       lr: g.lr ?? opts.lr,
@@ -132,7 +150,7 @@ export class AdamW extends Optimizer {
       beta1: b1,
       beta2: b2,
       eps: opts.eps ?? 1e-8,
-    })));
+    })), opts.fused ?? available);
   }
 }
 

@@ -13,6 +13,9 @@ import {
 } from '../../src/tensor/index.js';
 import { assertClose, assertThrowsMessage, flat, liveTensors, scoped } from './helpers.js';
 import { decayGroups, epochOptimizer, type EpochTrainFields } from '../../src/nn/train-fields.js';
+import { fusedAdamWAvailable } from '../../src/tensor/optim.js';
+import { U32 } from '../tolerance.js';
+import { reportBound } from '../env.js';
 
 let live = 0;
 beforeEach(() => {
@@ -108,15 +111,27 @@ function sgdReference(steps: number, h: SGDHyper): number[][] {
   return path;
 }
 
+const FUSED = fusedAdamWAvailable();
+/** AdamW's two paths: the fused kernel where this libtorch has it (the default there), and per-parameter ops. */
+const ADAMW_PATHS: [string, boolean][] = FUSED ? [['fused', true], ['unfused', false]] : [['unfused', false]];
+
 describe('AdamW', () => {
-  for (const wd of [0, 0.1]) {
-    test(`matches the closed form step by step (weight decay ${wd})`, () => {
-      const h = { lr: 0.05, beta1: 0.9, beta2: 0.999, eps: 1e-8, wd };
-      const got = runQuadratic(6, (p) => new AdamW([p], { lr: h.lr, betas: [h.beta1, h.beta2], eps: h.eps, weightDecay: wd }));
-      const want = adamwReference(6, h);
-      got.forEach((xs, s) => assertClose(xs, want[s]!, F64, `step ${s + 1}`));
-    });
+  for (const [path, fused] of ADAMW_PATHS) {
+    for (const wd of [0, 0.1]) {
+      test(`${path}: matches the closed form step by step (weight decay ${wd})`, () => {
+        const h = { lr: 0.05, beta1: 0.9, beta2: 0.999, eps: 1e-8, wd };
+        const got = runQuadratic(6, (p) => new AdamW([p], { lr: h.lr, betas: [h.beta1, h.beta2], eps: h.eps, weightDecay: wd, fused }));
+        const want = adamwReference(6, h);
+        got.forEach((xs, s) => assertClose(xs, want[s]!, F64, `step ${s + 1}`));
+      });
+    }
   }
+
+  test('is fused by default exactly where libtorch has the kernel (>= 2.4)', scoped(() => {
+    using opt = new AdamW([zeros([2]).requiresGrad_()], { lr: 0.1 });
+    assert.equal(opt.fused, FUSED);
+    if (!FUSED) assertThrowsMessage(() => new AdamW([zeros([2]).requiresGrad_()], { lr: 0.1, fused: true }), /needs libtorch >= 2.4/);
+  }));
 
   test('the first step moves every coordinate by lr against its gradient’s sign (bias correction)', () => {
     const [x1] = runQuadratic(1, (p) => new AdamW([p], { lr: 0.05, weightDecay: 0 }));
@@ -260,6 +275,106 @@ describe('state save and restore', () => {
     assertThrowsMessage(() => grouped.loadStateDict(state), /1 parameter groups, this optimizer 2/);
     assertThrowsMessage(() => adam.loadStateDict({ ...state, params: [...state.params, null] }), /3 entries, optimizer has 2 parameters/);
     assertThrowsMessage(() => adam.loadStateDict({ ...state, params: [state.params[1]!, state.params[0]!] }), /shape float32\[2\] does not match parameter float32\[3\]/);
+  }));
+});
+
+// ---- fused against unfused, float32 -----------------------------------------------------------------------
+/**
+ * How far the two AdamW paths may put one float32 coordinate apart after one step from the same state,
+ * p' = p·(1 − lr·wd) − s·m'/(√v'/√c₂ + ε), m' = β₁m + (1 − β₁)g, v' = β₂v + (1 − β₂)g², s = lr/c₁,
+ * c_k = 1 − β_kᵗ. Each side rounds, relative to u = 2⁻²⁴ and to first order: the decay product (u·|p|);
+ * m' (≤ 3 roundings of terms bounded by M = β₁|m| + (1 − β₁)|g|); v' (≤ 4 roundings, all terms positive,
+ * so relative 4u), hence √v' (2u + its own u), /√c₂ (u, plus u for the constant) and + ε (u): the
+ * denominator D relative 6u; the update s·m'/D (s's constant u, the product and quotient 2u): together
+ * ≤ (3 + 6 + 3)·u·s·M/D; and the final subtraction (u·|p'|). Two sides, each within that of the exact
+ * value: twice the sum. The fused kernel may contract a·b + c into one FMA (one rounding fewer), which
+ * only shrinks an error, so the bound holds for any order of the kernels' vector lanes too.
+ */
+function adamwStepBound(p: number, g: number, m: number, v: number, t: number, h: { lr: number; b1: number; b2: number; eps: number; wd: number }): number {
+  const s = h.lr / (1 - h.b1 ** t);
+  const mNew = h.b1 * m + (1 - h.b1) * g;
+  const vNew = h.b2 * v + (1 - h.b2) * g * g;
+  const d = Math.sqrt(vNew) / Math.sqrt(1 - h.b2 ** t) + h.eps;
+  const bigM = h.b1 * Math.abs(m) + (1 - h.b1) * Math.abs(g);
+  const pNew = p * (1 - h.lr * h.wd) - (s * mNew) / d;
+  return 2 * U32 * (Math.abs(p) + 12 * (s * bigM) / d + Math.abs(pNew));
+}
+
+describe('fused AdamW against unfused (float32) @numeric', { skip: FUSED ? false : 'this libtorch has no fused CPU AdamW (< 2.4)' }, () => {
+  const h = { lr: 3e-3, b1: 0.9, b2: 0.95, eps: 1e-6, wd: 0.1 };
+  /** Parameters (a matrix and a vector), gradients and a plausible state at step 3, all from one seed. */
+  function start(seed: number) {
+    const g = new Generator(seed);
+    try {
+      const make = (shape: number[], scale: number, positive = false) => {
+        const t = randn(shape, { generator: g }).mul(scale);
+        return positive ? t.square() : t;
+      };
+      const shapes = [[37, 19], [53]];
+      return {
+        params: shapes.map((sh) => make(sh, 1)),
+        grads: shapes.map((sh) => make(sh, 0.1)),
+        m: shapes.map((sh) => make(sh, 0.03)),
+        v: shapes.map((sh) => make(sh, 0.01, true)),
+      };
+    } finally {
+      g.dispose();
+    }
+  }
+
+  test('one step from the same state: parameters within the derived bound, moments close, same step count', scoped(() => {
+    const s0 = start(7);
+    const run = (fused: boolean) => {
+      const ps = s0.params.map((p) => p.clone().requiresGrad_());
+      // Per-group hyper-parameters: the matrix decays, the vector (as a norm gain would) does not.
+      using opt = new AdamW([{ params: [ps[0]!] }, { params: [ps[1]!], weightDecay: 0, lr: h.lr / 2 }], { lr: h.lr, betas: [h.b1, h.b2], eps: h.eps, weightDecay: h.wd, fused });
+      opt.loadStateDict({ kind: 'adamw', lrs: [h.lr, h.lr / 2], params: s0.m.map((m, i) => ({ step: 3, buffers: [m, s0.v[i]!] })) });
+      ps.forEach((p, i) => scope(() => p.mul(s0.grads[i]!).sum().backward()));
+      opt.step();
+      const st = opt.stateDict();
+      return { ps: ps.map((p) => flat(p)), st: st.params.map((q) => ({ step: q!.step, m: flat(q!.buffers[0]!), v: flat(q!.buffers[1]!) })) };
+    };
+    const a = run(true);
+    const b = run(false);
+    let worst = { diff: 0, bound: 1 }; // the coordinate nearest its bound
+    let widest = 0;
+    let moved = 0;
+    for (let k = 0; k < a.ps.length; k++) {
+      const hk = k === 0 ? h : { ...h, lr: h.lr / 2, wd: 0 };
+      const [p0, g0, m0, v0] = [flat(s0.params[k]!), flat(s0.grads[k]!), flat(s0.m[k]!), flat(s0.v[k]!)];
+      assert.equal(a.st[k]!.step, 4);
+      assert.equal(b.st[k]!.step, 4);
+      for (let i = 0; i < p0.length; i++) {
+        const bound = adamwStepBound(p0[i]!, g0[i]!, m0[i]!, v0[i]!, 4, hk);
+        const diff = Math.abs(a.ps[k]![i]! - b.ps[k]![i]!);
+        assert.ok(diff <= bound, `parameter ${k}[${i}]: fused ${a.ps[k]![i]} vs unfused ${b.ps[k]![i]} differ by ${diff} > ${bound}`);
+        if (diff / bound > worst.diff / worst.bound) worst = { diff, bound };
+        widest = Math.max(widest, bound);
+        moved = Math.max(moved, Math.abs(a.ps[k]![i]! - p0[i]!));
+        // m' and v' as in the bound above: 3 roundings of terms bounded by M, 4 of positive terms, per side.
+        const mBound = 6 * U32 * (h.b1 * Math.abs(m0[i]!) + (1 - h.b1) * Math.abs(g0[i]!));
+        const vBound = 8 * U32 * (h.b2 * v0[i]! + (1 - h.b2) * g0[i]! ** 2);
+        assert.ok(Math.abs(a.st[k]!.m[i]! - b.st[k]!.m[i]!) <= mBound, `exp_avg ${k}[${i}]`);
+        assert.ok(Math.abs(a.st[k]!.v[i]! - b.st[k]!.v[i]!) <= vBound, `exp_avg_sq ${k}[${i}]`);
+      }
+    }
+    // Teeth: the step moved parameters by far more than the bound allows between the paths.
+    assert.ok(moved > 100 * widest, `the step (${moved}) should dwarf the bound (${widest})`);
+    reportBound('optim: fused vs unfused AdamW, one step', worst.diff, worst.bound, 0);
+  }));
+
+  test('a state saved by one path resumes under the other (the same layout)', scoped(() => {
+    const { params: pa, loss } = problem(3);
+    using fused = new AdamW(pa, { lr: 0.01, weightDecay: 0.05, fused: true });
+    steps(pa, fused, loss, 3);
+    const saved = fused.stateDict();
+    const pb = noGrad(() => pa.map((p) => p.detach().clone().requiresGrad_()));
+    using unfused = new AdamW(pb, { lr: 0.01, weightDecay: 0.05, fused: false });
+    unfused.loadStateDict(saved);
+    steps(pa, fused, loss, 2);
+    steps(pb, unfused, loss, 2);
+    // Two steps on a smooth problem: a few float32 roundings of parameters of size ~1, far below a step (~0.01).
+    pa.forEach((p, i) => assertClose(flat(pb[i]!), flat(p), { atol: 1e-5, rtol: 0 }, `parameter ${i}`));
   }));
 });
 
