@@ -82,7 +82,7 @@ export const policyCommands: Record<string, Command> = {
       const reward = sources.length === 1 ? sources[0]! : combinedReward(sources.map((source) => ({ source, weight: 1 })));
       const model = loadModel(dir);
       try {
-        const results = bestOfN(model, tok, reward, o.prompt as string[], n, {
+        const results = await bestOfN(model, tok, reward, o.prompt as string[], n, {
           maxNewTokens: o['max-new-tokens'] as number, temperature: o.temperature as number, topK: o['top-k'] as number, topP: o['top-p'] as number,
         }, { seed: o.seed as number });
         return { n, kl_bon: klBestOfN(n), reward: reward.name, results: results.map(({ candidates: _c, ...r }) => r) };
