@@ -60,7 +60,7 @@ export const policyCommands: Record<string, Command> = {
     summary: 'best-of-N sampling: N completions per prompt, the best under a reward source',
     options: [
       { name: 'model', type: 'string', default: 'stories260k', help: "policy: a model directory, or 'stories260k'" },
-      { name: 'reward', type: 'strings', default: ['function:afinn_comparative'], help: "reward source(s), summed: 'function:NAME' or 'model:DIR' (repeatable)" },
+      { name: 'reward', type: 'strings', default: ['function:afinn_comparative'], help: "reward source(s), summed: 'function:NAME', 'model:DIR', 'module:./file.mjs#export' or 'http://HOST:PORT/get_reward' (repeatable)" },
       { name: 'prompt', type: 'strings', default: [''], help: 'a prompt (repeatable); empty means BOS only' },
       { name: 'n', type: 'number', default: 8, help: 'candidates per prompt' },
       { name: 'max-new-tokens', type: 'number', default: 64, help: 'tokens per candidate at most' },

@@ -33,7 +33,11 @@ export interface OnlineConfig {
     prompts: string[];
   };
   reward: {
-    /** Sources: 'function:NAME' (src/reward/functions.ts) or 'model:DIR' (a reward model or ensemble). */
+    /**
+     * Sources: 'function:NAME' (src/reward/functions.ts), 'model:DIR' (a reward model or ensemble),
+     * 'module:./file.mjs#export' (your own JavaScript function) or 'http(s)://HOST/get_reward' (OpenRLHF's
+     * remote reward protocol); see src/reward/sources.ts.
+     */
     sources: string[];
     /** One weight per source (empty = all 1). */
     weights: number[];
@@ -132,7 +136,7 @@ export const ONLINE_SCHEMA: Schema<OnlineConfig> = {
     prompts: { doc: "inline prompts, cycled ('' = BOS only)", items: 'string' },
   },
   reward: {
-    sources: { doc: "reward sources: 'function:afinn_comparative', 'model:DIR' (reward model or ensemble)", items: 'string' },
+    sources: { doc: "reward sources: 'function:afinn_comparative', 'model:DIR' (reward model or ensemble), 'module:./file.mjs#export' (your function, compiled JavaScript), 'http://HOST:PORT/get_reward' (OpenRLHF's remote reward protocol; client options in the #fragment)", items: 'string' },
     weights: { doc: 'one weight per source (empty = all 1)', items: 'number' },
     dense: { doc: "token-level rewards from a reward model's per-prefix scores" },
     clip: { doc: 'clip sequence rewards to ±clip (0 = off)', min: 0 },
