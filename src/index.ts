@@ -59,9 +59,17 @@ export { clipRewards, lengthPenalty, missingEosPenalty, normaliseRewards, Runnin
 
 // ---- reward sources (what the policy trainers optimise against)
 export {
-  combinedReward, functionReward, modelReward, parseRewardSpec,
-  type ModelRewardOptions, type RewardInput, type RewardOutput, type RewardSource,
+  combinedReward, functionReward, loadModelReward, modelReward, parseRewardSpec, REWARD_SPEC_KINDS, RewardSourceError,
+  type ModelRewardOptions, type RewardInput, type RewardOutput, type RewardSource, type RewardSpecBuilder, type RewardSpecContext,
+  type SyncRewardSource,
 } from './reward/sources.js';
+export { type BatchRewardFunction, moduleReward, type RewardSampleMeta, type SampleRewardFunction } from './reward/module.js';
+export { REMOTE_REWARD_DEFAULTS, type RemoteRewardOptions, remoteReward } from './reward/remote.js';
+
+// ---- serving: an OpenAI-compatible model server, a reward model behind OpenRLHF's /get_reward
+export { DEFAULT_CHAT_TEMPLATE, type ModelServer, type ServeModelOptions, serveModel } from './serve/model-server.js';
+export { type ServeRewardOptions, serveRewardModel } from './serve/reward-server.js';
+export type { RunningServer } from './serve/http.js';
 
 // ---- online policy optimisation: the registry, the shared loop and config, each algorithm
 export {

@@ -16,6 +16,7 @@ import { modelCommands } from './model.js';
 import { policyCommands } from './policy.js';
 import { offlineCommands } from './policy-offline.js';
 import { rewardCommands } from './reward.js';
+import { serveCommands } from './serve.js';
 
 export interface Command {
   summary: string;
@@ -44,6 +45,7 @@ export const COMMANDS: Record<string, Command> = {
   ...iteratedCommands,
   ...offlineCommands,
   ...benchCommands,
+  ...serveCommands,
 };
 
 function usage(): string {

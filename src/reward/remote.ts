@@ -30,6 +30,7 @@ export interface RemoteRewardOptions {
   backoff: number;
 }
 
+/** The client settings a spec without a #fragment gets. */
 export const REMOTE_REWARD_DEFAULTS: Readonly<RemoteRewardOptions> = { batch: 64, concurrency: 4, timeout: 60, retries: 3, backoff: 0.5 };
 
 /** URL and options of an `http(s)://…#k=v&…` spec; unknown or invalid options are errors naming them. */
