@@ -17,6 +17,7 @@ import { policyCommands } from './policy.js';
 import { offlineCommands } from './policy-offline.js';
 import { rewardCommands } from './reward.js';
 import { serveCommands } from './serve.js';
+import { labelCommands } from './label.js';
 
 export interface Command {
   summary: string;
@@ -46,6 +47,7 @@ export const COMMANDS: Record<string, Command> = {
   ...offlineCommands,
   ...benchCommands,
   ...serveCommands,
+  ...labelCommands,
 };
 
 function usage(): string {

@@ -12,6 +12,7 @@
  * - `combinedReward`: a weighted sum of sources, scored concurrently.
  * - `moduleReward` (src/reward/module.ts): the user's own function, `module:./file.mjs#export`.
  * - `remoteReward` (src/reward/remote.ts): a server speaking OpenRLHF's `/get_reward` protocol, `http(s)://…`.
+ * - `judgeReward` (src/reward/judge.ts): an LLM judge behind any OpenAI-compatible endpoint, `judge:URL#model=…`.
  *
  * Scoring may be asynchronous (a module may await, a server answers later): `score` returns the output or a
  * promise of it, and callers await it. The built-in sources stay synchronous (`SyncRewardSource`), so the
@@ -29,6 +30,7 @@ import { resolveModelDir } from '../models/hub.js';
 import { loadTokenizer, type Tokenizer } from '../text/index.js';
 import { loadRewardEnsemble, type RewardEnsemble } from './ensemble-model.js';
 import { REWARD_FUNCTIONS } from './functions.js';
+import { Judge, judgeReward, parseJudgeSpec } from './judge.js';
 import { moduleReward } from './module.js';
 import { remoteReward } from './remote.js';
 
@@ -243,6 +245,7 @@ export const REWARD_SPEC_KINDS: Readonly<Record<string, RewardSpecBuilder>> = {
   },
   model: (arg, _spec, ctx) => loadModelReward(arg, ctx.policyTokenizer, { dense: ctx.dense }),
   module: (arg) => moduleReward(arg),
+  judge: (arg) => judgeReward(new Judge(parseJudgeSpec(arg))),
   http: (_arg, spec) => remoteReward(spec),
   https: (_arg, spec) => remoteReward(spec),
 };
@@ -263,6 +266,7 @@ const SPEC_FORMS: Readonly<Record<string, string>> = {
   function: "'function:NAME'",
   model: "'model:DIR'",
   module: "'module:./file.mjs#export'",
+  judge: "'judge:http://HOST/v1#model=NAME'",
   http: "'http://HOST:PORT/get_reward'",
   https: "'https://…'",
 };
