@@ -47,6 +47,7 @@ const TOP_LEVEL: Readonly<Record<string, string>> = {
   'random.ts': 'base',
   'run-dir.ts': 'base',
   'stats.ts': 'base',
+  'tensorboard.ts': 'base',
   'machine.ts': 'tensor',
   'index.ts': 'root',
 };

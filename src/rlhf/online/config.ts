@@ -105,6 +105,10 @@ export interface OnlineConfig {
     /** Intra-op threads (libtorch and OpenBLAS; 0 = leave the default). */
     threads: number;
   };
+  logging: {
+    /** A directory for TensorBoard event files: every metric as a scalar, evaluation samples as text ('' = none; metrics.jsonl is always written). */
+    tensorboard: string;
+  };
 }
 
 /** The shared online defaults each algorithm's defaults start from. */
@@ -121,6 +125,7 @@ export const ONLINE_DEFAULTS: OnlineConfig = {
     clipGradNorm: 1, clipLow: 0.2, clipHigh: 0.2, dualClip: 0, lossNormalisation: 'token', entropyCoef: 0,
     checkpointEvery: 10, evalEvery: 0, evalSamples: 256, threads: 1,
   },
+  logging: { tensorboard: '' },
 };
 
 /** The schema of OnlineConfig: every field's doc and range. */
@@ -179,6 +184,9 @@ export const ONLINE_SCHEMA: Schema<OnlineConfig> = {
     evalEvery: { doc: 'evaluation period in steps (0 = start and end only)', integer: true, min: 0 },
     evalSamples: { doc: 'fresh samples per evaluation (0 = none)', integer: true, min: 0 },
     threads: THREADS_FIELD,
+  },
+  logging: {
+    tensorboard: { doc: "TensorBoard event files in this directory: every metric as a scalar, evaluation samples as text ('' = none)" },
   },
 };
 

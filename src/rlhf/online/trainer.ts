@@ -10,6 +10,7 @@
  * step k reproduces an uninterrupted run.
  */
 import { mean } from '../../stats.js';
+import { TensorBoardWriter } from '../../tensorboard.js';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AdamW, cat, clipGradNorm, keep, manualSeed, noGrad, type Optimizer, scope, setNumThreads, type Tensor, tensor } from '../../tensor/index.js';
@@ -409,6 +410,7 @@ async function runOnline<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>, opt
   for (const l of recoverRunDir(cfg.out)) say(l);
   const ckpt = join(cfg.out, 'checkpoint');
   const run = openRun(cfg, algo, opts.reward);
+  let tensorboard: TensorBoardWriter | null = null;
   try {
     let resumedFrom: number | null = null;
     if (!opts.fresh && existsSync(join(ckpt, 'trainer.json'))) {
@@ -422,7 +424,11 @@ async function runOnline<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>, opt
       resumedFrom = saved.step;
       say(`resuming from step ${resumedFrom}`);
     }
-    const log = openMetricsLog(join(cfg.out, 'metrics.jsonl'), resumedFrom, say);
+    tensorboard = cfg.logging.tensorboard ? new TensorBoardWriter(cfg.logging.tensorboard, { resumedFrom }) : null;
+    const log = openMetricsLog(join(cfg.out, 'metrics.jsonl'), resumedFrom, say, tensorboard ?? undefined);
+    const tb = tensorboard;
+    const hook = opts.onEval;
+    if (tb) opts = { ...opts, onEval: (step, e) => (tb.text(step, 'eval/samples', sampleTable(e)), hook?.(step, e)) };
     const state = (step: number): TrainerState<C> => ({ step, algorithm: algo.name, config: cfg, klCoef: run.kl.value, moments: run.moments.state(), ...(algo.state ? { algorithmState: algo.state() } : {}) });
     const save = (step: number) => saveCheckpoint(ckpt, checkpointParts(run as Run<OnlineConfig>), state(step));
     await run.reward.ready?.();
@@ -460,8 +466,16 @@ async function runOnline<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>, opt
     saveModel(run.policy, join(cfg.out, 'model'), { extraFiles: tokenizerFiles(resolveModelDir(cfg.model.policy)), metadata: { rlhf: `policy:${algo.name}` } });
     return { algorithm: algo.name, out: cfg.out, steps: step, resumedFrom, seconds: (Date.now() - start) / 1000, initial, final };
   } finally {
+    tensorboard?.close();
     closeRun(run as Run<OnlineConfig>);
   }
+}
+
+/** The first 8 evaluation samples as a markdown table (TensorBoard's text plugin renders markdown). */
+function sampleTable(e: PolicyEvaluation): string {
+  const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+  const rows = e.samples.completions.slice(0, 8).map((c, i) => `| ${cell(e.samples.prompts[i]!)} | ${cell(c)} | ${e.rewards[i]!.toFixed(4)} |`);
+  return ['| prompt | completion | reward |', '| --- | --- | --- |', ...rows].join('\n');
 }
 
 /**
