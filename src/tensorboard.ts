@@ -9,7 +9,8 @@
  * step, so TensorBoard drops what an earlier file logged at or after it (its restart purge).
  * metrics.jsonl stays the source of truth; this is a view of it.
  */
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import type { Schema } from './config.js';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 
@@ -94,23 +95,40 @@ export function scalarTags(row: Record<string, unknown>, prefix = ''): [string, 
   });
 }
 
-/** Appends events to one new file in a log directory (one file per run session). */
+/** The `logging` section every trainer's config has. */
+export interface LoggingFields {
+  /** A directory for TensorBoard event files ('' = none; metrics.jsonl is always written). */
+  tensorboard: string;
+}
+
+export const LOGGING_DEFAULTS: Readonly<LoggingFields> = { tensorboard: '' };
+
+export const LOGGING_SCHEMA: Schema<LoggingFields> = {
+  tensorboard: { doc: "TensorBoard event files in this directory: every metric as a scalar (online trainers: evaluation samples as text too; '' = none)" },
+};
+
+/** A writer for a config's logging section, or undefined when it asks for none. */
+export function tensorBoardFor(config: unknown, resumedFrom: number | null): TensorBoardWriter | undefined {
+  const dir = (config as { logging?: Partial<LoggingFields> } | null)?.logging?.tensorboard;
+  return dir ? new TensorBoardWriter(dir, { resumedFrom }) : undefined;
+}
+
+/** Appends events to one new file in a log directory (one file per run session; each event appended as it comes, so nothing needs closing). */
 export class TensorBoardWriter {
   readonly path: string;
-  private fd: number;
   constructor(dir: string, opts: { resumedFrom?: number | null; clock?: () => number; fileSuffix?: string } = {}) {
     mkdirSync(dir, { recursive: true });
     this.clock = opts.clock ?? (() => Date.now() / 1000);
     const t = this.clock();
     this.path = join(dir, `events.out.tfevents.${Math.floor(t)}.${opts.fileSuffix ?? `${hostname()}.${process.pid}`}`);
-    this.fd = openSync(this.path, 'a');
+    writeFileSync(this.path, '');
     this.write(event(t, 0, stringField(3, 'brain.Event:2')));
     if (opts.resumedFrom != null) this.write(event(t, opts.resumedFrom, bytesField(6, Buffer.concat([key(1, 0), varint(1)])))); // SessionLog{status: START}
   }
   private readonly clock: () => number;
 
   private write(e: Buffer): void {
-    writeSync(this.fd, tfRecord(e));
+    appendFileSync(this.path, tfRecord(e));
   }
 
   /** Every numeric metric of a metrics.jsonl row as a scalar at the row's step. */
@@ -122,9 +140,5 @@ export class TensorBoardWriter {
   /** A text summary (markdown) at `step`. */
   text(step: number, tag: string, text: string): void {
     this.write(event(this.clock(), step, bytesField(5, bytesField(1, textValue(tag, text)))));
-  }
-
-  close(): void {
-    closeSync(this.fd);
   }
 }

@@ -27,7 +27,6 @@ function writeFixture(dir: string): string {
   const w = new TensorBoardWriter(dir, { clock: () => t++, fileSuffix: 'golden' });
   for (const r of rows) w.scalars(r.step, r);
   w.text(4, 'eval/samples', '| prompt | completion |\n| --- | --- |\n|  | Once upon a time |');
-  w.close();
   return w.path;
 }
 

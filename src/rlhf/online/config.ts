@@ -4,6 +4,7 @@
  * value model and GAE, GRPO's group normalisation). Units: rewards in the reward source's units, KL in
  * nats, lengths in tokens, steps = RL iterations (one rollout each).
  */
+import { LOGGING_DEFAULTS, LOGGING_SCHEMA, type LoggingFields } from '../../tensorboard.js';
 import { namesOf, SEED_RANGE, type Schema } from '../../config.js';
 import { SCHEDULES, type ScheduleKind } from '../../nn/schedule.js';
 import { KL_ESTIMATORS, type KlEstimator } from '../core/advantages.js';
@@ -105,10 +106,8 @@ export interface OnlineConfig {
     /** Intra-op threads (libtorch and OpenBLAS; 0 = leave the default). */
     threads: number;
   };
-  logging: {
-    /** A directory for TensorBoard event files: every metric as a scalar, evaluation samples as text ('' = none; metrics.jsonl is always written). */
-    tensorboard: string;
-  };
+  /** TensorBoard event files (src/tensorboard.ts). */
+  logging: LoggingFields;
 }
 
 /** The shared online defaults each algorithm's defaults start from. */
@@ -125,7 +124,7 @@ export const ONLINE_DEFAULTS: OnlineConfig = {
     clipGradNorm: 1, clipLow: 0.2, clipHigh: 0.2, dualClip: 0, lossNormalisation: 'token', entropyCoef: 0,
     checkpointEvery: 10, evalEvery: 0, evalSamples: 256, threads: 1,
   },
-  logging: { tensorboard: '' },
+  logging: { ...LOGGING_DEFAULTS },
 };
 
 /** The schema of OnlineConfig: every field's doc and range. */
@@ -185,9 +184,7 @@ export const ONLINE_SCHEMA: Schema<OnlineConfig> = {
     evalSamples: { doc: 'fresh samples per evaluation (0 = none)', integer: true, min: 0 },
     threads: THREADS_FIELD,
   },
-  logging: {
-    tensorboard: { doc: "TensorBoard event files in this directory: every metric as a scalar, evaluation samples as text ('' = none)" },
-  },
+  logging: LOGGING_SCHEMA,
 };
 
 /** Checks what the per-field schema cannot: fields that must fit together. */

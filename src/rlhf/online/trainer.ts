@@ -10,7 +10,7 @@
  * step k reproduces an uninterrupted run.
  */
 import { mean } from '../../stats.js';
-import { TensorBoardWriter } from '../../tensorboard.js';
+import { tensorBoardFor } from '../../tensorboard.js';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AdamW, cat, clipGradNorm, keep, manualSeed, noGrad, type Optimizer, scope, setNumThreads, type Tensor, tensor } from '../../tensor/index.js';
@@ -410,7 +410,6 @@ async function runOnline<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>, opt
   for (const l of recoverRunDir(cfg.out)) say(l);
   const ckpt = join(cfg.out, 'checkpoint');
   const run = openRun(cfg, algo, opts.reward);
-  let tensorboard: TensorBoardWriter | null = null;
   try {
     let resumedFrom: number | null = null;
     if (!opts.fresh && existsSync(join(ckpt, 'trainer.json'))) {
@@ -424,9 +423,8 @@ async function runOnline<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>, opt
       resumedFrom = saved.step;
       say(`resuming from step ${resumedFrom}`);
     }
-    tensorboard = cfg.logging.tensorboard ? new TensorBoardWriter(cfg.logging.tensorboard, { resumedFrom }) : null;
-    const log = openMetricsLog(join(cfg.out, 'metrics.jsonl'), resumedFrom, say, tensorboard ?? undefined);
-    const tb = tensorboard;
+    const tb = tensorBoardFor(cfg, resumedFrom);
+    const log = openMetricsLog(join(cfg.out, 'metrics.jsonl'), resumedFrom, say, tb);
     const hook = opts.onEval;
     if (tb) opts = { ...opts, onEval: (step, e) => (tb.text(step, 'eval/samples', sampleTable(e)), hook?.(step, e)) };
     const state = (step: number): TrainerState<C> => ({ step, algorithm: algo.name, config: cfg, klCoef: run.kl.value, moments: run.moments.state(), ...(algo.state ? { algorithmState: algo.state() } : {}) });
@@ -466,7 +464,6 @@ async function runOnline<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>, opt
     saveModel(run.policy, join(cfg.out, 'model'), { extraFiles: tokenizerFiles(resolveModelDir(cfg.model.policy)), metadata: { rlhf: `policy:${algo.name}` } });
     return { algorithm: algo.name, out: cfg.out, steps: step, resumedFrom, seconds: (Date.now() - start) / 1000, initial, final };
   } finally {
-    tensorboard?.close();
     closeRun(run as Run<OnlineConfig>);
   }
 }
