@@ -20,17 +20,17 @@ export interface OnlineCliConfig extends IteratedConfig {
     /** Rationality β per unit of gold: P(a ≻ b) = σ(β·(gold_a − gold_b)) (the demo's 20; Infinity is not a YAML number here). */
     rationality: number;
     /** A pairwise `judge:URL#model=NAME…` spec: an LLM judge labels instead of the synthetic annotator ('' = none). */
-    judge: string;
+    rlaifJudge: string;
   };
 }
 
-export const ONLINE_CLI_DEFAULTS: OnlineCliConfig = { ...ITERATED_DEFAULTS, annotator: { rationality: 20, judge: '' } };
+export const ONLINE_CLI_DEFAULTS: OnlineCliConfig = { ...ITERATED_DEFAULTS, annotator: { rationality: 20, rlaifJudge: '' } };
 
 export const ONLINE_CLI_SCHEMA: Schema<OnlineCliConfig> = {
   ...ITERATED_SCHEMA,
   annotator: {
     rationality: { doc: 'synthetic annotator rationality β per unit of gold (Bradley–Terry; 0 = coin flips)', min: 0 },
-    judge: { doc: "an LLM judge labels instead (RLAIF): 'judge:http://HOST:PORT/v1#model=NAME' (pairwise, both orders asked; '' = the synthetic annotator)" },
+    rlaifJudge: { doc: "an LLM judge labels instead (RLAIF): 'judge:http://HOST:PORT/v1#model=NAME' (pairwise, both orders asked; '' = the synthetic annotator)" },
   },
 };
 
@@ -52,7 +52,7 @@ export const iteratedCommands: Record<string, Command> = {
     helpExtra: () => `config fields (YAML; nested keys as in --set):\n${describeSchema(ONLINE_CLI_DEFAULTS, ONLINE_CLI_SCHEMA).map((l) => '  ' + l).join('\n')}`,
     async run(o) {
       const { annotator, ...cfg } = loadConfig(o.config as string | undefined, o.set as string[], ONLINE_CLI_DEFAULTS, ONLINE_CLI_SCHEMA);
-      const who = annotator.judge ? judgeAnnotator(new Judge({ ...parseJudgeSpec(annotator.judge.replace(/^judge:/, '')), mode: 'pairwise' })) : goldAnnotator(annotator.rationality);
+      const who = annotator.rlaifJudge ? judgeAnnotator(new Judge({ ...parseJudgeSpec(annotator.rlaifJudge.replace(/^judge:/, '')), mode: 'pairwise' })) : goldAnnotator(annotator.rationality);
       return withInterrupt((signal) => trainIterated(cfg, who, { signal, evaluate: (texts) => texts.map(goldReward) }));
     },
     human(r) {
