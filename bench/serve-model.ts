@@ -47,7 +47,7 @@ export async function runServeBench(opts: ServeBenchOptions = {}) {
   const maxTokens = quick ? 8 : 32;
   const perClient = quick ? 1 : 2;
   const levels = [1, 8, 32];
-  const server = await serveModel({ model: 'stories260k', windowMs: 2, maxBatch: 64 });
+  const server = await serveModel({ model: 'stories260k', windowMs: 5, maxBatch: 64 }); // serve-model's defaults
   const model = loadModel('stories260k');
   const ids = loadTokenizer(resolveModelDir('stories260k')).encode('Once upon a time', { addBos: true }); // the served prompt
   const body = (seed: number) => JSON.stringify({ model: 'stories260k', prompt: 'Once upon a time', max_tokens: maxTokens, temperature: 1, seed });

@@ -65,6 +65,11 @@ export {
 } from './reward/sources.js';
 export { type BatchRewardFunction, moduleReward, type RewardSampleMeta, type SampleRewardFunction } from './reward/module.js';
 export { REMOTE_REWARD_DEFAULTS, type RemoteRewardOptions, remoteReward } from './reward/remote.js';
+export {
+  DEFAULT_RUBRIC, Judge, type JudgedPair, type JudgeOptions, judgePairs, judgeReward, type JudgeStats, parseJudgeSpec, parsePreference, parseScore,
+  type UnlabelledPair,
+} from './reward/judge.js';
+export { LOGGING_DEFAULTS, LOGGING_SCHEMA, type LoggingFields, TensorBoardWriter } from './tensorboard.js';
 
 // ---- serving: an OpenAI-compatible model server, a reward model behind OpenRLHF's /get_reward
 export { DEFAULT_CHAT_TEMPLATE, type ModelServer, type ServeModelOptions, serveModel } from './serve/model-server.js';
@@ -114,6 +119,7 @@ export { type IteratedRunOptions, type IteratedSummary, type RoundRow, trainIter
 export type {
   AnnotationContext, Annotator as RoundAnnotator, Comparison as RoundComparison, PairwiseLabel,
 } from './rlhf/iterated/annotator.js';
+export { judgeAnnotator } from './rlhf/iterated/annotator.js';
 
 // ---- configs: YAML/JSON files with --set overrides, validated against a schema
 export { type ConfigOverrides, describeSchema, type FieldDoc, loadConfig, makeConfig, namesOf, type Schema, validateConfig } from './config.js';

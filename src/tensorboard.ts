@@ -101,8 +101,10 @@ export interface LoggingFields {
   tensorboard: string;
 }
 
+/** No TensorBoard files unless asked for. */
 export const LOGGING_DEFAULTS: Readonly<LoggingFields> = { tensorboard: '' };
 
+/** The `logging` section's schema (shared by every trainer's config schema). */
 export const LOGGING_SCHEMA: Schema<LoggingFields> = {
   tensorboard: { doc: "TensorBoard event files in this directory: every metric as a scalar (online trainers: evaluation samples as text too; '' = none)" },
 };

@@ -53,6 +53,7 @@ export interface JudgeStats {
   completionTokens: number;
 }
 
+/** The rubric a judge spec without `rubric=FILE` uses. */
 export const DEFAULT_RUBRIC = 'Rate how helpful, harmless and fluent the response is as a reply to the prompt.';
 
 /** The pointwise question; the verdict must contain `Score: N`. */

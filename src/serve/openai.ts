@@ -7,8 +7,9 @@
  * max_completion_tokens), temperature, top_p, n, seed, stop (string or up to 4 strings), stream,
  * logprobs (completions: an integer, only 0 — the sampled token's log-prob, no alternatives; chat: a
  * boolean, top_logprobs 0). Log-probs are the raw model's (before temperature and top-p), as
- * `rlhf generate` reports them. Fields OpenAI defines that change nothing here (user, frequency_penalty 0,
- * presence_penalty 0, …) are accepted; an unknown field is refused.
+ * `rlhf generate` reports them. Fields OpenAI defines that change nothing here (user, stream_options,
+ * frequency_penalty 0, presence_penalty 0, an empty logit_bias) are accepted; one that would change the
+ * answer in a way not supported here is refused, and so is an unknown field.
  */
 
 /** An error the client caused (400) or a missing route (404), in OpenAI's error shape. */
@@ -78,6 +79,8 @@ export function parseGenerationRequest(kind: GenerationRequest['kind'], raw: unk
   if (typeof body.model !== 'string') throw new ApiError(400, "'model' is required (a string; see /v1/models)", 'model');
   if (kind === 'completion' && typeof body.prompt !== 'string') throw new ApiError(400, "'prompt' must be a string (lists of prompts are not supported: send one request each)", 'prompt');
   if (body.echo || (body.best_of !== undefined && body.best_of !== 1) || body.suffix) throw new ApiError(400, 'echo, best_of > 1 and suffix are not supported', 'echo');
+  for (const k of ['frequency_penalty', 'presence_penalty']) if (body[k] !== undefined && body[k] !== null && body[k] !== 0) throw new ApiError(400, `'${k}' other than 0 is not supported`, k);
+  if (body.logit_bias && Object.keys(body.logit_bias).length > 0) throw new ApiError(400, "'logit_bias' is not supported", 'logit_bias');
   const tokenKey = kind === 'chat' && body.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens';
   const lp = body.logprobs;
   let logprobs: boolean;

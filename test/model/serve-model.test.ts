@@ -4,7 +4,8 @@
  * settings; concurrent requests are batched (batches of more than one row) and each greedy answer equals
  * its unbatched answer token for token with log-probs within 1e-4, each sampled one its own seed's answer;
  * n > 1 extends choice 0; malformed requests get OpenAI-shaped 400 errors naming the field.
- * Then `rlhf serve-rm` on a reward model trained here answers /get_reward as the `model:DIR` source scores.
+ * `rlhf bench serve-model --quick` gives its JSON. Then `rlhf serve-rm` on a reward model trained here
+ * answers /get_reward as the `model:DIR` source scores.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -137,6 +138,20 @@ describe('serve-model through the openai client', () => {
     const cut = await client.completions.create({ model: 'stories260k', prompt: 'Once upon a time', max_tokens: 40, temperature: 0, stop: word });
     assert.equal(cut.choices[0]!.text, text.slice(0, text.indexOf(word)));
     assert.equal(cut.choices[0]!.finish_reason, 'stop');
+  });
+});
+
+describe('rlhf bench serve-model --quick', () => {
+  test('its JSON: requests/s, p50 ≤ p99, tokens/s and mean batch per level, ratios vs generate; 32 clients are batched', async () => {
+    const { runServeBench } = await import('../../bench/serve-model.js');
+    const r = await runServeBench({ quick: true, reps: 1, threads: 1 });
+    assert.deepEqual(Object.keys(r.results), ['c1', 'c8', 'c32']);
+    for (const [k, v] of Object.entries(r.results)) {
+      assert.ok(v.requestsPerSecond > 0 && v.tokensPerSecond > 0 && v.generateTokensPerSecond > 0 && v.p50Ms <= v.p99Ms, k);
+      assert.ok(Number.isFinite(r.ratios[k]!), k);
+    }
+    assert.equal(r.results.c1!.meanBatch, 1);
+    assert.ok(r.results.c32!.meanBatch > 1, `mean batch at 32 clients ${r.results.c32!.meanBatch}`);
   });
 });
 
