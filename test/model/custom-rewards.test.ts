@@ -23,7 +23,7 @@ import { after, before, describe, test } from 'node:test';
 import ts from 'typescript';
 import { validateConfig } from '../../src/config.js';
 import { afinnComparative } from '../../src/reward/functions.js';
-import { type RewardInput, RewardSourceError, parseRewardSpec } from '../../src/reward/sources.js';
+import { combinedReward, type RewardInput, RewardSourceError, parseRewardSpec } from '../../src/reward/sources.js';
 import { loadTokenizer } from '../../src/text/index.js';
 import { resolveModelDir } from '../../src/models/hub.js';
 import { GRPO_DEFAULTS, GRPO_SCHEMA } from '../../src/rlhf/grpo/config.js';
@@ -190,6 +190,13 @@ describe('module reward errors name the file, the export and the sample', () => 
     assert.deepEqual(batch.rewards, input(3).completions.map((c) => c.length / 100));
   });
 
+  test('combined with a built-in source by weight (reward.weights)', async () => {
+    const spec = (s: string) => parseRewardSpec(s, tok);
+    const both = combinedReward([{ source: spec(`module:${modulePath}#lengths`), weight: 2 }, { source: spec('function:afinn_comparative'), weight: 0.5 }]);
+    const got = await both.score(input(4));
+    assert.deepEqual(got.rewards, input(4).completions.map((c) => 2 * (c.length / 100) + 0.5 * afinnComparative(c)));
+  });
+
   test('a missing file, a missing export, a non-function, TypeScript source', async () => {
     await rejectsWith(`module:${join(TMP, 'nope.mjs')}#x`, /reward module .*nope\.mjs not found/);
     await rejectsWith(`module:${modulePath}#cheers`, /has no export 'cheers' \(it exports cheer, flaky, lengths, nan, notAFunction, short\)/);
@@ -244,5 +251,17 @@ describe('a run whose reward fails stops with a checkpoint and resumes', () => {
     const resumed = await trainGrpo(cfg, { progress: quiet });
     assert.equal(resumed.resumedFrom, 1);
     assert.equal(resumed.steps, 3);
+  });
+
+  test('a server down during an evaluation: the error says which checkpoint resumes', async () => {
+    const out = join(TMP, 'eval-remote');
+    const cfg = validateConfig({ ...SMALL, out, reward: { sources: [`${url}#retries=0`] }, train: { ...SMALL.train, evalSamples: 4, evalEvery: 2, checkpointEvery: 1 } }, GRPO_DEFAULTS, GRPO_SCHEMA, 'test');
+    server.mode = 'afinn';
+    const progress = (l: string) => {
+      if (/step 2\/3/.test(l)) server.mode = 'error500';
+    };
+    await assert.rejects(trainGrpo(cfg, { progress }), /HTTP 500.* — in the evaluation at step 2; rerun the same command to resume from the checkpoint of step 1/);
+    server.mode = 'afinn';
+    assert.equal((await trainGrpo(cfg, { progress: quiet })).resumedFrom, 1);
   });
 });

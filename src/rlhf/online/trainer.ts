@@ -430,10 +430,15 @@ async function runOnline<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>, opt
     const state = (step: number): TrainerState<C> => ({ step, algorithm: algo.name, config: cfg, klCoef: run.kl.value, moments: run.moments.state(), ...(algo.state ? { algorithmState: algo.state() } : {}) });
     const save = (step: number) => saveCheckpoint(ckpt, checkpointParts(run as Run<OnlineConfig>), state(step));
     await run.reward.ready?.();
-    const initial = resumedFrom === null ? await evaluate(run as Run<OnlineConfig>, 0, opts, log) : null;
+    // An evaluation whose reward fails saves nothing (its step's metrics row is logged): the last checkpoint resumes.
+    const evalAt = (at: number) => evaluate(run as Run<OnlineConfig>, at, opts, log).catch((e: unknown) => {
+      if (!(e instanceof RewardSourceError)) throw e;
+      throw new RewardSourceError(e.source, `${e.message} — in the evaluation at step ${at}; ${saved === null ? 'no checkpoint yet: rerun to start over' : `rerun the same command to resume from the checkpoint of step ${saved}`}`);
+    });
+    let saved = resumedFrom;
+    const initial = resumedFrom === null ? await evalAt(0) : null;
     if (initial) say(`step 0: ${describeEval(initial)}`);
     let step = resumedFrom ?? 0;
-    let saved = resumedFrom;
     for (; step < cfg.train.steps; step++) {
       await new Promise((r) => setImmediate(r)); // a step is mostly synchronous: let a pending SIGINT handler run
       if (opts.signal?.aborted) {
@@ -449,7 +454,7 @@ async function runOnline<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>, opt
       // Evaluate before checkpointing: a crash between the two resumes from the previous checkpoint, whose
       // metrics truncation drops this evaluation, so no step is ever evaluated twice or skipped.
       if (cfg.train.evalEvery > 0 && done % cfg.train.evalEvery === 0 && done < cfg.train.steps) {
-        const e = await evaluate(run as Run<OnlineConfig>, done, opts, log);
+        const e = await evalAt(done);
         if (e) say(`step ${done}: ${describeEval(e)}`);
       }
       if (cfg.train.checkpointEvery > 0 && done % cfg.train.checkpointEvery === 0 && done < cfg.train.steps) {
@@ -458,7 +463,7 @@ async function runOnline<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>, opt
       }
     }
     // A run resumed from its final checkpoint has its final evaluation logged already.
-    const final = resumedFrom === cfg.train.steps ? lastEval(join(cfg.out, 'metrics.jsonl'), step) : await evaluate(run as Run<OnlineConfig>, step, opts, log);
+    const final = resumedFrom === cfg.train.steps ? lastEval(join(cfg.out, 'metrics.jsonl'), step) : await evalAt(step);
     if (final) say(`step ${step}: ${describeEval(final)}`);
     save(step);
     saveModel(run.policy, join(cfg.out, 'model'), { extraFiles: tokenizerFiles(resolveModelDir(cfg.model.policy)), metadata: { rlhf: `policy:${algo.name}` } });
