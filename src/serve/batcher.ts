@@ -18,6 +18,8 @@ export interface BatchRow {
   temperature: number;
   topP: number;
   stop: readonly string[];
+  /** Called for each token as the batch decodes it (a streamed response writes it out at once). */
+  onToken?: (token: number, logprob: number) => void;
 }
 
 interface Pending {
@@ -83,6 +85,7 @@ export class Batcher {
       out = generate(this.model, rows.map((r) => r.ids), {
         maxNewTokens: s.maxNewTokens, temperature: s.temperature, topP: s.topP, topK: 0, streamKeys: rows.map((r) => r.key),
         ...(s.stop.length ? { stopStrings: s.stop, decode: this.decode } : {}),
+        ...(rows.some((r) => r.onToken) ? { onToken: (i: number, token: number, lp: number) => rows[i]!.onToken?.(token, lp) } : {}),
       });
     } catch (e) {
       for (const p of taken) p.reject(e as Error);

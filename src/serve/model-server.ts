@@ -7,8 +7,8 @@
  * with seed S samples from stream i of seed S, so choice 0 is exactly `rlhf generate --seed S --prompt P`
  * with the same settings. A chat request renders the model's chat template (tokenizer_config.json's
  * `chat_template`) or, for a model without one, DEFAULT_CHAT_TEMPLATE, with the assistant's header last.
- * `stream: true` answers with server-sent events (one chunk per token, then `data: [DONE]`); they are
- * written when the request's batch finishes, since a batch decodes synchronously.
+ * `stream: true` answers with server-sent events (one chunk per token, then `data: [DONE]`), each written
+ * as the batch decodes its token (with `stop` strings: once the choice is complete, cut at the stop).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Completion } from '../generate/generate.js';
@@ -17,7 +17,7 @@ import { loadModel, resolveModelDir } from '../models/hub.js';
 import { applyChatTemplate, loadTokenizer, type Tokenizer } from '../text/index.js';
 import { type BatchRow, Batcher, rowKey } from './batcher.js';
 import { listen, readJson, type RunningServer, sendJson } from './http.js';
-import { ApiError, type ChoiceOutput, type GenerationRequest, parseGenerationRequest, responseBody, streamChunks } from './openai.js';
+import { ApiError, type ChoiceOutput, ChunkBuilder, type GenerationRequest, parseGenerationRequest, responseBody, streamChunks } from './openai.js';
 
 /** The chat template of a model that declares none: each message as `role: content` on its own line, then `assistant:`. */
 export const DEFAULT_CHAT_TEMPLATE = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}";
@@ -86,14 +86,51 @@ async function generateHandler(e: Engine, kind: GenerationRequest['kind'], req: 
   if (r.model !== e.id) throw new ApiError(404, `the model '${r.model}' does not exist: this server serves '${e.id}'`, 'model', 'invalid_request_error');
   const ids = promptIds(e, r);
   const rows: BatchRow[] = Array.from({ length: r.n }, (_, i) => ({ ids, key: rowKey(r.seed, i), maxNewTokens: r.maxTokens, temperature: r.temperature, topP: r.topP, stop: r.stop }));
-  const out = await e.batcher.submit(rows);
-  const choices = out.map((c) => choiceOf(e.tok, ids, c, r.stop));
   const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
   const created = Math.floor(Date.now() / 1000);
+  const send = (chunk: unknown) => res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+  if (r.stream && r.stop.length === 0) return streamLive(e, r, rows, ids, { id, created, res, send });
+  const choices = (await e.batcher.submit(rows)).map((c) => choiceOf(e.tok, ids, c, r.stop));
   if (!r.stream) return sendJson(res, 200, responseBody(r, id, created, choices, ids.length));
-  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-  for (const chunk of streamChunks(r, id, created, choices)) res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+  // With stop strings a token cannot be sent before the text after it shows no stop sequence began: sent whole.
+  res.writeHead(200, SSE_HEADERS);
+  for (const chunk of streamChunks(r, id, created, choices)) send(chunk);
   res.end('data: [DONE]\n\n');
+}
+
+const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' };
+
+/**
+ * A streamed response written as the batch decodes: each token's chunk goes to the socket from the decode
+ * loop (an uncorked socket write is tried at once, so a client in another process reads tokens while the
+ * batch runs).
+ */
+async function streamLive(e: Engine, r: GenerationRequest, rows: BatchRow[], ids: readonly number[], o: { id: string; created: number; res: ServerResponse; send: (chunk: unknown) => void }): Promise<void> {
+  o.res.writeHead(200, SSE_HEADERS);
+  o.res.flushHeaders();
+  // http corks the socket on a chunked write until the next tick, which a decode loop never reaches: uncork each.
+  const send = (chunk: unknown) => {
+    o.send(chunk);
+    o.res.socket?.uncork();
+  };
+  const eos = new Set(e.tok.eosIds.length ? e.tok.eosIds : e.model.config.eosTokenIds);
+  const base = e.tok.decode(ids).length;
+  rows.forEach((row, index) => {
+    const b = new ChunkBuilder(r, o.id, o.created, index);
+    b.open().forEach(send);
+    const tokens: number[] = [];
+    let sent = 0;
+    row.onToken = (token, logprob) => {
+      if (eos.has(token)) return;
+      tokens.push(token);
+      const text = e.tok.decode([...ids, ...tokens]).slice(base);
+      send(b.token(text.slice(sent), token, logprob));
+      sent = text.length;
+    };
+  });
+  const out = await e.batcher.submit(rows);
+  out.forEach((c, index) => o.send(new ChunkBuilder(r, o.id, o.created, index).close(c.finishReason === 'length' ? 'length' : 'stop')));
+  o.res.end('data: [DONE]\n\n');
 }
 
 /** Loads the model and starts serving it (see the header); close() stops the server and frees the model. */

@@ -145,19 +145,37 @@ export function responseBody(req: GenerationRequest, id: string, created: number
   };
 }
 
-/** The server-sent events of a streamed response: one chunk per token per choice, a closing chunk per choice. */
+/** The chunks of one streamed choice, built as its tokens come: the opening (chat), one per token, the closing. */
+export class ChunkBuilder {
+  private readonly base: { id: string; object: string; created: number; model: string };
+  constructor(private readonly req: GenerationRequest, id: string, created: number, private readonly index: number) {
+    this.base = { id, object: req.kind === 'completion' ? 'text_completion' : 'chat.completion.chunk', created, model: req.model };
+  }
+
+  /** The chat role chunk that opens a choice (none for completions). */
+  open(): unknown[] {
+    return this.req.kind === 'chat' ? [{ ...this.base, choices: [{ index: this.index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] }] : [];
+  }
+
+  /** One token's chunk: its text piece and, when asked for, its log-prob. */
+  token(piece: string, token: number, logprob: number): unknown {
+    const one: ChoiceOutput = { text: piece, pieces: [piece], logprobs: [logprob], tokens: [token], finishReason: 'length' };
+    const logprobs = this.req.logprobs ? (this.req.kind === 'chat' ? chatLogprobs(one) : completionLogprobs(one)) : null;
+    const choice = this.req.kind === 'chat' ? { index: this.index, delta: { content: piece }, logprobs, finish_reason: null } : { index: this.index, text: piece, logprobs, finish_reason: null };
+    return { ...this.base, choices: [choice] };
+  }
+
+  /** The closing chunk with the finish reason. */
+  close(finishReason: ChoiceOutput['finishReason']): unknown {
+    const choice = this.req.kind === 'chat' ? { index: this.index, delta: {}, logprobs: null, finish_reason: finishReason } : { index: this.index, text: '', logprobs: null, finish_reason: finishReason };
+    return { ...this.base, choices: [choice] };
+  }
+}
+
+/** The server-sent events of a streamed response whose choices are complete: each choice's chunks in turn. */
 export function streamChunks(req: GenerationRequest, id: string, created: number, choices: readonly ChoiceOutput[]): unknown[] {
-  const chunks: unknown[] = [];
-  const object = req.kind === 'completion' ? 'text_completion' : 'chat.completion.chunk';
-  const base = { id, object, created, model: req.model };
-  choices.forEach((c, index) => {
-    if (req.kind === 'chat') chunks.push({ ...base, choices: [{ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] });
-    c.pieces.forEach((p, t) => {
-      const one: ChoiceOutput = { ...c, pieces: [p], logprobs: [c.logprobs[t]!], tokens: [c.tokens[t]!] };
-      const logprobs = req.logprobs ? (req.kind === 'chat' ? chatLogprobs(one) : completionLogprobs(one)) : null;
-      chunks.push({ ...base, choices: [req.kind === 'chat' ? { index, delta: { content: p }, logprobs, finish_reason: null } : { index, text: p, logprobs, finish_reason: null }] });
-    });
-    chunks.push({ ...base, choices: [req.kind === 'chat' ? { index, delta: {}, logprobs: null, finish_reason: c.finishReason } : { index, text: '', logprobs: null, finish_reason: c.finishReason }] });
+  return choices.flatMap((c, index) => {
+    const b = new ChunkBuilder(req, id, created, index);
+    return [...b.open(), ...c.pieces.map((p, t) => b.token(p, c.tokens[t]!, c.logprobs[t]!)), b.close(c.finishReason)];
   });
-  return chunks;
 }

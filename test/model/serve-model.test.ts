@@ -8,6 +8,7 @@
  * answers /get_reward as the `model:DIR` source scores.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -97,6 +98,39 @@ describe('serve-model through the openai client', () => {
       assert.deepEqual(a.tokens, b.tokens, `greedy '${p}' batched vs alone`);
       assert.ok(close(a.token_logprobs!, b.token_logprobs!, 1e-4), `log-probs of '${p}' within 1e-4`);
       assert.equal((await sampled(p, 100 + i)).choices[0]!.text, s[i]!.choices[0]!.text, `sampled '${p}' keeps its stream`);
+    }
+  });
+
+  test('streaming from a server in another process: tokens arrive while the batch decodes', async (t) => {
+    const child = spawn(process.execPath, [join(ROOT, 'bin', 'rlhf.js'), 'serve-model', '--port', '0', '--threads', '1'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let err = '';
+        child.stderr!.on('data', (d: Buffer) => {
+          err += d.toString();
+          const m = err.match(/at (http:\/\/\S+\/v1)/);
+          if (m) resolve(m[1]!);
+        });
+        child.on('exit', () => reject(new Error(`serve-model exited: ${err}`)));
+      });
+      const remote = new OpenAI({ baseURL: url, apiKey: 'unused', maxRetries: 0 });
+      const ask = { model: 'stories260k', prompt: 'Once upon a time', max_tokens: 400, temperature: 1, seed: 11 };
+      const whole = await remote.completions.create(ask);
+      const t0 = performance.now();
+      const at: number[] = [];
+      let text = '';
+      for await (const c of await remote.completions.create({ ...ask, stream: true })) {
+        text += c.choices[0]?.text ?? '';
+        at.push(performance.now() - t0);
+      }
+      assert.equal(text, whole.choices[0]!.text, 'the streamed text is the whole answer');
+      const n = whole.usage!.completion_tokens;
+      assert.ok(n >= 100, `a long answer (${n} tokens)`);
+      // Written at once, the chunks would all arrive after the last token: here the first comes in the first half.
+      assert.ok(at[0]! < 0.5 * at.at(-1)!, `first chunk at ${at[0]!.toFixed(0)} ms, last at ${at.at(-1)!.toFixed(0)} ms`);
+      t.diagnostic(`first chunk at ${at[0]!.toFixed(0)} ms, last at ${at.at(-1)!.toFixed(0)} ms`);
+    } finally {
+      child.kill('SIGTERM');
     }
   });
 
