@@ -84,7 +84,7 @@ export const policyCommands: Record<string, Command> = {
       try {
         const results = await bestOfN(model, tok, reward, o.prompt as string[], n, {
           maxNewTokens: o['max-new-tokens'] as number, temperature: o.temperature as number, topK: o['top-k'] as number, topP: o['top-p'] as number,
-        }, { seed: o.seed as number });
+        }, { seed: o.seed as number, progress: (l) => process.stderr.write(`[sample bon] ${l}\n`) });
         return { n, kl_bon: klBestOfN(n), reward: reward.name, results: results.map(({ candidates: _c, ...r }) => r) };
       } finally {
         model.dispose();

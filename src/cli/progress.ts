@@ -39,14 +39,10 @@ export function installProgress(opts: { tty: boolean; quiet: boolean; columns?: 
   const original: Write = process.stderr.write.bind(process.stderr);
   let pending = '';
   let bar: { phase: string; start: number; startDone: number; line: string } | null = null;
-  // A phase's clock starts at the line before its first count: the first unit's time is then measured too.
-  let lastLineAt = Date.now();
   const clearBar = () => {
     if (bar) original('\r\x1b[2K');
   };
   const onLine = (line: string) => {
-    const previous = lastLineAt;
-    lastLineAt = Date.now();
     if (opts.quiet) return line.startsWith('rlhf: ') ? void original(line + '\n') : undefined;
     if (!opts.tty) return void original(line + '\n');
     const p = progressOf(line);
@@ -58,7 +54,8 @@ export function installProgress(opts: { tty: boolean; quiet: boolean; columns?: 
     }
     if (!bar || bar.phase !== p.phase || p.done < bar.startDone) {
       if (bar) original('\n'); // the finished phase's bar stays on its line
-      bar = { phase: p.phase, start: previous, startDone: p.done - 1, line: '' };
+      // The rate counts from the phase's first line (a resumed run starts at its checkpoint's count): none until the second.
+      bar = { phase: p.phase, start: Date.now(), startDone: p.done, line: '' };
     }
     const seconds = (Date.now() - bar.start) / 1000;
     const rate = seconds > 0 && p.done > bar.startDone ? (p.done - bar.startDone) / seconds : 0;
