@@ -137,19 +137,18 @@ function perturbation(b: number, n: number, f: (x: number) => number, scale: num
 type CheckValues = Record<string, number>;
 
 /** ppo.py's `check`, on our side (see the header). */
-function ourCheck(cfg: PpoConfig): CheckValues {
+async function ourCheck(cfg: PpoConfig): Promise<CheckValues> {
   const algo = ppoAlgorithm(cfg);
   const run = openBenchRun(cfg);
   try {
+    const completionIds = syntheticCompletions(CHECK_B, CHECK_N, run.policy.config.vocabSize);
+    const promptIds = completionIds.map(() => [BOS]);
+    const reward = await run.reward.score({ prompts: promptIds.map(() => ''), completions: completionIds.map(() => ''), promptIds, completionIds });
     return scope(() => {
       const { policy, reference, critic } = run;
-      const vocab = policy.config.vocabSize;
-      const completionIds = syntheticCompletions(CHECK_B, CHECK_N, vocab);
-      const promptIds = completionIds.map(() => [BOS]);
       const batch = packActions(promptIds, completionIds);
       const old = noGrad(() => actorForward(policy, batch, { valueHead: critic!.head }));
       const ref = referenceLogProbs(reference, batch);
-      const reward = run.reward.score({ prompts: promptIds.map(() => ''), completions: completionIds.map(() => ''), promptIds, completionIds });
       const out: CheckValues = {
         oldLogProbSum: old.logProbs.double().sum().item(),
         refLogProbSum: ref.double().sum().item(),
@@ -275,7 +274,7 @@ export async function runPpoBench(opts: PpoBenchOptions = {}): Promise<PpoBenchR
     saveBenchRewardModel(rmDir);
 
     // ---- same work on both sides: ppo.py's deterministic check
-    const ours = ourCheck(benchConfig(rmDir, CHECK_B, CHECK_N, threads));
+    const ours = await ourCheck(benchConfig(rmDir, CHECK_B, CHECK_N, threads));
     const checks = compareChecks(ours, flattenTheirs(await baseline.request({ case: 'check', iters: 1 })));
     log(`ppo: checks pass (${Object.keys(checks).length} values within 1e-4 relative)`);
 
@@ -284,9 +283,9 @@ export async function runPpoBench(opts: PpoBenchOptions = {}): Promise<PpoBenchR
     const algo = ppoAlgorithm(cfg);
     run = openBenchRun(cfg);
     let step = 0;
-    const oursOnce = (): Sample => {
+    const oursOnce = async (): Promise<Sample> => {
       const t0 = now();
-      const row = rlStep(run!, algo, step++);
+      const row = await rlStep(run!, algo, step++);
       const total = since(t0);
       const s = row.seconds as { generation: number; scoring: number; update: number };
       return { total, ...s };
@@ -295,15 +294,15 @@ export async function runPpoBench(opts: PpoBenchOptions = {}): Promise<PpoBenchR
       const r = await baseline.request({ case: 'iteration', iters: 1 });
       return { total: r.seconds as number, generation: r.generation as number, scoring: r.scoring as number, update: r.update as number };
     };
-    oursOnce(); // warm-up: first-call allocations, caches
+    await oursOnce(); // warm-up: first-call allocations, caches
     await theirsOnce();
     const o: Sample[] = [];
     const t: Sample[] = [];
     for (let r = 0; r < reps; r++) {
       // ABBA order so a load that drifts during the run does not always fall on the same side.
-      if (r % 2 === 0) o.push(oursOnce());
+      if (r % 2 === 0) o.push(await oursOnce());
       t.push(await theirsOnce());
-      if (r % 2 === 1) o.push(oursOnce());
+      if (r % 2 === 1) o.push(await oursOnce());
     }
     const results: Record<string, CaseResult> = {};
     const ratios: Record<string, number> = {};

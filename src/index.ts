@@ -59,9 +59,22 @@ export { clipRewards, lengthPenalty, missingEosPenalty, normaliseRewards, Runnin
 
 // ---- reward sources (what the policy trainers optimise against)
 export {
-  combinedReward, functionReward, modelReward, parseRewardSpec,
-  type ModelRewardOptions, type RewardInput, type RewardOutput, type RewardSource,
+  combinedReward, functionReward, loadModelReward, modelReward, parseRewardSpec, REWARD_SPEC_KINDS, RewardSourceError,
+  type ModelRewardOptions, type RewardInput, type RewardOutput, type RewardSource, type RewardSpecBuilder, type RewardSpecContext,
+  type SyncRewardSource,
 } from './reward/sources.js';
+export { type BatchRewardFunction, moduleReward, type RewardSampleMeta, type SampleRewardFunction } from './reward/module.js';
+export { REMOTE_REWARD_DEFAULTS, type RemoteRewardOptions, remoteReward } from './reward/remote.js';
+export {
+  DEFAULT_RUBRIC, Judge, type JudgedPair, type JudgeOptions, judgePairs, judgeReward, type JudgeStats, parseJudgeSpec, parsePreference, parseScore,
+  type UnlabelledPair,
+} from './reward/judge.js';
+export { LOGGING_DEFAULTS, LOGGING_SCHEMA, type LoggingFields, TensorBoardWriter } from './tensorboard.js';
+
+// ---- serving: an OpenAI-compatible model server, a reward model behind OpenRLHF's /get_reward
+export { DEFAULT_CHAT_TEMPLATE, type ModelServer, type ServeModelOptions, serveModel } from './serve/model-server.js';
+export { type ServeRewardOptions, serveRewardModel } from './serve/reward-server.js';
+export type { RunningServer } from './serve/http.js';
 
 // ---- online policy optimisation: the registry, the shared loop and config, each algorithm
 export {
@@ -106,6 +119,7 @@ export { type IteratedRunOptions, type IteratedSummary, type RoundRow, trainIter
 export type {
   AnnotationContext, Annotator as RoundAnnotator, Comparison as RoundComparison, PairwiseLabel,
 } from './rlhf/iterated/annotator.js';
+export { judgeAnnotator } from './rlhf/iterated/annotator.js';
 
 // ---- configs: YAML/JSON files with --set overrides, validated against a schema
 export { type ConfigOverrides, describeSchema, type FieldDoc, loadConfig, makeConfig, namesOf, type Schema, validateConfig } from './config.js';

@@ -4,6 +4,7 @@
  * append-safe metrics log; the clean-up and recovery of what a killed run left behind; and the resume
  * check that names the configuration fields that differ.
  */
+import type { TensorBoardWriter } from './tensorboard.js';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -181,7 +182,7 @@ export async function withRunLock<T>(out: string, fn: () => Promise<T>): Promise
  * anywhere else is an error naming the file and line. The rewrite is atomic. An append that fails is cut
  * back, so a failed write leaves no partial line for the next one to follow.
  */
-export function openMetricsLog(path: string, resumedFrom: number | null, warn: (line: string) => void = (l) => process.stderr.write(l + '\n')): (row: Record<string, unknown>) => void {
+export function openMetricsLog(path: string, resumedFrom: number | null, warn: (line: string) => void = (l) => process.stderr.write(l + '\n'), tensorboard?: TensorBoardWriter): (row: Record<string, unknown>) => void {
   const kept = existsSync(path) && resumedFrom !== null ? rowsUpTo(path, resumedFrom, warn) : [];
   const text = kept.map((l) => l + '\n').join('');
   writeAtomic(path, text);
@@ -199,6 +200,7 @@ export function openMetricsLog(path: string, resumedFrom: number | null, warn: (
       throw new Error(`${path}: cannot append a metrics row (${(e as Error).message})`);
     }
     size += Buffer.byteLength(line);
+    if (typeof row.step === 'number') tensorboard?.scalars(row.step, row);
   };
 }
 

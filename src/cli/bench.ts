@@ -50,6 +50,14 @@ export const benchCommands: Record<string, Command> = {
       return runPeersBench(benchArgs(o));
     },
   },
+  'bench serve-model': {
+    summary: 'rlhf serve-model over loopback: requests/s, p50/p99 latency and tokens/s at 1, 8 and 32 concurrent clients vs generate at the same batch',
+    options: benchOptions.filter((x) => x.name !== 'python'),
+    async run(o) {
+      const { runServeBench } = await import('../../bench/serve-model.js');
+      return runServeBench({ reps: o.reps as number | undefined, threads: o.threads as number | undefined, quick: o.quick as boolean });
+    },
+  },
   'bench engine': {
     summary: 'tensor-engine overhead, matmul GFLOP/s and a transformer-block training step vs PyTorch',
     options: benchOptions,

@@ -7,7 +7,8 @@
 import { describeSchema, loadConfig, type Schema } from '../config.js';
 import { annotatePairs } from '../lab/annotators.js';
 import { goldReward } from '../lab/gold.js';
-import type { Annotator } from '../rlhf/iterated/annotator.js';
+import { Judge, parseJudgeSpec } from '../reward/judge.js';
+import { type Annotator, judgeAnnotator } from '../rlhf/iterated/annotator.js';
 import { ITERATED_DEFAULTS, ITERATED_SCHEMA, type IteratedConfig } from '../rlhf/iterated/config.js';
 import { trainIterated, type IteratedSummary } from '../rlhf/iterated/trainer.js';
 import { withInterrupt } from './args.js';
@@ -18,14 +19,19 @@ export interface OnlineCliConfig extends IteratedConfig {
   annotator: {
     /** Rationality β per unit of gold: P(a ≻ b) = σ(β·(gold_a − gold_b)) (the demo's 20; Infinity is not a YAML number here). */
     rationality: number;
+    /** A pairwise `judge:URL#model=NAME…` spec: an LLM judge labels instead of the synthetic annotator ('' = none). */
+    rlaifJudge: string;
   };
 }
 
-export const ONLINE_CLI_DEFAULTS: OnlineCliConfig = { ...ITERATED_DEFAULTS, annotator: { rationality: 20 } };
+export const ONLINE_CLI_DEFAULTS: OnlineCliConfig = { ...ITERATED_DEFAULTS, annotator: { rationality: 20, rlaifJudge: '' } };
 
 export const ONLINE_CLI_SCHEMA: Schema<OnlineCliConfig> = {
   ...ITERATED_SCHEMA,
-  annotator: { rationality: { doc: 'synthetic annotator rationality β per unit of gold (Bradley–Terry; 0 = coin flips)', min: 0 } },
+  annotator: {
+    rationality: { doc: 'synthetic annotator rationality β per unit of gold (Bradley–Terry; 0 = coin flips)', min: 0 },
+    rlaifJudge: { doc: "an LLM judge labels instead (RLAIF): 'judge:http://HOST:PORT/v1#model=NAME' (pairwise, both orders asked; '' = the synthetic annotator)" },
+  },
 };
 
 /** The lab's Bradley–Terry annotator on the gold reward, as the trainer's pluggable annotator. */
@@ -46,7 +52,8 @@ export const iteratedCommands: Record<string, Command> = {
     helpExtra: () => `config fields (YAML; nested keys as in --set):\n${describeSchema(ONLINE_CLI_DEFAULTS, ONLINE_CLI_SCHEMA).map((l) => '  ' + l).join('\n')}`,
     async run(o) {
       const { annotator, ...cfg } = loadConfig(o.config as string | undefined, o.set as string[], ONLINE_CLI_DEFAULTS, ONLINE_CLI_SCHEMA);
-      return withInterrupt((signal) => trainIterated(cfg, goldAnnotator(annotator.rationality), { signal, evaluate: (texts) => texts.map(goldReward) }));
+      const who = annotator.rlaifJudge ? judgeAnnotator(new Judge({ ...parseJudgeSpec(annotator.rlaifJudge.replace(/^judge:/, '')), mode: 'pairwise' })) : goldAnnotator(annotator.rationality);
+      return withInterrupt((signal) => trainIterated(cfg, who, { signal, evaluate: (texts) => texts.map(goldReward) }));
     },
     human(r) {
       const s = r as IteratedSummary;

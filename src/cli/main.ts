@@ -16,6 +16,9 @@ import { modelCommands } from './model.js';
 import { policyCommands } from './policy.js';
 import { offlineCommands } from './policy-offline.js';
 import { rewardCommands } from './reward.js';
+import { serveCommands } from './serve.js';
+import { installProgress } from './progress.js';
+import { labelCommands } from './label.js';
 
 export interface Command {
   summary: string;
@@ -30,6 +33,7 @@ export interface Command {
 const COMMON: OptionSpec[] = [
   { name: 'json', type: 'boolean', default: false, help: 'print the result as one line of JSON on stdout' },
   { name: 'verbose', type: 'boolean', default: false, help: 'print error details (stack) on failure' },
+  { name: 'quiet', type: 'boolean', default: false, help: 'no progress bars or logs on stderr (a failure still says why)' },
   { name: 'help', type: 'boolean', default: false, help: 'show this help' },
 ];
 
@@ -44,6 +48,8 @@ export const COMMANDS: Record<string, Command> = {
   ...iteratedCommands,
   ...offlineCommands,
   ...benchCommands,
+  ...serveCommands,
+  ...labelCommands,
 };
 
 function usage(): string {
@@ -90,7 +96,14 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     if (positional.length > 0) throw new UsageError(`unexpected argument '${positional[0]}' for 'rlhf ${name}'`);
-    const result = await cmd.run(options);
+    // On a terminal, the logs' k/N counts become progress bars (src/cli/progress.ts); --quiet silences them.
+    const restore = installProgress({ tty: process.stderr.isTTY === true && !options.json, quiet: options.quiet === true });
+    let result: unknown;
+    try {
+      result = await cmd.run(options);
+    } finally {
+      restore();
+    }
     if (options.json) process.stdout.write(JSON.stringify(result) + '\n');
     else process.stdout.write(cmd.human ? cmd.human(result) : JSON.stringify(result, null, 2) + '\n');
   } catch (e) {

@@ -60,7 +60,7 @@ export const policyCommands: Record<string, Command> = {
     summary: 'best-of-N sampling: N completions per prompt, the best under a reward source',
     options: [
       { name: 'model', type: 'string', default: 'stories260k', help: "policy: a model directory, or 'stories260k'" },
-      { name: 'reward', type: 'strings', default: ['function:afinn_comparative'], help: "reward source(s), summed: 'function:NAME' or 'model:DIR' (repeatable)" },
+      { name: 'reward', type: 'strings', default: ['function:afinn_comparative'], help: "reward source(s), summed: 'function:NAME', 'model:DIR', 'module:./file.mjs#export' or 'http://HOST:PORT/get_reward' (repeatable)" },
       { name: 'prompt', type: 'strings', default: [''], help: 'a prompt (repeatable); empty means BOS only' },
       { name: 'n', type: 'number', default: 8, help: 'candidates per prompt' },
       { name: 'max-new-tokens', type: 'number', default: 64, help: 'tokens per candidate at most' },
@@ -82,9 +82,9 @@ export const policyCommands: Record<string, Command> = {
       const reward = sources.length === 1 ? sources[0]! : combinedReward(sources.map((source) => ({ source, weight: 1 })));
       const model = loadModel(dir);
       try {
-        const results = bestOfN(model, tok, reward, o.prompt as string[], n, {
+        const results = await bestOfN(model, tok, reward, o.prompt as string[], n, {
           maxNewTokens: o['max-new-tokens'] as number, temperature: o.temperature as number, topK: o['top-k'] as number, topP: o['top-p'] as number,
-        }, { seed: o.seed as number });
+        }, { seed: o.seed as number, progress: (l) => process.stderr.write(`[sample bon] ${l}\n`) });
         return { n, kl_bon: klBestOfN(n), reward: reward.name, results: results.map(({ candidates: _c, ...r }) => r) };
       } finally {
         model.dispose();

@@ -19,6 +19,11 @@ export interface GenerateOptions extends SamplingOptions {
   seed?: number;
   /** Stream id of each prompt (default its index): generating prompt i alone with streams [i] reproduces its batch sample. */
   streams?: readonly number[];
+  /**
+   * Each row's stream key (random.ts streamKey(seed, stream)), in place of seed and streams: rows batched
+   * from different requests (the server's) each keep their own seed's stream.
+   */
+  streamKeys?: readonly number[];
   /** Ids that end a sequence (default: the model config's eosTokenIds). */
   eosTokenIds?: readonly number[];
   /** Keep the end-of-sequence token (and its log-prob) in the completion, as RL needs. Default false. */
@@ -76,7 +81,7 @@ export function generate(model: CausalLM, prompts: readonly (readonly number[])[
   }
   const eos = new Set(opts.eosTokenIds ?? model.config.eosTokenIds);
   const seed = opts.seed ?? 0;
-  const keys = (opts.streams ?? prompts.map((_, i) => i)).map((s) => streamKey(seed, s));
+  const keys = opts.streamKeys ?? (opts.streams ?? prompts.map((_, i) => i)).map((s) => streamKey(seed, s));
   if (keys.length !== b) throw new Error(`streams has ${keys.length} entries for ${b} prompts`);
   if (opts.stopStrings?.length && !opts.decode) throw new Error('stopStrings needs a decode function');
 

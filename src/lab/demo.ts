@@ -86,7 +86,7 @@ async function bestOfNPhase(cfg: DemoConfig, proxyDir: string, say: (l: string) 
   try {
     const prompts = Array.from({ length: cfg.bon.prompts }, () => '');
     say(`[demo 4/5 best-of-n] ${cfg.bon.prompts} prompts × ${cfg.bon.maxN} candidates`);
-    const results = bestOfN(policy, tok, reward, prompts, cfg.bon.maxN, SAMPLING(cfg), { seed: cfg.seed + 202 });
+    const results = await bestOfN(policy, tok, reward, prompts, cfg.bon.maxN, SAMPLING(cfg), { seed: cfg.seed + 202, progress: (l) => say(`[demo 4/5 best-of-n] ${l}`) });
     const gold = results.map((r) => r.candidates.map(goldReward));
     const out: BonPoint[] = [];
     for (let n = 1; n <= cfg.bon.maxN; n *= 2) {

@@ -20,7 +20,7 @@ import { leftPad } from '../generate/generate.js';
 import { loadModel, resolveModelDir } from '../models/hub.js';
 import { loadTokenizer, type Tokenizer } from '../text/index.js';
 import { loadRewardModel } from '../reward/io.js';
-import { parseRewardSpec } from '../reward/sources.js';
+import { loadModelReward } from '../reward/sources.js';
 import { sample } from '../rlhf/online/rollout.js';
 import { labelPreferences, phase, rlWithGold, trainProxy } from './pipeline.js';
 import type { Experiment } from './experiment.js';
@@ -197,7 +197,7 @@ async function analyse(cfg: GeneralisationConfig, prefsPath: string, modelDir: s
   const trainFeat = proxyFeatures(modelDir, tok, train);
   const trainBow = bagOfWords(train);
   const promptFeat = proxyFeatures(modelDir, tok, ['']); // every training pair's prompt is BOS alone
-  const proxy = parseRewardSpec(`model:${modelDir}`, tok);
+  const proxy = loadModelReward(modelDir, tok);
   const rows: { set: string; pairs: number; agreement: number; proxyDist: number; bowDist: number; promptDist: number }[] = [];
   const scatter: { d: number; wrong: number }[] = [];
   try {

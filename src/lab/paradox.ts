@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { MAX_THREADS, type Schema } from '../config.js';
 import { loadModel, resolveModelDir } from '../models/hub.js';
 import { loadTokenizer } from '../text/index.js';
-import { parseRewardSpec } from '../reward/sources.js';
+import { loadModelReward } from '../reward/sources.js';
 import { sample } from '../rlhf/online/rollout.js';
 import { labelPreferences, phase, rlWithGold, trainProxy } from './pipeline.js';
 import type { Experiment } from './experiment.js';
@@ -94,7 +94,7 @@ interface Row { steps: number; accuracy: number; goldBefore: number; goldAfter: 
 function goldOrderAccuracy(dir: string, cfg: ParadoxConfig, seed: number): number {
   const tok = loadTokenizer(resolveModelDir(cfg.model));
   const policy = loadModel(cfg.model);
-  const rm = parseRewardSpec(`model:${dir}`, tok);
+  const rm = loadModelReward(dir, tok);
   try {
     const s = sample(policy, tok, Array.from({ length: 2 * cfg.heldOutPairs }, () => ''), { maxNewTokens: cfg.preferences.maxNewTokens, temperature: 1, topK: 0, topP: 1 }, seed + 909);
     const r = rm.score(s).rewards;

@@ -27,9 +27,9 @@ import { scope, setNumThreads } from '../tensor/index.js';
 import { loadCheckpoint } from '../nn/checkpoint.js';
 import { resolveModelDir } from '../models/hub.js';
 import { loadTokenizer, type Tokenizer } from '../text/index.js';
-import type { RewardInput, RewardSource } from '../reward/sources.js';
+import type { RewardInput, SyncRewardSource } from '../reward/sources.js';
 import { actorForward, disposeActions, sliceActions } from '../rlhf/online/actor.js';
-import { disposeScored, sample, scoreRollout } from '../rlhf/online/rollout.js';
+import { disposeScored, sample, scoredRollout } from '../rlhf/online/rollout.js';
 import { closeRun, openRun, settings } from '../rlhf/online/trainer.js';
 import { PPO_DEFAULTS, PPO_SCHEMA, type PpoConfig } from '../rlhf/ppo/config.js';
 import { ppoAlgorithm } from '../rlhf/ppo/trainer.js';
@@ -113,7 +113,7 @@ const SENTENCE_END = /[.!?\n]/;
  * `tokenRewards` places it (see the file's comment). Prefix texts are decoded prompt-relative, as the
  * rollout decodes completions, so the last prefix is the completion itself.
  */
-export function prefixGoldReward(granularity: Granularity, tok: Tokenizer): RewardSource {
+export function prefixGoldReward(granularity: Granularity, tok: Tokenizer): SyncRewardSource {
   return {
     name: `gold/${granularity}`,
     score(input: RewardInput) {
@@ -198,13 +198,13 @@ export interface GradientNoise {
   ratio: number;
 }
 
-function gradientNoise(pcfg: PpoConfig, reward: RewardSource, checkpoint: string | null, n: number, seed: number): GradientNoise {
+function gradientNoise(pcfg: PpoConfig, reward: SyncRewardSource, checkpoint: string | null, n: number, seed: number): GradientNoise {
   const algo = ppoAlgorithm(pcfg);
   const run = openRun(pcfg, algo, reward);
   try {
     if (checkpoint) loadCheckpoint(checkpoint, { modules: { policy: run.policy, ...(run.critic?.head ? { value_head: run.critic.head } : {}) }, optimizers: {} });
     const s = sample(run.policy, run.tok, Array.from({ length: n }, () => run.prompts[0]!), settings(pcfg), seed);
-    const r = scoreRollout(s, run.policy, run.reference, run.critic, run.reward);
+    const r = scoredRollout(s, run.policy, run.reference, run.critic, reward.score(s));
     try {
       const adv = scope(() => algo.advantages(r, r.reward.rewards, pcfg.kl.coef, pcfg).advantages.detach().clone());
       const params = run.policy.trainableParameters();

@@ -2,6 +2,7 @@
  * The reward-model training configuration (`rlhf train rm --config FILE`), every field with its
  * default, units and meaning. Validated at load (src/config.ts): unknown keys and wrong types are errors.
  */
+import { LOGGING_DEFAULTS, LOGGING_SCHEMA, type LoggingFields } from '../tensorboard.js';
 import { namesOf, SEED_RANGE, type Schema } from '../config.js';
 import { type EpochTrainFields, epochTrainSchema } from '../nn/train-fields.js';
 import { type AggregatorName, ENSEMBLE_AGGREGATORS } from './ensemble.js';
@@ -79,6 +80,8 @@ export interface RewardTrainConfig {
     /** Held-out records used by periodic evaluation (0 = all). */
     evalLimit: number;
   };
+  /** TensorBoard event files (src/tensorboard.ts). */
+  logging: LoggingFields;
 }
 
 /** The defaults of `rlhf train rm`. */
@@ -97,6 +100,7 @@ export const REWARD_DEFAULTS: RewardTrainConfig = {
     epochs: 1, batchSize: 16, gradAccum: 1, optimizer: 'adamw', lr: 1e-3, weightDecay: 0.01, warmupSteps: 10, schedule: 'cosine',
     maxSteps: 0, clipGradNorm: 1, evalEvery: 0, checkpointEvery: 0, threads: 0, evalLimit: 512,
   },
+  logging: { ...LOGGING_DEFAULTS },
 };
 
 /** The loss types `rlhf train rm` trains with. */
@@ -164,6 +168,7 @@ export const REWARD_SCHEMA: Schema<RewardTrainConfig> = {
     }),
     evalLimit: { doc: 'held-out records used by periodic evaluation (0 = all)', integer: true, min: 0 },
   },
+  logging: LOGGING_SCHEMA,
 };
 
 

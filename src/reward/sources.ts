@@ -9,9 +9,20 @@
  *   When the reward model shares the policy's tokenizer it scores the policy's ids directly; otherwise the
  *   text is re-encoded with its own. Dense mode reads the head at every completion position and gives
  *   token t the increment r(prefix ≤ t) − r(prefix < t): a telescoping sum equal to the sequence reward.
- * - `combinedReward`: a weighted sum of sources.
+ * - `combinedReward`: a weighted sum of sources, scored concurrently.
+ * - `moduleReward` (src/reward/module.ts): the user's own function, `module:./file.mjs#export`.
+ * - `remoteReward` (src/reward/remote.ts): a server speaking OpenRLHF's `/get_reward` protocol, `http(s)://…`.
+ * - `judgeReward` (src/reward/judge.ts): an LLM judge behind any OpenAI-compatible endpoint, `judge:URL#model=…`.
  *
- * `parseRewardSpec` reads the config's form: `function:NAME` or `model:DIR` ('stories260k'-style names too).
+ * Scoring may be asynchronous (a module may await, a server answers later): `score` returns the output or a
+ * promise of it, and callers await it. The built-in sources stay synchronous (`SyncRewardSource`), so the
+ * await costs them one microtask per batch.
+ *
+ * A source that fails for a reason outside the run's control (a module that throws, a server that is down
+ * or answers badly) throws `RewardSourceError`; the online trainers stop on it with a checkpoint to resume.
+ *
+ * `parseRewardSpec` reads the config's form through `REWARD_SPEC_KINDS`: `function:NAME`, `model:DIR`
+ * ('stories260k'-style names too), `module:PATH#EXPORT`, `http://…` / `https://…`.
  */
 import { cat, noGrad, scope } from '../tensor/index.js';
 import { leftPad } from '../generate/generate.js';
@@ -19,6 +30,9 @@ import { resolveModelDir } from '../models/hub.js';
 import { loadTokenizer, type Tokenizer } from '../text/index.js';
 import { loadRewardEnsemble, type RewardEnsemble } from './ensemble-model.js';
 import { REWARD_FUNCTIONS } from './functions.js';
+import { Judge, judgeReward, parseJudgeSpec } from './judge.js';
+import { moduleReward } from './module.js';
+import { remoteReward } from './remote.js';
 
 /** A rollout as the reward sees it. */
 export interface RewardInput {
@@ -39,24 +53,54 @@ export interface RewardOutput {
   tokenRewards: number[][] | null;
 }
 
-/** What the policy trainers optimise against: a named scorer of completions (a function, a reward model or ensemble, a weighted sum). */
+/**
+ * What the policy trainers optimise against: a named scorer of completions (a function, a reward model or
+ * ensemble, a user module, a remote server, a weighted sum). `score` may return a promise; await it.
+ */
 export interface RewardSource {
   readonly name: string;
-  score(input: RewardInput): RewardOutput;
+  score(input: RewardInput): RewardOutput | Promise<RewardOutput>;
+  /** Loads what the source needs before its first score (a module's import), so a bad spec fails before any sampling. */
+  ready?(): Promise<void>;
   dispose(): void;
 }
 
+/** A source that scores without waiting (the built-in function and reward-model sources). */
+export interface SyncRewardSource extends RewardSource {
+  score(input: RewardInput): RewardOutput;
+}
+
+/**
+ * A reward source failed for a reason outside the run (the user's module threw or returned a non-number,
+ * a server is down, timed out or answered malformed JSON): the message names the source and, where there
+ * is one, the sample. The online trainers stop on it with a checkpoint to resume from.
+ */
+export class RewardSourceError extends Error {
+  constructor(readonly source: string, message: string) {
+    super(message);
+    this.name = 'RewardSourceError';
+  }
+}
+
+/** A completion as quoted in errors: its first 80 characters. */
+export function quoteCompletion(c: string): string {
+  return JSON.stringify(c.slice(0, 80));
+}
+
 /** Checks every reward is a finite number, naming the source and the sample otherwise. */
-function checkFinite(name: string, rewards: readonly number[], input: RewardInput): void {
+export function checkFinite(name: string, rewards: readonly unknown[], input: RewardInput): asserts rewards is number[] {
+  if (rewards.length !== input.completions.length) {
+    throw new RewardSourceError(name, `reward '${name}' returned ${rewards.length} rewards for a batch of ${input.completions.length} samples`);
+  }
   rewards.forEach((r, i) => {
     if (typeof r !== 'number' || !Number.isFinite(r)) {
-      throw new Error(`reward '${name}' returned ${String(r)} for sample ${i} (completion ${JSON.stringify(input.completions[i]!.slice(0, 80))}): rewards must be finite numbers`);
+      throw new RewardSourceError(name, `reward '${name}' returned ${String(r)} for sample ${i} (completion ${quoteCompletion(input.completions[i]!)}): rewards must be finite numbers`);
     }
   });
 }
 
 /** A function of (completion text, prompt text) as a reward source. */
-export function functionReward(name: string, fn: (completion: string, prompt: string) => number): RewardSource {
+export function functionReward(name: string, fn: (completion: string, prompt: string) => number): SyncRewardSource {
   return {
     name,
     score(input) {
@@ -64,7 +108,7 @@ export function functionReward(name: string, fn: (completion: string, prompt: st
         try {
           return fn(c, input.prompts[i]!);
         } catch (e) {
-          throw new Error(`reward '${name}' threw on sample ${i} (completion ${JSON.stringify(c.slice(0, 80))}): ${(e as Error).message}`);
+          throw new RewardSourceError(name, `reward '${name}' threw on sample ${i} (completion ${quoteCompletion(c)}): ${(e as Error).message}`);
         }
       });
       checkFinite(name, rewards, input);
@@ -97,7 +141,7 @@ export interface ModelRewardOptions {
 }
 
 /** A reward model or ensemble (owned: disposed with the source) as a reward source. */
-export function modelReward(model: RewardEnsemble, opts: ModelRewardOptions): RewardSource {
+export function modelReward(model: RewardEnsemble, opts: ModelRewardOptions): SyncRewardSource {
   const direct = sameTokenizer(opts.tokenizer, opts.policyTokenizer);
   const batch = opts.batchSize ?? 64;
   const name = opts.name ?? 'reward-model';
@@ -149,40 +193,80 @@ export function modelReward(model: RewardEnsemble, opts: ModelRewardOptions): Re
   };
 }
 
-/** Σ_k w_k · source_k; spread and token rewards combine the same way where every part has them. */
+/**
+ * Σ_k w_k · source_k; spread and token rewards combine the same way where every part has them. The parts
+ * are scored concurrently (a remote server's wait overlaps the others' work); all synchronous parts give a
+ * synchronous result.
+ */
 export function combinedReward(parts: readonly { source: RewardSource; weight: number }[]): RewardSource {
   if (parts.length === 0) throw new Error('a combined reward needs at least one source');
-  return {
-    name: parts.map((p) => `${p.weight}·${p.source.name}`).join(' + '),
-    score(input) {
-      const outs = parts.map((p) => p.source.score(input));
+  const combine = (input: RewardInput, outs: readonly RewardOutput[]): RewardOutput => {
       const rewards = input.completions.map((_, i) => parts.reduce((s, p, k) => s + p.weight * outs[k]!.rewards[i]!, 0));
       const dense = outs.every((o) => o.tokenRewards) ? input.completionIds.map((c, i) => c.map((_, t) => parts.reduce((s, p, k) => s + p.weight * outs[k]!.tokenRewards![i]![t]!, 0))) : null;
       const spreads = outs.filter((o) => o.spread);
       const spread = spreads.length ? input.completions.map((_, i) => Math.sqrt(spreads.reduce((s, o) => s + o.spread![i]! ** 2, 0))) : null;
       return { rewards, spread, tokenRewards: dense };
+  };
+  return {
+    name: parts.map((p) => `${p.weight}·${p.source.name}`).join(' + '),
+    score(input) {
+      const outs = parts.map((p) => p.source.score(input));
+      if (outs.some((o) => o instanceof Promise)) return Promise.all(outs).then((o) => combine(input, o));
+      return combine(input, outs as RewardOutput[]);
+    },
+    ready: async () => {
+      await Promise.all(parts.map((p) => p.source.ready?.()));
     },
     dispose: () => parts.forEach((p) => p.source.dispose()),
   };
 }
 
+/** What a spec's builder gets besides its argument: the policy's tokenizer and the config's dense flag. */
+export interface RewardSpecContext {
+  policyTokenizer: Tokenizer;
+  dense?: boolean;
+}
+
+/** A spec kind's builder: the text after `KIND:` (the whole spec for a URL) → a source. */
+export type RewardSpecBuilder = (arg: string, spec: string, ctx: RewardSpecContext) => RewardSource;
+
+/** A `model:DIR` source: a reward-model or ensemble directory ('stories260k'-style names too), synchronous. */
+export function loadModelReward(dirOrName: string, policyTokenizer: Tokenizer, opts: { dense?: boolean } = {}): SyncRewardSource {
+  const dir = resolveModelDir(dirOrName);
+  return modelReward(loadRewardEnsemble(dir), { tokenizer: loadTokenizer(dir), policyTokenizer, dense: opts.dense, name: `model:${dirOrName}` });
+}
+
+/** The reward spec kinds, by the prefix before the first colon; a new kind is one entry. */
+export const REWARD_SPEC_KINDS: Readonly<Record<string, RewardSpecBuilder>> = {
+  function: (arg, spec) => {
+    const fn = REWARD_FUNCTIONS[arg];
+    if (!fn) throw new Error(`unknown reward function '${arg}' in '${spec}': known ${Object.keys(REWARD_FUNCTIONS).join(', ')}`);
+    return functionReward(arg, (c) => fn(c));
+  },
+  model: (arg, _spec, ctx) => loadModelReward(arg, ctx.policyTokenizer, { dense: ctx.dense }),
+  module: (arg) => moduleReward(arg),
+  judge: (arg) => judgeReward(new Judge(parseJudgeSpec(arg))),
+  http: (_arg, spec) => remoteReward(spec),
+  https: (_arg, spec) => remoteReward(spec),
+};
+
 /**
- * A source from its config form: `function:NAME` (REWARD_FUNCTIONS) or `model:DIR` (a reward-model or
- * ensemble directory).
+ * A source from its config form (REWARD_SPEC_KINDS): `function:NAME`, `model:DIR`, `module:PATH#EXPORT`
+ * (src/reward/module.ts), `http(s)://HOST/get_reward[#options]` (src/reward/remote.ts).
  */
 export function parseRewardSpec(spec: string, policyTokenizer: Tokenizer, opts: { dense?: boolean } = {}): RewardSource {
   const colon = spec.indexOf(':');
   const kind = colon < 0 ? '' : spec.slice(0, colon);
-  const arg = spec.slice(colon + 1);
-  if (kind === 'function') {
-    const fn = REWARD_FUNCTIONS[arg];
-    if (!fn) throw new Error(`unknown reward function '${arg}' in '${spec}': known ${Object.keys(REWARD_FUNCTIONS).join(', ')}`);
-    return functionReward(arg, (c) => fn(c));
-  }
-  if (kind === 'model') {
-    const dir = resolveModelDir(arg);
-    const ens = loadRewardEnsemble(dir);
-    return modelReward(ens, { tokenizer: loadTokenizer(dir), policyTokenizer, dense: opts.dense, name: `model:${arg}` });
-  }
-  throw new Error(`reward source '${spec}' must be 'function:NAME' or 'model:DIR'`);
+  const build = REWARD_SPEC_KINDS[kind];
+  if (!build) throw new Error(`reward source '${spec}' must be one of ${Object.keys(REWARD_SPEC_KINDS).map((k) => SPEC_FORMS[k] ?? `${k}:…`).join(', ')}`);
+  return build(spec.slice(colon + 1), spec, { policyTokenizer, dense: opts.dense });
 }
+
+const SPEC_FORMS: Readonly<Record<string, string>> = {
+  function: "'function:NAME'",
+  model: "'model:DIR'",
+  module: "'module:./file.mjs#export'",
+  judge: "'judge:http://HOST/v1#model=NAME'",
+  http: "'http://HOST:PORT/get_reward'",
+  https: "'https://…'",
+};

@@ -10,6 +10,7 @@
  * With model.ensemble.members = K > 0 the same loop trains K members one after another, each on its own
  * bootstrap resample with its own seed and checkpoint, and out/model becomes an ensemble manifest.
  */
+import { tensorBoardFor } from '../tensorboard.js';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Optimizer, Generator, manualSeed, scope, setNumThreads, tensor, type Tensor } from '../tensor/index.js';
@@ -258,7 +259,12 @@ function openRewardRun(d: RunData, run: ModelRun, fresh: boolean, say: (line: st
     }
     resumedFrom = loadRunCheckpoint(ckpt, rm, opt);
   }
-  return { rm, opt, resumedFrom, logMetrics: openMetricsLog(join(run.out, 'metrics.jsonl'), resumedFrom, say) };
+  return { rm, opt, resumedFrom, logMetrics: openMetricsLog(join(run.out, 'metrics.jsonl'), resumedFrom, say, tensorBoardFor(memberLogging(cfg, run.member), resumedFrom)) };
+}
+
+/** An ensemble member logs TensorBoard events to its own subdirectory, member-K (one run per member). */
+function memberLogging(cfg: RewardTrainConfig, member: number | null): RewardTrainConfig {
+  return member === null || !cfg.logging.tensorboard ? cfg : { ...cfg, logging: { tensorboard: join(cfg.logging.tensorboard, `member-${member}`) } };
 }
 
 /** Trains one reward model into run.out: the loop, then its final checkpoint, model and held-out evaluation. */

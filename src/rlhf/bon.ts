@@ -32,7 +32,7 @@ export interface BestOfNResult {
  * For each prompt, N samples (streams p·N … p·N + N − 1 of `seed`, so the first k candidates of best-of-N
  * are exactly best-of-k's: one sampling run serves every k ≤ N) scored by `reward`; ties keep the first.
  */
-export function bestOfN(policy: CausalLM, tok: Tokenizer, reward: RewardSource, prompts: readonly string[], n: number, s: SamplingSettings, opts: { seed: number; batchSize?: number }): BestOfNResult[] {
+export async function bestOfN(policy: CausalLM, tok: Tokenizer, reward: RewardSource, prompts: readonly string[], n: number, s: SamplingSettings, opts: { seed: number; batchSize?: number; progress?: (line: string) => void }): Promise<BestOfNResult[]> {
   klBestOfN(n);
   const rows = prompts.flatMap((p) => Array.from({ length: n }, () => p));
   const bs = opts.batchSize ?? 64;
@@ -41,9 +41,10 @@ export function bestOfN(policy: CausalLM, tok: Tokenizer, reward: RewardSource, 
   const rewards: number[] = [];
   for (let i = 0; i < rows.length; i += bs) {
     const part = sample(policy, tok, rows.slice(i, i + bs), s, opts.seed, i);
-    rewards.push(...reward.score(part).rewards);
+    rewards.push(...(await reward.score(part)).rewards);
     texts.push(...part.completions);
     tokens.push(...part.completionIds);
+    opts.progress?.(`scored ${texts.length}/${rows.length} candidates`); // a progress bar on a terminal
   }
   return prompts.map((prompt, p) => {
     const rs = rewards.slice(p * n, (p + 1) * n);

@@ -4,6 +4,7 @@
  * state + step), the resume that makes a continued run reproduce an uninterrupted one, and metrics.jsonl
  * (which keeps only the rows the checkpoint covers).
  */
+import { tensorBoardFor } from '../tensorboard.js';
 import { existsSync, mkdirSync } from 'node:fs';
 import { readJsonFile } from '../atomic.js';
 import { join } from 'node:path';
@@ -87,7 +88,7 @@ export function openPolicyRun<C>(out: string, config: C, policy: CausalLM, t: Ep
   return {
     opt, resumedFrom,
     checkpoint: (step) => saveCheckpoint(ckpt, parts(policy, opt), { step, config }),
-    logMetrics: openMetricsLog(join(out, 'metrics.jsonl'), resumedFrom, say),
+    logMetrics: openMetricsLog(join(out, 'metrics.jsonl'), resumedFrom, say, tensorBoardFor(config, resumedFrom)),
   };
 }
 

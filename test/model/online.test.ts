@@ -63,7 +63,7 @@ function weightsOf(dir: string): Map<string, Tensor> {
 }
 
 describe('gradient accumulation', () => {
-  test('8 sequences of unequal lengths: one batch = 8 micro-batches of 1 (PPO with a value head; the SGD step, within the float32 bound)', () => {
+  test('8 sequences of unequal lengths: one batch = 8 micro-batches of 1 (PPO with a value head; the SGD step, within the float32 bound)', async () => {
     const tok = [[3, 7, 1, 12, 5, 9, 2, 6], ['', 'Once upon a time', 'Lily', 'The dog', '', 'Tom saw', 'One day', 'Sue']] as const;
     const completionIds = tok[0].map((n, i) => Array.from({ length: n }, (_, j) => 30 + ((i * 31 + j * 17) % 400)));
     const params: Map<string, Tensor>[] = [];
@@ -85,7 +85,7 @@ describe('gradient accumulation', () => {
           completions: completionIds.map((c) => run.tok.decode(c)), finish: completionIds.map(() => 'length'),
         };
         rows = samples.promptIds.map((p, i) => p.length + completionIds[i]!.length);
-        const r = scoreRollout(samples, run.policy, run.reference, run.critic, run.reward);
+        const r = await scoreRollout(samples, run.policy, run.reference, run.critic, run.reward);
         const { advantages, returns } = algo.advantages(r, shapeRewards(r, run), run.kl.value, cfg);
         const u = update(run, algo, r, advantages, returns, 0, run.kl.value);
         assert.equal(u.optimiserSteps, 1);
@@ -107,7 +107,7 @@ describe('gradient accumulation', () => {
 });
 
 describe('one update per rollout (GRPO, one epoch, one mini-batch)', () => {
-  test('the old log-probs come from the update\'s forward: no scoring pass of the policy, the same values as one', () => {
+  test('the old log-probs come from the update\'s forward: no scoring pass of the policy, the same values as one', async () => {
     const cfg = validateConfig({ ...SMALL, out: join(TMP, 'old-from-update'), train: { epochs: 1, miniBatchSize: 0, microBatchSize: 4, evalSamples: 0 } }, GRPO_DEFAULTS, GRPO_SCHEMA, 'test');
     const run = openRun(cfg, grpoAlgorithm as never, functionReward('length', (c) => c.length / 10));
     try {
@@ -118,11 +118,11 @@ describe('one update per rollout (GRPO, one epoch, one mini-batch)', () => {
         completions: completionIds.map((c) => run.tok.decode(c)), finish: completionIds.map(() => 'length'),
       };
       assert.equal(oldFromUpdate(cfg as never, grpoAlgorithm as never, 8), true);
-      const reference = scoreRollout(samples, run.policy, run.reference, run.critic, run.reward); // the scoring pass, for comparison
+      const reference = await scoreRollout(samples, run.policy, run.reference, run.critic, run.reward); // the scoring pass, for comparison
       let forwards = 0;
       const hidden = run.policy.hidden.bind(run.policy);
       run.policy.hidden = (...a: Parameters<typeof hidden>) => (forwards++, hidden(...a));
-      const r = scoreRollout(samples, run.policy, run.reference, run.critic, run.reward, { oldFromUpdate: true });
+      const r = await scoreRollout(samples, run.policy, run.reference, run.critic, run.reward, { oldFromUpdate: true });
       assert.equal(forwards, 0, 'scoring ran the policy');
       const { advantages } = grpoAlgorithm.advantages(r, shapeRewards(r, run), run.kl.value, cfg as never);
       update(run, grpoAlgorithm as never, r, advantages, null, 0, run.kl.value);

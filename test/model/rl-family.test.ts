@@ -49,14 +49,14 @@ const SMALL = { rollout: { prompts: 4, samplesPerPrompt: 2, maxNewTokens: 16 }, 
 const data = (t: Tensor): number[] => scope(() => [...(t.double().data() as Float64Array)]);
 
 describe('ReMax', () => {
-  test("each sample's baseline is exactly the reward of its prompt's greedy decode under the current policy", () => {
+  test("each sample's baseline is exactly the reward of its prompt's greedy decode under the current policy", async () => {
     const cfg = validateConfig({ ...SMALL, out: join(TMP, 'remax-baseline'), train: { ...SMALL.train, lr: 1e-2 } }, REMAX_DEFAULTS, REMAX_SCHEMA, 'test');
     const run = openRun(cfg, remaxAlgorithm);
     try {
-      rlStep(run, remaxAlgorithm, 0); // one update at a large lr: the current policy is no longer the reference
-      const r = scoreRollout(sample(run.policy, run.tok, ['', '', 'Once upon a time', 'Once upon a time', 'Lily', 'Lily', '', ''], settings(cfg), stepSeed(cfg.seed, 1)), run.policy, run.reference, null, run.reward);
+      await rlStep(run, remaxAlgorithm, 0); // one update at a large lr: the current policy is no longer the reference
+      const r = await scoreRollout(sample(run.policy, run.tok, ['', '', 'Once upon a time', 'Once upon a time', 'Lily', 'Lily', '', ''], settings(cfg), stepSeed(cfg.seed, 1)), run.policy, run.reference, null, run.reward);
       try {
-        const baseline = remaxAlgorithm.baseline!(run, r, 1);
+        const baseline = await remaxAlgorithm.baseline!(run, r, 1);
         // Independently: each prompt alone, argmax decoding, the prompt-relative text scored by the AFINN function.
         const greedyReward = (prompt: string): number => {
           const ids = run.tok.encode(prompt, { addBos: true });
@@ -89,11 +89,11 @@ describe('ReMax', () => {
 });
 
 describe('REINFORCE++', () => {
-  test('advantages are the token returns whitened over the whole rollout (mean 0, std 1 over its tokens)', () => {
+  test('advantages are the token returns whitened over the whole rollout (mean 0, std 1 over its tokens)', async () => {
     const cfg = validateConfig({ ...SMALL, out: join(TMP, 'rpp-adv'), kl: { coef: 0.1 } }, REINFORCEPP_DEFAULTS, REINFORCEPP_SCHEMA, 'test');
     const run = openRun(cfg, reinforceppAlgorithm);
     try {
-      const r = scoreRollout(sample(run.policy, run.tok, ['', '', 'Once upon a time', 'Once upon a time', 'Lily', 'Lily', '', ''], settings(cfg), 7), run.policy, run.reference, null, run.reward);
+      const r = await scoreRollout(sample(run.policy, run.tok, ['', '', 'Once upon a time', 'Once upon a time', 'Lily', 'Lily', '', ''], settings(cfg), 7), run.policy, run.reference, null, run.reward);
       try {
         const adv = reinforceppAdvantages(r, r.reward.rewards, 0.1, cfg);
         const a = adv.size(1);

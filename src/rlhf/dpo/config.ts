@@ -8,6 +8,7 @@
  * the reference-free SimPO and ORPO (`rlhf train ipo|simpo|orpo` are `train dpo` with that type as default,
  * OFFLINE_METHOD_DEFAULTS below).
  */
+import { LOGGING_DEFAULTS, LOGGING_SCHEMA, type LoggingFields } from '../../tensorboard.js';
 import { PAIR_FORMATS, PREFERENCE_TRAIN_DEFAULTS } from '../offline.js';
 import { SPLIT_KEYS, type SplitKey } from '../../data/split.js';
 import { namesOf, SEED_RANGE, type Schema } from '../../config.js';
@@ -50,6 +51,8 @@ export interface DpoConfig {
     orpoLambda: number;
   };
   train: EpochTrainFields;
+  /** TensorBoard event files (src/tensorboard.ts). */
+  logging: LoggingFields;
 }
 
 /** The defaults of `rlhf train dpo`. */
@@ -60,6 +63,7 @@ export const DPO_DEFAULTS: DpoConfig = {
   model: { policy: 'stories260k', reference: '' },
   loss: { type: 'sigmoid', beta: 0.1, labelSmoothing: 0, simpoGamma: 1, orpoLambda: 0.1 },
   train: { ...PREFERENCE_TRAIN_DEFAULTS },
+  logging: { ...LOGGING_DEFAULTS },
 };
 
 /** Every paired `loss.type` (the keys of PREFERENCE_LOSSES). */
@@ -117,6 +121,7 @@ export const DPO_SCHEMA: Schema<DpoConfig> = {
     evalEvery: 'held-out implicit-reward accuracy period in steps (0 = end only)',
     lr: 'peak AdamW learning rate (stories260K collapses near 3e-3)',
   }),
+  logging: LOGGING_SCHEMA,
 };
 
 /** What the per-field schema cannot check. */

@@ -4,6 +4,8 @@
  * annotators on a gold reward (src/lab/annotators.ts, plugged in by `rlhf train online`). This layer
  * only defines the interface and checks what comes back; it never imports the lab.
  */
+import { streamKey, uniformAt } from '../../random.js';
+import type { Judge } from '../../reward/judge.js';
 
 /** Two completions of one prompt, to be compared. */
 export interface Comparison {
@@ -43,6 +45,24 @@ export interface Annotator {
   id: string;
   /** One label per comparison, in order (async allowed: a person may take a while). */
   label(comparisons: readonly Comparison[], ctx: AnnotationContext): PairwiseLabel[] | Promise<PairwiseLabel[]>;
+}
+
+/**
+ * An LLM judge (src/reward/judge.ts, pairwise, both orders asked) as the annotator: the preferred
+ * completion is chosen; a tie (the two orders disagree) is broken by a coin seeded by the round's seed and
+ * the comparison's index, so every comparison gets its label and a rerun labels alike.
+ */
+export function judgeAnnotator(judge: Judge): Annotator {
+  return {
+    id: judge.name,
+    async label(comparisons, ctx) {
+      const p = await Promise.all(comparisons.map((c, i) => judge.prefer(c.prompt, c.a, c.b, `round ${ctx.round} comparison ${i}`)));
+      return comparisons.map((c, i) => {
+        const aWins = p[i] === 0.5 ? uniformAt(streamKey(ctx.seed, i), 0) < 0.5 : p[i]! > 0.5;
+        return { prompt: c.prompt, chosen: aWins ? c.a : c.b, rejected: aWins ? c.b : c.a, annotator: judge.name };
+      });
+    },
+  };
 }
 
 /**

@@ -8,6 +8,7 @@
  * ({prompt, completion, label}) — and is evaluated on held-out PAIRS (data.testPath), by the implicit
  * reward β(log π − log π_ref) as DPO is, so the two are compared on the same footing.
  */
+import { LOGGING_DEFAULTS, LOGGING_SCHEMA, type LoggingFields } from '../../tensorboard.js';
 import { SEED_RANGE, type Schema } from '../../config.js';
 import { type EpochTrainFields, epochTrainSchema } from '../../nn/train-fields.js';
 import { PAIR_FORMATS, PREFERENCE_TRAIN_DEFAULTS } from '../offline.js';
@@ -45,6 +46,8 @@ export interface KtoConfig {
     undesirableWeight: number;
   };
   train: EpochTrainFields;
+  /** TensorBoard event files (src/tensorboard.ts). */
+  logging: LoggingFields;
 }
 
 /** The defaults of `rlhf train kto`. */
@@ -55,6 +58,7 @@ export const KTO_DEFAULTS: KtoConfig = {
   model: { policy: 'stories260k', reference: '' },
   loss: { beta: 0.1, desirableWeight: 1, undesirableWeight: 1 },
   train: { ...PREFERENCE_TRAIN_DEFAULTS },
+  logging: { ...LOGGING_DEFAULTS },
 };
 
 /** The schema of KtoConfig. */
@@ -86,6 +90,7 @@ export const KTO_SCHEMA: Schema<KtoConfig> = {
     evalEvery: 'held-out implicit-reward accuracy period in steps (0 = end only)',
     lr: 'peak AdamW learning rate (stories260K collapses near 3e-3)',
   }),
+  logging: LOGGING_SCHEMA,
 };
 
 /** What the per-field schema cannot check. */

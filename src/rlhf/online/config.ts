@@ -4,6 +4,7 @@
  * value model and GAE, GRPO's group normalisation). Units: rewards in the reward source's units, KL in
  * nats, lengths in tokens, steps = RL iterations (one rollout each).
  */
+import { LOGGING_DEFAULTS, LOGGING_SCHEMA, type LoggingFields } from '../../tensorboard.js';
 import { namesOf, SEED_RANGE, type Schema } from '../../config.js';
 import { SCHEDULES, type ScheduleKind } from '../../nn/schedule.js';
 import { KL_ESTIMATORS, type KlEstimator } from '../core/advantages.js';
@@ -33,7 +34,11 @@ export interface OnlineConfig {
     prompts: string[];
   };
   reward: {
-    /** Sources: 'function:NAME' (src/reward/functions.ts) or 'model:DIR' (a reward model or ensemble). */
+    /**
+     * Sources: 'function:NAME' (src/reward/functions.ts), 'model:DIR' (a reward model or ensemble),
+     * 'module:./file.mjs#export' (your own JavaScript function) or 'http(s)://HOST/get_reward' (OpenRLHF's
+     * remote reward protocol); see src/reward/sources.ts.
+     */
     sources: string[];
     /** One weight per source (empty = all 1). */
     weights: number[];
@@ -101,6 +106,8 @@ export interface OnlineConfig {
     /** Intra-op threads (libtorch and OpenBLAS; 0 = leave the default). */
     threads: number;
   };
+  /** TensorBoard event files (src/tensorboard.ts). */
+  logging: LoggingFields;
 }
 
 /** The shared online defaults each algorithm's defaults start from. */
@@ -117,6 +124,7 @@ export const ONLINE_DEFAULTS: OnlineConfig = {
     clipGradNorm: 1, clipLow: 0.2, clipHigh: 0.2, dualClip: 0, lossNormalisation: 'token', entropyCoef: 0,
     checkpointEvery: 10, evalEvery: 0, evalSamples: 256, threads: 1,
   },
+  logging: { ...LOGGING_DEFAULTS },
 };
 
 /** The schema of OnlineConfig: every field's doc and range. */
@@ -132,7 +140,7 @@ export const ONLINE_SCHEMA: Schema<OnlineConfig> = {
     prompts: { doc: "inline prompts, cycled ('' = BOS only)", items: 'string' },
   },
   reward: {
-    sources: { doc: "reward sources: 'function:afinn_comparative', 'model:DIR' (reward model or ensemble)", items: 'string' },
+    sources: { doc: "reward sources: 'function:afinn_comparative', 'model:DIR' (reward model or ensemble), 'module:./file.mjs#export' (your function, compiled JavaScript), 'http://HOST:PORT/get_reward' (OpenRLHF's remote reward protocol; client options in the #fragment)", items: 'string' },
     weights: { doc: 'one weight per source (empty = all 1)', items: 'number' },
     dense: { doc: "token-level rewards from a reward model's per-prefix scores" },
     clip: { doc: 'clip sequence rewards to ±clip (0 = off)', min: 0 },
@@ -176,6 +184,7 @@ export const ONLINE_SCHEMA: Schema<OnlineConfig> = {
     evalSamples: { doc: 'fresh samples per evaluation (0 = none)', integer: true, min: 0 },
     threads: THREADS_FIELD,
   },
+  logging: LOGGING_SCHEMA,
 };
 
 /** Checks what the per-field schema cannot: fields that must fit together. */

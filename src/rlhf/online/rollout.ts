@@ -87,7 +87,14 @@ export interface Critic {
  * weights that sampled the rollout, so its detached log-probs are the old ones (TRL's GRPOTrainer does the
  * same with num_iterations = 1); the update fills oldLogProbs and entropy from that forward.
  */
-export function scoreRollout(s: Samples, policy: CausalLM, reference: CausalLM, critic: Critic | null, reward: RewardSource, opts: { oldFromUpdate?: boolean } = {}): Scored {
+export async function scoreRollout(s: Samples, policy: CausalLM, reference: CausalLM, critic: Critic | null, reward: RewardSource, opts: { oldFromUpdate?: boolean } = {}): Promise<Scored> {
+  // The reward first: a source that fails (a module that throws, a server that is down) leaves no tensors behind.
+  const r = await reward.score({ prompts: s.prompts, completions: s.completions, promptIds: s.promptIds, completionIds: s.completionIds });
+  return scoredRollout(s, policy, reference, critic, r, opts);
+}
+
+/** scoreRollout with the rewards already in hand (a synchronous source's output). */
+export function scoredRollout(s: Samples, policy: CausalLM, reference: CausalLM, critic: Critic | null, r: RewardOutput, opts: { oldFromUpdate?: boolean } = {}): Scored {
   const batch = packActions(s.promptIds, s.completionIds);
   const oldFromUpdate = opts.oldFromUpdate === true && critic === null;
   const { oldLogProbs, oldValues, entropy } = oldFromUpdate ? { oldLogProbs: zeros(batch.actionMask.shape), oldValues: null, entropy: NaN } : noGrad(() => scope(() => {
@@ -96,7 +103,6 @@ export function scoreRollout(s: Samples, policy: CausalLM, reference: CausalLM, 
     return { oldLogProbs: keep(o.logProbs), oldValues: v ? keep(v) : null, entropy: o.entropy!.sum().item() / Math.max(1, batch.tokens) };
   }));
   const refLogProbs = keep(referenceLogProbs(reference, batch));
-  const r = reward.score({ prompts: s.prompts, completions: s.completions, promptIds: s.promptIds, completionIds: s.completionIds });
   return { ...s, batch, oldFromUpdate, oldLogProbs, refLogProbs, oldValues, reward: r, entropy };
 }
 
@@ -144,7 +150,7 @@ export interface PolicyEvaluation {
  * Fresh samples from the policy (n rows over the prompts, cycled; an evaluation seed independent of
  * training), scored by `reward`, with their KL to the reference. Batches of `batchSize` rows.
  */
-export function evaluatePolicy(policy: CausalLM, reference: CausalLM, tok: Tokenizer, reward: RewardSource, prompts: readonly string[], s: SamplingSettings, opts: { n: number; seed: number; batchSize?: number }): PolicyEvaluation {
+export async function evaluatePolicy(policy: CausalLM, reference: CausalLM, tok: Tokenizer, reward: RewardSource, prompts: readonly string[], s: SamplingSettings, opts: { n: number; seed: number; batchSize?: number }): Promise<PolicyEvaluation> {
   const rows = Array.from({ length: opts.n }, (_, i) => prompts[i % prompts.length]!);
   const bs = opts.batchSize ?? 64;
   const all: Samples = { prompts: [], promptIds: [], completionIds: [], completions: [], finish: [] };
@@ -158,7 +164,7 @@ export function evaluatePolicy(policy: CausalLM, reference: CausalLM, tok: Token
     }));
     for (const k of Object.keys(all) as (keyof Samples)[]) (all[k] as unknown[]).push(...part[k]);
   }
-  const rewards = reward.score(all).rewards;
+  const rewards = (await reward.score(all)).rewards;
   const r = meanSe(rewards);
   return {
     n: rows.length, reward: r.mean, rewardSe: r.se, kl: kls.reduce((a, x) => a + x, 0) / kls.length,

@@ -10,6 +10,7 @@
  * step k reproduces an uninterrupted run.
  */
 import { mean } from '../../stats.js';
+import { tensorBoardFor } from '../../tensorboard.js';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AdamW, cat, clipGradNorm, keep, manualSeed, noGrad, type Optimizer, scope, setNumThreads, type Tensor, tensor } from '../../tensor/index.js';
@@ -26,7 +27,7 @@ import { AdaptiveKlController, FixedKlController, type KlController } from '../c
 import { KL_ESTIMATORS } from '../core/advantages.js';
 import { clippedPolicyLoss, clippedValueLoss, normalise } from '../core/losses.js';
 import { clipRewards, lengthPenalty, missingEosPenalty, normaliseRewards, RunningMoments } from '../core/shaping.js';
-import { combinedReward, parseRewardSpec, sameTokenizer, type RewardSource } from '../../reward/sources.js';
+import { combinedReward, parseRewardSpec, RewardSourceError, sameTokenizer, type RewardSource } from '../../reward/sources.js';
 import { actorForward, criticForward, disposeActions, sliceActions, ValueHead } from './actor.js';
 import { checkOnlineConfig, type CriticKind, type OnlineConfig } from './config.js';
 import { type Critic, disposeScored, distinctTokenN, evaluatePolicy, type PolicyEvaluation, sample, type SamplingSettings, type Scored, scoreRollout, sequenceKl } from './rollout.js';
@@ -60,7 +61,7 @@ export interface Algorithm<C extends OnlineConfig> {
    * computed after scoring and before advantages(), e.g. ReMax's reward of the greedy decode under the
    * current policy. Its mean is logged as `baseline`, its time as seconds.baseline.
    */
-  baseline?(run: Run<C>, r: Scored, step: number): number[];
+  baseline?(run: Run<C>, r: Scored, step: number): Promise<number[]>;
   /**
    * State the algorithm carries across steps (REINFORCE's moving baseline), as JSON: saved in every
    * checkpoint's trainer.json and handed back to load() on resume, so a resumed run is exact.
@@ -157,7 +158,7 @@ export function openRun<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>, rewa
   if (criticModule) groups.push({ params: criticModule.trainableParameters(), ...(spec!.lr > 0 ? { lr: spec!.lr } : {}) } as { params: Tensor[] });
   const opt = new AdamW(groups, { lr: cfg.train.lr, weightDecay: cfg.train.weightDecay });
   const kl = cfg.kl.target > 0 ? new AdaptiveKlController(cfg.kl.coef, cfg.kl.target, cfg.kl.horizon) : new FixedKlController(cfg.kl.coef);
-  const reward = rewardOverride ? { name: rewardOverride.name, score: (x: Parameters<RewardSource['score']>[0]) => rewardOverride.score(x), dispose() {} } : makeReward(cfg, tok);
+  const reward: RewardSource = rewardOverride ? { name: rewardOverride.name, score: (x) => rewardOverride.score(x), ready: async () => rewardOverride.ready?.(), dispose() {} } : makeReward(cfg, tok);
   return { cfg, tok, policy, reference, critic, spec, reward, opt, kl, moments: new RunningMoments(), prompts };
 }
 
@@ -333,10 +334,10 @@ function stepPrompts(run: Run<OnlineConfig>, step: number): string[] {
   return Array.from({ length: p * g }, (_, i) => run.prompts[(step * p + Math.floor(i / g)) % run.prompts.length]!);
 }
 
-function evaluate(run: Run<OnlineConfig>, step: number, opts: OnlineRunOptions, log: (row: Record<string, unknown>) => void): EvalRow | null {
+async function evaluate(run: Run<OnlineConfig>, step: number, opts: OnlineRunOptions, log: (row: Record<string, unknown>) => void): Promise<EvalRow | null> {
   const n = run.cfg.train.evalSamples;
   if (n === 0) return null;
-  const e = evaluatePolicy(run.policy, run.reference, run.tok, run.reward, run.prompts, settings(run.cfg), { n, seed: evalSeed(run.cfg.seed) });
+  const e = await evaluatePolicy(run.policy, run.reference, run.tok, run.reward, run.prompts, settings(run.cfg), { n, seed: evalSeed(run.cfg.seed) });
   const extra = opts.onEval?.(step, e) ?? {};
   const { samples: _s, rewards: _r, ...row } = e;
   const out: EvalRow = { ...row, ...extra };
@@ -347,14 +348,14 @@ function evaluate(run: Run<OnlineConfig>, step: number, opts: OnlineRunOptions, 
 const std = (xs: readonly number[]): number => Math.sqrt(mean(xs.map((x) => (x - mean(xs)) ** 2)));
 
 /** One RL step: rollout → score → advantages → update; returns its metrics row. */
-export function rlStep<C extends OnlineConfig>(run: Run<C>, algo: Algorithm<C>, step: number): Record<string, unknown> {
+export async function rlStep<C extends OnlineConfig>(run: Run<C>, algo: Algorithm<C>, step: number): Promise<Record<string, unknown>> {
   const t0 = performance.now();
   const samples = sample(run.policy, run.tok, stepPrompts(run, step), settings(run.cfg), stepSeed(run.cfg.seed, step));
   const t1 = performance.now();
-  const r = scoreRollout(samples, run.policy, run.reference, run.critic, run.reward, { oldFromUpdate: oldFromUpdate(run.cfg, algo as Algorithm<OnlineConfig>, samples.promptIds.length) });
+  const r = await scoreRollout(samples, run.policy, run.reference, run.critic, run.reward, { oldFromUpdate: oldFromUpdate(run.cfg, algo as Algorithm<OnlineConfig>, samples.promptIds.length) });
   try {
     const tb = performance.now();
-    const baseline = algo.baseline?.(run, r, step);
+    const baseline = await algo.baseline?.(run, r, step);
     const baselineSeconds = (performance.now() - tb) / 1000;
     const shaped = shapeRewards(r, run);
     const klCoef = run.kl.value;
@@ -422,20 +423,29 @@ async function runOnline<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>, opt
       resumedFrom = saved.step;
       say(`resuming from step ${resumedFrom}`);
     }
-    const log = openMetricsLog(join(cfg.out, 'metrics.jsonl'), resumedFrom, say);
+    const tb = tensorBoardFor(cfg, resumedFrom);
+    const log = openMetricsLog(join(cfg.out, 'metrics.jsonl'), resumedFrom, say, tb);
+    const hook = opts.onEval;
+    if (tb) opts = { ...opts, onEval: (step, e) => (tb.text(step, 'eval/samples', sampleTable(e)), hook?.(step, e)) };
     const state = (step: number): TrainerState<C> => ({ step, algorithm: algo.name, config: cfg, klCoef: run.kl.value, moments: run.moments.state(), ...(algo.state ? { algorithmState: algo.state() } : {}) });
     const save = (step: number) => saveCheckpoint(ckpt, checkpointParts(run as Run<OnlineConfig>), state(step));
-    const initial = resumedFrom === null ? evaluate(run as Run<OnlineConfig>, 0, opts, log) : null;
+    await run.reward.ready?.();
+    // An evaluation whose reward fails saves nothing (its step's metrics row is logged): the last checkpoint resumes.
+    const evalAt = (at: number) => evaluate(run as Run<OnlineConfig>, at, opts, log).catch((e: unknown) => {
+      if (!(e instanceof RewardSourceError)) throw e;
+      throw new RewardSourceError(e.source, `${e.message} — in the evaluation at step ${at}; ${saved === null ? 'no checkpoint yet: rerun to start over' : `rerun the same command to resume from the checkpoint of step ${saved}`}`);
+    });
+    let saved = resumedFrom;
+    const initial = resumedFrom === null ? await evalAt(0) : null;
     if (initial) say(`step 0: ${describeEval(initial)}`);
     let step = resumedFrom ?? 0;
-    let saved = resumedFrom;
     for (; step < cfg.train.steps; step++) {
-      await new Promise((r) => setImmediate(r)); // a step is synchronous: let a pending SIGINT handler run
+      await new Promise((r) => setImmediate(r)); // a step is mostly synchronous: let a pending SIGINT handler run
       if (opts.signal?.aborted) {
         save(step);
         throw new InterruptedError(step, cfg.out);
       }
-      const row = rlStep(run, algo, step);
+      const row = await stopOnRewardError(() => rlStep(run, algo, step), () => save(step), step, cfg.out);
       // A diverged step is neither logged nor saved: the last checkpoint stays the last finite one.
       guardFinite(step + 1, { loss: row.loss as number, 'gradient norm': row.gradNorm as number }, { name: 'train.lr', value: cfg.train.lr }, cfg.out, saved);
       log(row);
@@ -444,7 +454,7 @@ async function runOnline<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>, opt
       // Evaluate before checkpointing: a crash between the two resumes from the previous checkpoint, whose
       // metrics truncation drops this evaluation, so no step is ever evaluated twice or skipped.
       if (cfg.train.evalEvery > 0 && done % cfg.train.evalEvery === 0 && done < cfg.train.steps) {
-        const e = evaluate(run as Run<OnlineConfig>, done, opts, log);
+        const e = await evalAt(done);
         if (e) say(`step ${done}: ${describeEval(e)}`);
       }
       if (cfg.train.checkpointEvery > 0 && done % cfg.train.checkpointEvery === 0 && done < cfg.train.steps) {
@@ -453,13 +463,35 @@ async function runOnline<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>, opt
       }
     }
     // A run resumed from its final checkpoint has its final evaluation logged already.
-    const final = resumedFrom === cfg.train.steps ? lastEval(join(cfg.out, 'metrics.jsonl'), step) : evaluate(run as Run<OnlineConfig>, step, opts, log);
+    const final = resumedFrom === cfg.train.steps ? lastEval(join(cfg.out, 'metrics.jsonl'), step) : await evalAt(step);
     if (final) say(`step ${step}: ${describeEval(final)}`);
     save(step);
     saveModel(run.policy, join(cfg.out, 'model'), { extraFiles: tokenizerFiles(resolveModelDir(cfg.model.policy)), metadata: { rlhf: `policy:${algo.name}` } });
     return { algorithm: algo.name, out: cfg.out, steps: step, resumedFrom, seconds: (Date.now() - start) / 1000, initial, final };
   } finally {
     closeRun(run as Run<OnlineConfig>);
+  }
+}
+
+/** The first 8 evaluation samples as a markdown table (TensorBoard's text plugin renders markdown). */
+function sampleTable(e: PolicyEvaluation): string {
+  const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+  const rows = e.samples.completions.slice(0, 8).map((c, i) => `| ${cell(e.samples.prompts[i]!)} | ${cell(c)} | ${e.rewards[i]!.toFixed(4)} |`);
+  return ['| prompt | completion | reward |', '| --- | --- | --- |', ...rows].join('\n');
+}
+
+/**
+ * Runs step `step`; when its reward source fails (RewardSourceError: a module threw, a server is down), the
+ * policy is still as step `step` found it (scoring precedes the update), so a checkpoint of `step` is
+ * written and the error says how to resume. Other errors pass through untouched.
+ */
+async function stopOnRewardError<T>(fn: () => Promise<T>, save: () => void, step: number, out: string): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (!(e instanceof RewardSourceError)) throw e;
+    save();
+    throw new RewardSourceError(e.source, `${e.message} — stopped before step ${step + 1}; checkpoint written to ${out}/checkpoint; fix the reward and rerun the same command to resume`);
   }
 }
 

@@ -82,10 +82,10 @@ interface RaftContext {
   say: (line: string) => void;
 }
 
-function evaluate(ctx: RaftContext, policy: CausalLM): EvalRow | null {
+async function evaluate(ctx: RaftContext, policy: CausalLM): Promise<EvalRow | null> {
   const n = ctx.cfg.train.evalSamples;
   if (n === 0) return null;
-  const { samples: _s, rewards: _r, ...row } = evaluatePolicy(policy, ctx.reference, ctx.tok, ctx.reward, ctx.prompts, samplingOf(ctx.cfg), { n, seed: evalSeed(ctx.cfg.seed) });
+  const { samples: _s, rewards: _r, ...row } = await evaluatePolicy(policy, ctx.reference, ctx.tok, ctx.reward, ctx.prompts, samplingOf(ctx.cfg), { n, seed: evalSeed(ctx.cfg.seed) });
   return row;
 }
 
@@ -114,7 +114,7 @@ async function runRound(ctx: RaftContext, round: number, policyDir: string): Pro
   const policy = loadModel(policyDir).eval();
   let results: BestOfNResult[];
   try {
-    results = bestOfN(policy, tok, ctx.reward, prompts, cfg.rollout.samplesPerPrompt, samplingOf(cfg), { seed: stepSeed(cfg.seed, round - 1) });
+    results = await bestOfN(policy, tok, ctx.reward, prompts, cfg.rollout.samplesPerPrompt, samplingOf(cfg), { seed: stepSeed(cfg.seed, round - 1) });
   } finally {
     policy.dispose();
   }
@@ -137,7 +137,7 @@ async function runRound(ctx: RaftContext, round: number, policyDir: string): Pro
   const tuned = loadModel(next).eval();
   let e: EvalRow | null;
   try {
-    e = evaluate(ctx, tuned);
+    e = await evaluate(ctx, tuned);
   } finally {
     tuned.dispose();
   }
@@ -185,7 +185,7 @@ async function runRaft(cfg: RaftConfig, opts: RaftRunOptions): Promise<RaftRunSu
   try {
     // ---- the initial policy's evaluation (KL 0: it is the reference), once
     const initialPath = join(cfg.out, 'initial.json');
-    const initial = existsSync(initialPath) ? readJson<{ eval: EvalRow | null }>(initialPath).eval : evaluate(ctx, reference);
+    const initial = existsSync(initialPath) ? readJson<{ eval: EvalRow | null }>(initialPath).eval : await evaluate(ctx, reference);
     writeAtomic(initialPath, JSON.stringify({ eval: initial }));
     if (initial) say(`round 0: ${describeEval(initial)}`);
     const rounds: RaftRound[] = [];

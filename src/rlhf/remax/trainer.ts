@@ -15,11 +15,11 @@ import type { RemaxConfig } from './config.js';
  * The shaped reward of the greedy decode of each row's prompt under the current policy (B). Identical
  * prompts share one decode (greedy is deterministic), so a rollout of G samples per prompt decodes P rows.
  */
-export function greedyBaseline(run: Run<RemaxConfig>, prompts: readonly string[], step: number): number[] {
+export async function greedyBaseline(run: Run<RemaxConfig>, prompts: readonly string[], step: number): Promise<number[]> {
   const distinct = [...new Set(prompts)];
   // Temperature 0 is argmax: the seed only names streams nobody draws from.
   const greedy = sample(run.policy, run.tok, distinct, { ...settings(run.cfg), temperature: 0, topK: 0, topP: 1 }, stepSeed(run.cfg.seed, step));
-  const shaped = shapeRewards({ reward: run.reward.score(greedy), finish: greedy.finish, completionIds: greedy.completionIds }, run);
+  const shaped = shapeRewards({ reward: await run.reward.score(greedy), finish: greedy.finish, completionIds: greedy.completionIds }, run);
   const byPrompt = new Map(distinct.map((p, i) => [p, shaped[i]!]));
   return prompts.map((p) => byPrompt.get(p)!);
 }

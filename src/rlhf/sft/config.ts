@@ -6,6 +6,7 @@
  * demonstration completions given their prompts. The loss covers completion tokens only (TRL's
  * `completion_only_loss`), averaged over every completion token of the optimiser step.
  */
+import { LOGGING_DEFAULTS, LOGGING_SCHEMA, type LoggingFields } from '../../tensorboard.js';
 import { SPLIT_KEYS, type SplitKey } from '../../data/split.js';
 import { SEED_RANGE, type Schema } from '../../config.js';
 import { type EpochTrainFields, epochTrainSchema } from '../../nn/train-fields.js';
@@ -40,6 +41,8 @@ export interface SftConfig {
   };
   /** batchSize counts rows (examples, or packed rows with data.packing); evalEvery is the held-out loss. */
   train: EpochTrainFields;
+  /** TensorBoard event files (src/tensorboard.ts). */
+  logging: LoggingFields;
 }
 
 /** The defaults of `rlhf train sft`. */
@@ -55,6 +58,7 @@ export const SFT_DEFAULTS: SftConfig = {
     epochs: 1, batchSize: 8, gradAccum: 1, optimizer: 'adamw', lr: 1e-4, weightDecay: 0, warmupSteps: 10, schedule: 'cosine',
     maxSteps: 0, clipGradNorm: 1, evalEvery: 0, checkpointEvery: 0, threads: 0,
   },
+  logging: { ...LOGGING_DEFAULTS },
 };
 
 /** The data formats SFT reads; the pair formats train on the chosen response (src/reward/pairs.ts). */
@@ -87,4 +91,5 @@ export const SFT_SCHEMA: Schema<SftConfig> = {
     evalEvery: 'held-out loss period in steps (0 = end only)',
     lr: 'peak AdamW learning rate (stories260K collapses near 3e-3)',
   }),
+  logging: LOGGING_SCHEMA,
 };
