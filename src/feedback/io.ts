@@ -40,18 +40,30 @@ function parseImportLine(raw: unknown): ImportLine {
 
 /** Imports a file's items into a project (all or nothing); returns how many were added. */
 export async function importItems(store: FeedbackStore, projectName: string, file: string): Promise<{ items: number; gold: number }> {
+  store.project(projectName); // an unknown project fails before the file is read
+  const lines: { line: number; text: string }[] = [];
+  for await (const l of readLines(file, { utf8: 'error' })) lines.push(l);
+  return storeImport(store, projectName, file, lines);
+}
+
+/** The same from the file's text (an upload), `name` standing for the file in errors. */
+export function importItemsFromText(store: FeedbackStore, projectName: string, text: string, name: string): { items: number; gold: number } {
+  return storeImport(store, projectName, name, text.split('\n').map((t, i) => ({ line: i + 1, text: t.endsWith('\r') ? t.slice(0, -1) : t })));
+}
+
+function storeImport(store: FeedbackStore, projectName: string, file: string, raw: readonly { line: number; text: string }[]): { items: number; gold: number } {
   const project = store.project(projectName);
   const lines: { line: number; item: ImportLine }[] = [];
-  for await (const { line, text } of readLines(file, { utf8: 'error' })) {
+  for (const { line, text } of raw) {
     if (text.trim() === '') continue;
-    let raw: unknown;
+    let json: unknown;
     try {
-      raw = JSON.parse(text);
+      json = JSON.parse(text);
     } catch (e) {
       throw new FeedbackError(file, line, `invalid JSON: ${(e as Error).message}`);
     }
     try {
-      lines.push({ line, item: parseImportLine(raw) });
+      lines.push({ line, item: parseImportLine(json) });
     } catch (e) {
       throw new FeedbackError(file, line, (e as Error).message, (e as { field?: string }).field);
     }
