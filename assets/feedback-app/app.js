@@ -30,6 +30,11 @@ async function api(method, path, body) {
   return data;
 }
 
+// What the page shows, for tests and assistive tools: home, admin, item-<id>, done, paused, signin.
+function state(s) {
+  main.dataset.state = s;
+}
+
 function say(message) {
   statusLine.textContent = message || '';
 }
@@ -64,6 +69,7 @@ async function start() {
       await start();
     }));
     main.querySelector('input').focus();
+    state('signin');
     return;
   }
   let me;
@@ -77,6 +83,7 @@ async function start() {
         await start();
       }));
     main.querySelector('input').focus();
+    state('signin');
     return;
   }
   document.getElementById('who').textContent = `${me.name} (${me.role})`;
@@ -87,6 +94,7 @@ function home(me) {
   const list = el('ol');
   me.projects.forEach((p, i) => list.append(el('li', {}, el('a', { href: '#', 'data-project': p.name, text: `${p.name} — ${p.task}`, onclick: (ev) => { ev.preventDefault(); annotate(p.name); } }))));
   main.replaceChildren(el('h2', { text: 'Projects' }), list, el('p', { class: 'keys', text: 'Keys: 1–9 open a project' + (me.role === 'admin' ? '; a opens the admin view' : '') }));
+  state('home');
   onKey = (ev) => {
     if (ev.target.tagName === 'INPUT' || ev.target.tagName === 'TEXTAREA') return;
     const n = Number(ev.key);
@@ -105,6 +113,7 @@ async function annotate(project) {
       el('p', { text: next.kind === 'paused' ? 'Your account is paused: please speak to the project admin.' : 'No more items for you in this project. Thank you!' }),
       el('p', { class: 'keys', text: 'Keys: h home' }));
     onKey = (ev) => { if (ev.key === 'h') start(); };
+    state(next.kind);
     return;
   }
   const a = next.assignment;
@@ -114,7 +123,7 @@ async function annotate(project) {
   main.replaceChildren(
     el('p', { class: 'keys', text: `${project} · ${a.task} · guidelines v${a.guidelines.version}: ${a.guidelines.text}` }),
     el('div', { class: 'prompt', html: a.promptHtml }), view.node, critique,
-    el('p', { class: 'keys', text: `Keys: ${task.keys(a)}; ${critique ? 'c critique; ' : ''}Ctrl+Enter (or Enter outside a text box) submits` }),
+    el('p', { class: 'keys', text: `Keys: ${task.keys(a)}; ${critique ? 'c critique; ' : ''}h home; Ctrl+Enter (or Enter outside a text box) submits` }),
   );
   const submit = async () => {
     const answer = view.answer();
@@ -132,9 +141,11 @@ async function annotate(project) {
     if (ev.key === 'Escape' && inText) { ev.target.blur(); return; }
     if (inText) return;
     if (ev.key === 'c' && critique) { ev.preventDefault(); critique.focus(); return; }
+    if (ev.key === 'h') { start(); return; } // the item stays leased to you: it comes back first
     view.key(ev);
   };
   if (view.focus) view.focus();
+  state(`item-${a.id}`);
 }
 
 function responseCards(a, label) {
@@ -322,6 +333,7 @@ async function admin(me) {
   const inviteOut = el('p', { id: 'invite-link' });
   const invite = el('button', { text: 'New annotator invite', onclick: async () => { const r = await api('POST', '/api/admin/invites', { role: 'annotator' }); inviteOut.textContent = location.origin + r.path; } });
   main.replaceChildren(el('h2', { text: 'Admin' }), el('p', { class: 'keys', text: 'Keys: h home' }), ...sections, el('h3', { text: 'New project' }), create, invite, inviteOut);
+  state('admin');
 }
 
 function importForm(project) {

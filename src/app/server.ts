@@ -125,6 +125,7 @@ function staticRoutes(app: FastifyInstance): void {
     const body = readFileSync(join(dir, file), 'utf8');
     app.get(route, async (_req, reply) => reply.type(type).header('cache-control', 'no-store').send(body));
   }
+  app.get('/favicon.ico', async (_req, reply) => reply.code(204).send()); // browsers ask; there is none
 }
 
 /** 401 without a session, 403 for the wrong role; otherwise the signed-in person. */

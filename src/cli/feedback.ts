@@ -16,9 +16,9 @@ function required(o: Record<string, unknown>, ...names: string[]): void {
   for (const n of names) if (o[n] === undefined || o[n] === '') throw new UsageError(`--${n} is required`);
 }
 
-/** Runs `fn` on the database, closing it afterwards. */
-function withStore<T>(db: string, fn: (s: FeedbackStore) => T): T {
-  const store = new FeedbackStore(db);
+/** Runs `fn` on the database (which must exist unless `create`), closing it afterwards. */
+function withStore<T>(db: string, fn: (s: FeedbackStore) => T, create = false): T {
+  const store = new FeedbackStore(db, { mustExist: !create });
   try {
     return fn(store);
   } finally {
@@ -64,7 +64,7 @@ export const feedbackCommands: Record<string, Command> = {
     async run(o) {
       required(o, 'name');
       const settings: Partial<ProjectSettings> = { goldRate: o['gold-rate'] as number, selection: o.selection as ProjectSettings['selection'], seed: o.seed as number };
-      return withStore(o.db as string, (s) => s.createProject({ name: o.name as string, task: o.task as string, overlap: o.overlap as number, guidelines: (o.guidelines as string) || undefined, settings }));
+      return withStore(o.db as string, (s) => s.createProject({ name: o.name as string, task: o.task as string, overlap: o.overlap as number, guidelines: (o.guidelines as string) || undefined, settings }), true);
     },
   },
   'feedback import': {
@@ -72,7 +72,7 @@ export const feedbackCommands: Record<string, Command> = {
     options: [DB, PROJECT, { name: 'file', type: 'string', help: 'the JSON Lines file (required)' }],
     async run(o) {
       required(o, 'project', 'file');
-      const store = new FeedbackStore(o.db as string);
+      const store = FeedbackStore.openExisting(o.db as string);
       try {
         return await importItems(store, o.project as string, o.file as string);
       } finally {
@@ -87,7 +87,7 @@ export const feedbackCommands: Record<string, Command> = {
       return withStore(o.db as string, (s) => {
         const token = s.createInvite(o.role as 'admin' | 'annotator');
         return { role: o.role, token, path: `/?invite=${token}` };
-      });
+      }, true);
     },
   },
   'feedback export': {

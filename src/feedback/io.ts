@@ -9,7 +9,7 @@
 import { FeedbackError, readLines } from '../data/load.js';
 import type { FeedbackFormat } from '../data/types.js';
 import { reliability } from './quality.js';
-import { type FeedbackStore, type LabelRow, type NewCandidate, StoreError } from './store.js';
+import { FeedbackStore, type LabelRow, type NewCandidate, StoreError } from './store.js';
 import type { TaskLabels } from './tasks.js';
 
 /** One item of an import file, checked. */
@@ -158,4 +158,29 @@ export function exportRows(store: FeedbackStore, projectName: string, format: Ex
     const rows = CONVERTERS[format](l, { prompt: it.prompt, texts: it.candidates.map((c) => c.text) }, axis, [project.settings.scaleMin, project.settings.scaleMax]);
     return rows.map((r) => ({ ...r, ...who, ...(l.critique !== null ? { critique: l.critique } : {}) }));
   });
+}
+
+/** The prefix of a feedback app's project as a data path: `app:FILE.sqlite#project`. */
+export const APP_PREFIX = 'app:';
+
+/**
+ * The lines a loader reads from `app:FILE.sqlite#project`: the project's export in the shape of a feedback
+ * format (pairwise ← trl, ranking, rating, binary ← kto), one JSON object per line, numbered from 1. The
+ * database must exist (it is never created here).
+ */
+export async function* appLines(path: string, format: FeedbackFormat): AsyncGenerator<{ line: number; text: string }> {
+  const hash = path.lastIndexOf('#');
+  if (hash < 0 || hash === path.length - 1) throw new Error(`${path}: expected app:FILE.sqlite#project`);
+  const file = path.slice(APP_PREFIX.length, hash);
+  const exportFormat = EXPORT_FOR_FEEDBACK[format];
+  if (!exportFormat) throw new Error(`${path}: a feedback app exports ${Object.keys(EXPORT_FOR_FEEDBACK).join(', ')} records, not ${format}`);
+  const store = FeedbackStore.openExisting(file);
+  let rows: Row[];
+  try {
+    rows = exportRows(store, path.slice(hash + 1), exportFormat);
+  } finally {
+    store.close();
+  }
+  let line = 0;
+  for (const r of rows) yield { line: ++line, text: JSON.stringify(r) };
 }

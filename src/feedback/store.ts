@@ -149,14 +149,23 @@ export class FeedbackStore {
   /** Milliseconds since the epoch; tests move it to expire leases without waiting. */
   now: () => number;
 
-  constructor(readonly path: string, opts: { now?: () => number } = {}) {
-    this.db = new Database(path);
+  constructor(readonly path: string, opts: { now?: () => number; mustExist?: boolean } = {}) {
+    try {
+      this.db = new Database(path, { fileMustExist: opts.mustExist ?? false });
+    } catch (e) {
+      throw new Error(`${path}: ${(e as Error).message}`, { cause: e });
+    }
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
     this.now = opts.now ?? Date.now;
+  }
+
+  /** Opens a database that must already exist (readers: the data loaders, exports). */
+  static openExisting(path: string): FeedbackStore {
+    return new FeedbackStore(path, { mustExist: true });
   }
 
   close(): void {
