@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS labels (
   project_id INTEGER NOT NULL REFERENCES projects(id), task TEXT NOT NULL, answer TEXT NOT NULL, label TEXT NOT NULL,
   critique TEXT, shown TEXT NOT NULL, guideline_version INTEGER NOT NULL, time_ms INTEGER NOT NULL,
   gold_correct INTEGER, created_at INTEGER NOT NULL, UNIQUE (item_id, annotator_id));
-CREATE INDEX IF NOT EXISTS labels_project ON labels(project_id);
+CREATE INDEX IF NOT EXISTS labels_project ON labels(project_id, item_id);
 `;
 
 /** A project's settings beyond its task type and overlap (stored as JSON; defaults below). */
@@ -356,7 +356,7 @@ export class FeedbackStore {
       const held = this.db.prepare(`SELECT a.id FROM assignments a JOIN items i ON i.id = a.item_id
         WHERE a.annotator_id = ? AND i.project_id = ? AND a.status = 'leased' AND a.expires_at > ? ORDER BY a.id LIMIT 1`).get(annotatorId, p.id, now) as { id: number } | undefined;
       if (held) return { kind: 'item', assignment: this.assignment(held.id) } as const;
-      const n = (this.db.prepare('SELECT COUNT(*) AS n FROM assignments').get() as { n: number }).n;
+      const n = (this.db.prepare('SELECT COALESCE(MAX(id), 0) AS n FROM assignments').get() as { n: number }).n;
       const rand = mulberry32(streamKey(p.settings.seed, n));
       const pick = this.pickItem(p, annotatorId, now, rand);
       if (!pick) return { kind: 'done' } as const;
@@ -370,37 +370,42 @@ export class FeedbackStore {
 
   /** Gold first at the gold rate, else the selection rule over the eligible items; null when none is left. */
   private pickItem(p: Project, annotatorId: number, now: number, rand: () => number): { itemId: number; rule: string; probability: number } | null {
-    const notMine = 'NOT EXISTS (SELECT 1 FROM labels l WHERE l.item_id = i.id AND l.annotator_id = @who)';
-    const gold = this.db.prepare(`SELECT i.id FROM items i WHERE i.project_id = @project AND i.gold IS NOT NULL AND ${notMine} ORDER BY i.id`)
-      .all({ project: p.id, who: annotatorId }) as { id: number }[];
-    const regular = this.db.prepare(`SELECT i.id, i.candidate_ids FROM items i WHERE i.project_id = @project AND i.gold IS NULL AND ${notMine}
-      AND (SELECT COUNT(*) FROM labels l WHERE l.item_id = i.id)
-        + (SELECT COUNT(*) FROM assignments a WHERE a.item_id = i.id AND a.status = 'leased' AND a.expires_at > @now) < @overlap ORDER BY i.id`)
-      .all({ project: p.id, who: annotatorId, now, overlap: p.overlap }) as { id: number; candidate_ids: string }[];
+    const args = { project: p.id, who: annotatorId, now, overlap: p.overlap };
+    // Per item: its labels (and whether one is this annotator's) and its live leases, each counted once.
+    const counted = `WITH lab AS (SELECT item_id, COUNT(*) AS n, MAX(annotator_id = @who) AS mine FROM labels WHERE project_id = @project GROUP BY item_id),
+      lease AS (SELECT a.item_id, COUNT(*) AS n FROM assignments a JOIN items j ON j.id = a.item_id
+        WHERE j.project_id = @project AND a.status = 'leased' AND a.expires_at > @now GROUP BY a.item_id)
+      SELECT i.id FROM items i LEFT JOIN lab ON lab.item_id = i.id LEFT JOIN lease ON lease.item_id = i.id
+      WHERE i.project_id = @project AND COALESCE(lab.mine, 0) = 0`;
+    const gold = this.db.prepare(`${counted} AND i.gold IS NOT NULL ORDER BY i.id`).all(args) as { id: number }[];
+    const regular = this.db.prepare(`${counted} AND i.gold IS NULL AND COALESCE(lab.n, 0) + COALESCE(lease.n, 0) < @overlap ORDER BY i.id`).all(args) as { id: number }[];
     const goldDraw = rand();
     if (gold.length > 0 && (regular.length === 0 || goldDraw < p.settings.goldRate)) {
       const i = Math.floor(rand() * gold.length);
       return { itemId: gold[i]!.id, rule: 'gold', probability: (regular.length === 0 ? 1 : p.settings.goldRate) / gold.length };
     }
     if (regular.length === 0) return null;
-    const pool: SelectionCandidate[] = regular.map((r) => ({ itemId: r.id, outcomes: this.pairOutcomes(r.id) }));
-    const chosen = SELECTION_RULES[p.settings.selection](pool, rand);
+    const rule = SELECTION_RULES[p.settings.selection];
+    const outcomes = rule === SELECTION_RULES.random ? null : this.pairOutcomes(p.id);
+    const pool: SelectionCandidate[] = regular.map((r) => ({ itemId: r.id, outcomes: outcomes?.get(r.id) ?? [0, 0] }));
+    const chosen = rule(pool, rand);
     return { itemId: pool[chosen.index]!.itemId, rule: p.settings.selection, probability: chosen.probability * (gold.length > 0 ? 1 - p.settings.goldRate : 1) };
   }
 
-  /** The item's pairwise outcomes so far: wins of candidate 0 and of candidate 1 (ties half each). */
-  private pairOutcomes(itemId: number): [number, number] {
-    const rows = this.db.prepare("SELECT label FROM labels WHERE item_id = ? AND task = 'pairwise'").all(itemId) as { label: string }[];
-    let a = 0;
-    let b = 0;
+  /** Each item's pairwise outcomes so far: wins of candidate 0 and of candidate 1 (ties half each). */
+  private pairOutcomes(projectId: number): Map<number, [number, number]> {
+    const rows = this.db.prepare("SELECT item_id, label FROM labels WHERE project_id = ? AND task = 'pairwise'").all(projectId) as { item_id: number; label: string }[];
+    const out = new Map<number, [number, number]>();
     for (const r of rows) {
       const l = JSON.parse(r.label) as TaskLabels['pairwise'];
       if (l.bothBad || l.cantJudge) continue;
-      if (l.margin > 0) a++;
-      else if (l.margin < 0) b++;
-      else (a += 0.5), (b += 0.5);
+      const o = out.get(r.item_id) ?? [0, 0];
+      if (l.margin > 0) o[0]++;
+      else if (l.margin < 0) o[1]++;
+      else (o[0] += 0.5), (o[1] += 0.5);
+      out.set(r.item_id, o);
     }
-    return [a, b];
+    return out;
   }
 
   /** An assignment as its annotator sees it. */
