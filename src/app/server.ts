@@ -22,6 +22,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { FeedbackError } from '../data/load.js';
+import { generateItems, type GenerateItemsOptions } from './candidates.js';
 import { agreement, behaviour } from '../feedback/quality.js';
 import { EXPORT_FORMATS, type ExportFormat, exportRows, importItemsFromText } from '../feedback/io.js';
 import { type Annotator, FeedbackStore, StoreError } from '../feedback/store.js';
@@ -241,6 +242,10 @@ function adminRoutes(app: FastifyInstance, store: FeedbackStore): void {
     const text = body(req).text;
     if (typeof text !== 'string' || text === '') throw new StoreError(400, "field 'text': expected the guidelines");
     return { version: store.addGuidelines(req.params.project, text) };
+  });
+  app.post<{ Params: { project: string } }>('/api/admin/projects/:project/generate', admin, async (req, reply) => {
+    need(req, 'admin');
+    return reply.code(201).send(generateItems(store, req.params.project, body(req) as unknown as GenerateItemsOptions));
   });
   app.post('/api/admin/invites', admin, async (req) => {
     need(req, 'admin');

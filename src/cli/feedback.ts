@@ -1,5 +1,6 @@
 /** `rlhf feedback …`: the human-feedback web app (src/app/server.ts) and its database (src/feedback/). */
 import { writeAtomic } from '../atomic.js';
+import { generateItems } from '../app/candidates.js';
 import { startFeedbackServer } from '../app/server.js';
 import { EXPORT_FORMATS, type ExportFormat, exportRows, importItems } from '../feedback/io.js';
 import { agreement, behaviour } from '../feedback/quality.js';
@@ -78,6 +79,27 @@ export const feedbackCommands: Record<string, Command> = {
       } finally {
         store.close();
       }
+    },
+  },
+  'feedback generate': {
+    summary: 'items generated on demand by a local policy (the embedded stories260K by default), model, sampling and seed stored per candidate',
+    options: [
+      DB, PROJECT,
+      { name: 'prompt', type: 'strings', default: [], help: 'a prompt (repeatable; required)' },
+      { name: 'model', type: 'string', default: 'stories260k', help: "a model directory, or 'stories260k' (embedded)" },
+      { name: 'per-prompt', type: 'number', help: "samples per prompt (default: as many as the task shows, at most 4)", integer: true, min: 1, max: 9 },
+      { name: 'max-new-tokens', type: 'number', default: 48, help: 'tokens per sample at most', integer: true, min: 1 },
+      { name: 'temperature', type: 'number', default: 1, help: '0 is greedy', min: 0 },
+      { name: 'top-p', type: 'number', default: 1, help: 'nucleus mass in (0, 1]', min: 0, max: 1 },
+      { name: 'seed', type: 'number', default: 0, help: 'seed of the sampling streams', integer: true, min: 0 },
+    ],
+    async run(o) {
+      required(o, 'project');
+      if ((o.prompt as string[]).length === 0) throw new UsageError('--prompt is required (repeatable)');
+      return withStore(o.db as string, (s) => generateItems(s, o.project as string, {
+        prompts: o.prompt as string[], model: o.model as string, perPrompt: o['per-prompt'] as number | undefined, maxNewTokens: o['max-new-tokens'] as number,
+        temperature: o.temperature as number, topP: o['top-p'] as number, seed: o.seed as number,
+      }));
     },
   },
   'feedback invite': {
