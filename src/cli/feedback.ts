@@ -1,7 +1,6 @@
 /** `rlhf feedback …`: the human-feedback web app (src/app/server.ts) and its database (src/feedback/). */
 import { writeAtomic } from '../atomic.js';
 import { generateItems } from '../app/candidates.js';
-import { startFeedbackServer } from '../app/server.js';
 import { EXPORT_FORMATS, type ExportFormat, exportRows, importItems } from '../feedback/io.js';
 import { agreement, behaviour } from '../feedback/quality.js';
 import { FeedbackStore, type ProjectSettings } from '../feedback/store.js';
@@ -29,6 +28,8 @@ function withStore<T>(db: string, fn: (s: FeedbackStore) => T, create = false): 
 
 /** Serves until SIGINT or SIGTERM. */
 async function serve(o: Record<string, unknown>): Promise<{ url: string; stopped: string }> {
+  // The web stack loads only for this command.
+  const { startFeedbackServer } = await import('../app/server.js');
   const s = await startFeedbackServer({ db: o.db as string, port: o.port as number, host: o.host as string, rateLimit: o['rate-limit'] as number });
   process.stderr.write(`[feedback] listening on ${s.url} (database ${o.db as string})\n`);
   if (s.adminInvite) process.stderr.write(`[feedback] first start: open ${s.url}${s.adminInvite} to become the admin (valid 24 h, once)\n`);
