@@ -49,7 +49,7 @@ const quantile = (xs: number[], q: number): number => {
 };
 
 function startServer(db: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [join(packageRoot(), 'bin', 'rlhf.js'), 'feedback', 'serve', '--db', db, '--port', '0', '--rate-limit', '1000000'],
+  const child = spawn(process.execPath, [join(packageRoot(), 'bin', 'rlhf.js'), 'feedback', 'serve', '--db', db, '--port', '0', '--rate-limit', '1000000', '--auth-rate-limit', '10000'],
     { stdio: ['ignore', 'ignore', 'pipe'] });
   return new Promise((resolve, reject) => {
     let err = '';

@@ -30,7 +30,9 @@ function withStore<T>(db: string, fn: (s: FeedbackStore) => T, create = false): 
 async function serve(o: Record<string, unknown>): Promise<{ url: string; stopped: string }> {
   // The web stack loads only for this command.
   const { startFeedbackServer } = await import('../app/server.js');
-  const s = await startFeedbackServer({ db: o.db as string, port: o.port as number, host: o.host as string, rateLimit: o['rate-limit'] as number });
+  const s = await startFeedbackServer({
+    db: o.db as string, port: o.port as number, host: o.host as string, rateLimit: o['rate-limit'] as number, authRateLimit: o['auth-rate-limit'] as number,
+  });
   process.stderr.write(`[feedback] listening on ${s.url} (database ${o.db as string})\n`);
   if (s.adminInvite) process.stderr.write(`[feedback] first start: open ${s.url}${s.adminInvite} to become the admin (valid 24 h, once)\n`);
   const signal = await new Promise<string>((resolve) => {
@@ -49,6 +51,7 @@ export const feedbackCommands: Record<string, Command> = {
       { name: 'port', type: 'number', default: 8787, help: 'TCP port (0: any free one)', integer: true, min: 0, max: 65535 },
       { name: 'host', type: 'string', default: '127.0.0.1', help: 'address to listen on' },
       { name: 'rate-limit', type: 'number', default: 600, help: 'requests per minute per session', integer: true, min: 1 },
+      { name: 'auth-rate-limit', type: 'number', default: 20, help: 'sign-in and invite requests per minute per address', integer: true, min: 1 },
     ],
     run: serve,
   },

@@ -243,17 +243,17 @@ export class FeedbackStore {
 
   /**
    * Adds one item: a prompt with its candidates (as many as the task shows) and, for gold items, the known
-   * answer in the task's canonical form (pairwise: `{better: 0 | 1}`). Not a transaction of its own, so an
-   * import of many items can be one.
+   * answer in the task's canonical form (pairwise: `{better: 0 | 1}`); `source` tags the prompt (e.g. the
+   * round of an online run that asked for it). Not a transaction of its own, so an import of many items can be one.
    */
-  addItem(project: Project, prompt: string, candidates: readonly NewCandidate[], gold?: unknown): number {
+  addItem(project: Project, prompt: string, candidates: readonly NewCandidate[], gold?: unknown, source: string | null = null): number {
     const [lo, hi] = TASK_TYPES[project.task].candidates;
     if (candidates.length < lo || candidates.length > hi) {
       throw new StoreError(400, `a ${project.task} item has ${lo === hi ? lo : `${lo}–${hi}`} candidate(s), got ${candidates.length}`);
     }
     if (gold !== undefined && gold !== null) checkGold(project.task, gold, candidates.length);
     const now = this.now();
-    const promptId = Number(this.db.prepare('INSERT INTO prompts (project_id, text, source) VALUES (?, ?, ?)').run(project.id, prompt, null).lastInsertRowid);
+    const promptId = Number(this.db.prepare('INSERT INTO prompts (project_id, text, source) VALUES (?, ?, ?)').run(project.id, prompt, source).lastInsertRowid);
     const insert = this.db.prepare('INSERT INTO candidates (prompt_id, text, origin, model, sampling, seed, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
     const ids = candidates.map((c) => Number(insert.run(promptId, c.text, c.origin ?? 'import', c.model ?? null,
       c.sampling === undefined ? null : JSON.stringify(c.sampling), c.seed ?? null, now).lastInsertRowid));
@@ -264,6 +264,13 @@ export class FeedbackStore {
   /** Runs `fn` as one transaction: all of it is stored, or (when it throws) none. */
   transaction<T>(fn: () => T): T {
     return this.db.transaction(fn)();
+  }
+
+  /** The items whose prompt was added with `source`, in insertion order. */
+  itemsBySource(projectName: string, source: string): number[] {
+    const p = this.project(projectName);
+    return (this.db.prepare('SELECT i.id FROM items i JOIN prompts q ON q.id = i.prompt_id WHERE i.project_id = ? AND q.source = ? ORDER BY i.id')
+      .all(p.id, source) as { id: number }[]).map((r) => r.id);
   }
 
   /** An item's prompt and candidates, provenance included (admin and export use). */

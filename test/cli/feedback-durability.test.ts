@@ -26,7 +26,7 @@ after(() => {
 
 /** Starts the server on a free port; resolves with its URL once it says it is listening. */
 function startServer(db: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [join(ROOT, 'bin', 'rlhf.js'), 'feedback', 'serve', '--db', db, '--port', '0', '--rate-limit', '100000'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [join(ROOT, 'bin', 'rlhf.js'), 'feedback', 'serve', '--db', db, '--port', '0', '--rate-limit', '100000', '--auth-rate-limit', '10000'], { stdio: ['ignore', 'ignore', 'pipe'] });
   children.push(child);
   return new Promise((resolve, reject) => {
     let err = '';
