@@ -12,20 +12,20 @@ import type { Annotator } from '../rlhf/iterated/annotator.js';
 import { appAnnotator } from '../rlhf/iterated/app-annotator.js';
 import { ITERATED_DEFAULTS, ITERATED_SCHEMA, type IteratedConfig } from '../rlhf/iterated/config.js';
 import { trainIterated, type IteratedSummary } from '../rlhf/iterated/trainer.js';
-import { withInterrupt } from './args.js';
+import { UsageError, withInterrupt } from './args.js';
 import type { Command } from './main.js';
 
-/** Who labels each round: the synthetic gold annotator, or people through the feedback app. */
-export const ONLINE_ANNOTATORS = ['gold', 'app'] as const;
-
-/** The trainer's config plus who labels: the synthetic gold annotator or the feedback app. */
+/** The trainer's config plus who labels: the synthetic gold annotator, or people through the feedback app. */
 export interface OnlineCliConfig extends IteratedConfig {
   annotator: {
-    /** 'gold': the lab's synthetic Bradley–Terry annotator; 'app': people, through `rlhf feedback serve`'s database. */
-    kind: (typeof ONLINE_ANNOTATORS)[number];
     /** Rationality β per unit of gold: P(a ≻ b) = σ(β·(gold_a − gold_b)) (the demo's 20; Infinity is not a YAML number here). */
     rationality: number;
-    /** For 'app': the feedback app's database, its pairwise project, and the seconds between looks for labels. */
+  };
+  /** People instead of the synthetic annotator: each round's pairs go into the feedback app's database. */
+  app: {
+    /** Label through the app (`--annotator app`) instead of the gold annotator. */
+    enabled: boolean;
+    /** The app's database (`rlhf feedback serve --db`), its pairwise project, seconds between looks for labels. */
     db: string;
     project: string;
     pollSeconds: number;
@@ -33,17 +33,17 @@ export interface OnlineCliConfig extends IteratedConfig {
 }
 
 export const ONLINE_CLI_DEFAULTS: OnlineCliConfig = {
-  ...ITERATED_DEFAULTS, annotator: { kind: 'gold', rationality: 20, db: 'feedback.sqlite', project: 'online', pollSeconds: 2 },
+  ...ITERATED_DEFAULTS, annotator: { rationality: 20 }, app: { enabled: false, db: 'feedback.sqlite', project: 'online', pollSeconds: 2 },
 };
 
 export const ONLINE_CLI_SCHEMA: Schema<OnlineCliConfig> = {
   ...ITERATED_SCHEMA,
-  annotator: {
-    kind: { doc: "who labels: 'gold' (synthetic Bradley–Terry on the gold reward) or 'app' (people, through the feedback app)", oneOf: ONLINE_ANNOTATORS },
-    rationality: { doc: 'synthetic annotator rationality β per unit of gold (Bradley–Terry; 0 = coin flips)', min: 0 },
-    db: { doc: "kind 'app': the feedback app's database (rlhf feedback serve --db)" },
-    project: { doc: "kind 'app': its pairwise project that receives each round's pairs" },
-    pollSeconds: { doc: "kind 'app': seconds between looks for the round's labels", min: 0.05 },
+  annotator: { rationality: { doc: 'synthetic annotator rationality β per unit of gold (Bradley–Terry; 0 = coin flips)', min: 0 } },
+  app: {
+    enabled: { doc: 'label each round through the feedback app (people) instead of the synthetic annotator' },
+    db: { doc: "the feedback app's database (rlhf feedback serve --db)" },
+    project: { doc: "its pairwise project that receives each round's pairs" },
+    pollSeconds: { doc: "seconds between looks for the round's labels", min: 0.05 },
   },
 };
 
@@ -61,13 +61,14 @@ export const iteratedCommands: Record<string, Command> = {
     options: [
       { name: 'config', type: 'string', help: 'YAML/JSON config file (fields below; omitted fields take their defaults; example configs/online-stories.yaml)' },
       { name: 'set', type: 'strings', default: [], help: 'override a config field: --set rounds=5 (repeatable)' },
-      { name: 'annotator', type: 'string', help: "gold | app: shorthand for --set annotator.kind=… (app: each round's pairs go into annotator.db's annotator.project and the round waits for people's labels)" },
+      { name: 'annotator', type: 'string', default: 'gold', help: "gold | app (= --set app.enabled=true: each round's pairs go into app.db's app.project and the round waits for people's labels)" },
     ],
     helpExtra: () => `config fields (YAML; nested keys as in --set):\n${describeSchema(ONLINE_CLI_DEFAULTS, ONLINE_CLI_SCHEMA).map((l) => '  ' + l).join('\n')}`,
     async run(o) {
-      const sets = [...(o.set as string[]), ...(o.annotator === undefined ? [] : [`annotator.kind=${o.annotator as string}`])];
-      const { annotator, ...cfg } = loadConfig(o.config as string | undefined, sets, ONLINE_CLI_DEFAULTS, ONLINE_CLI_SCHEMA);
-      const who = annotator.kind === 'app' ? appAnnotator({ db: annotator.db, project: annotator.project, pollSeconds: annotator.pollSeconds }) : goldAnnotator(annotator.rationality);
+      if (o.annotator !== 'gold' && o.annotator !== 'app') throw new UsageError(`--annotator must be gold or app, got '${o.annotator as string}'`);
+      const sets = [...(o.set as string[]), ...(o.annotator === 'app' ? ['app.enabled=true'] : [])];
+      const { annotator, app, ...cfg } = loadConfig(o.config as string | undefined, sets, ONLINE_CLI_DEFAULTS, ONLINE_CLI_SCHEMA);
+      const who = app.enabled ? appAnnotator({ db: app.db, project: app.project, pollSeconds: app.pollSeconds }) : goldAnnotator(annotator.rationality);
       return withInterrupt((signal) => trainIterated(cfg, who, { signal, evaluate: (texts) => texts.map(goldReward) }));
     },
     human(r) {
