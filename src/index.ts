@@ -134,4 +134,5 @@ export {
 } from './app/server.js';
 export { type ApiResponse, FeedbackClient, type NextItem } from './app/client.js';
 export { generateItems, type GenerateItemsOptions } from './app/candidates.js';
+export { type RewardCheck, rewardCheck, startRewardCheck } from './app/reward-check.js';
 export { type AppAnnotatorOptions, appAnnotator, type AsyncAnnotator } from './rlhf/iterated/app-annotator.js';

@@ -323,6 +323,7 @@ async function admin(me) {
         s.annotators.map((a) => [a.annotator, a.labels, a.goldAccuracy, a.goldN, a.weight, a.medianTimeMs / 1000, a.leftChoiceRate, a.tieRate, a.longerChosenRate, a.bothBadRate, a.cantJudgeRate])),
       table(["Fleiss' κ", 'items', "Krippendorff's α (ordinal)", 'pairable values'], [[s.agreement.fleiss, s.agreement.fleissItems, s.agreement.alphaOrdinal, s.agreement.pairable]]),
       table(["Cohen's κ: annotators", 'κ', 'common items'], s.agreement.cohen.map((c) => [`${c.a} · ${c.b}`, c.kappa, c.items])),
+      p.task === 'pairwise' ? rewardModelRow(p.name, s.rewardModel) : null,
       el('p', {}, ...['raw', 'trl', 'kto', 'ranking', 'rating'].flatMap((f) => [el('a', { href: `/api/admin/projects/${encodeURIComponent(p.name)}/export?format=${f}`, text: `export ${f}` }), ' '])),
       importForm(p.name)));
   }
@@ -334,6 +335,20 @@ async function admin(me) {
   const invite = el('button', { text: 'New annotator invite', onclick: async () => { const r = await api('POST', '/api/admin/invites', { role: 'annotator' }); inviteOut.textContent = location.origin + r.path; } });
   main.replaceChildren(el('h2', { text: 'Admin' }), el('p', { class: 'keys', text: 'Keys: h home' }), ...sections, el('h3', { text: 'New project' }), create, invite, inviteOut);
   state('admin');
+}
+
+function rewardModelRow(project, rm) {
+  const t = table(['reward model on the labels so far', 'labels', 'held-out accuracy', 'held-out pairs'],
+    [[rm ? rm.state + (rm.error ? `: ${rm.error}` : '') : 'not trained yet', rm && rm.labels, rm && rm.accuracy, rm && rm.heldOutPairs]]);
+  const button = el('button', { text: 'Train reward model', onclick: async () => {
+    try {
+      await api('POST', `/api/admin/projects/${encodeURIComponent(project)}/reward-check`);
+      say('training a reward model on the labels so far; reopen the admin view (h, a) for its accuracy');
+    } catch (e) {
+      say(e.message);
+    }
+  } });
+  return el('div', { class: 'reward-model' }, t, button);
 }
 
 function importForm(project) {

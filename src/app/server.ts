@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { FeedbackError } from '../data/load.js';
 import { generateItems, type GenerateItemsOptions } from './candidates.js';
+import { failInterruptedChecks, rewardCheck, startRewardCheck } from './reward-check.js';
 import { agreement, behaviour } from '../feedback/quality.js';
 import { EXPORT_FORMATS, type ExportFormat, exportRows, importItemsFromText } from '../feedback/io.js';
 import { type Annotator, FeedbackStore, StoreError } from '../feedback/store.js';
@@ -247,6 +248,11 @@ function adminRoutes(app: FastifyInstance, store: FeedbackStore): void {
     need(req, 'admin');
     return reply.code(201).send(generateItems(store, req.params.project, body(req) as unknown as GenerateItemsOptions));
   });
+  app.post<{ Params: { project: string } }>('/api/admin/projects/:project/reward-check', admin, async (req, reply) => {
+    need(req, 'admin');
+    void startRewardCheck(store, req.params.project); // runs in a child process; the stats show it
+    return reply.code(202).send(rewardCheck(store, req.params.project));
+  });
   app.post('/api/admin/invites', admin, async (req) => {
     need(req, 'admin');
     const role = body(req).role as 'admin' | 'annotator';
@@ -263,7 +269,9 @@ function adminRoutes(app: FastifyInstance, store: FeedbackStore): void {
     const p = store.project(req.params.project);
     const labels = store.labels(p.name);
     const lengths = (itemId: number) => store.itemCandidates(itemId).candidates.map((c) => c.text.length);
-    return { project: p, progress: store.progress(p.name), annotators: behaviour(labels, lengths), agreement: agreement(labels, p.overlap) };
+    return {
+      project: p, progress: store.progress(p.name), annotators: behaviour(labels, lengths), agreement: agreement(labels, p.overlap), rewardModel: rewardCheck(store, p.name),
+    };
   });
   app.get<{ Params: { project: string }; Querystring: { format?: string } }>('/api/admin/projects/:project/export', async (req, reply) => {
     need(req, 'admin');
@@ -293,6 +301,7 @@ export async function startFeedbackServer(opts: ServeOptions & { db: string; por
   try {
     const hasAdmin = store.db.prepare("SELECT 1 FROM annotators WHERE role = 'admin'").get() !== undefined;
     const adminInvite = hasAdmin ? null : `/?invite=${store.createInvite('admin', 24 * 3600)}`;
+    failInterruptedChecks(store);
     const app = await createFeedbackServer(store, opts);
     const host = opts.host ?? '127.0.0.1';
     await app.listen({ port: opts.port ?? 8787, host });
