@@ -340,7 +340,7 @@ async function admin(me) {
 function rewardModelRow(project, rm) {
   const t = table(['reward model on the labels so far', 'labels', 'held-out accuracy', 'held-out pairs'],
     [[rm ? rm.state + (rm.error ? `: ${rm.error}` : '') : 'not trained yet', rm && rm.labels, rm && rm.accuracy, rm && rm.heldOutPairs]]);
-  const button = el('button', { text: 'Train reward model', onclick: async () => {
+  const button = el('button', { class: 'train-rm', text: 'Train reward model', onclick: async () => {
     try {
       await api('POST', `/api/admin/projects/${encodeURIComponent(project)}/reward-check`);
       say('training a reward model on the labels so far; reopen the admin view (h, a) for its accuracy');
@@ -353,7 +353,7 @@ function rewardModelRow(project, rm) {
 
 function importForm(project) {
   const box = el('textarea', { 'aria-label': `items for ${project} (JSON Lines)`, placeholder: '{"prompt": "…", "responses": ["…", "…"]}' });
-  const button = el('button', { text: 'Import items', onclick: async () => {
+  const button = el('button', { class: 'import', text: 'Import items', onclick: async () => {
     try {
       const r = await api('POST', `/api/admin/projects/${encodeURIComponent(project)}/items`, { jsonl: box.value, name: 'upload.jsonl' });
       say(`imported ${r.items} items (${r.gold} gold)`);

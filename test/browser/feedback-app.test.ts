@@ -139,7 +139,7 @@ test('admin and two keyboard-only annotators through every task type; inert mode
     ...[0, 1].map((i) => ({ prompt: `Gold ${i}?`, responses: [`good: the known answer ${i}`, `wrong ${i}`], gold: { better: 0 } })),
   ];
   await admin.fill('section[data-project="pairs"] textarea', items.map((x) => JSON.stringify(x)).join('\n'));
-  await admin.click('section[data-project="pairs"] button');
+  await admin.click('section[data-project="pairs"] button.import');
   await admin.waitForFunction(() => document.getElementById('status')?.textContent?.startsWith('imported 5 items'));
 
   // The other task types (made through the library: the admin view's form is exercised above).
