@@ -324,7 +324,7 @@ async function admin(me) {
       table(["Fleiss' κ", 'items', "Krippendorff's α (ordinal)", 'pairable values'], [[s.agreement.fleiss, s.agreement.fleissItems, s.agreement.alphaOrdinal, s.agreement.pairable]]),
       table(["Cohen's κ: annotators", 'κ', 'common items'], s.agreement.cohen.map((c) => [`${c.a} · ${c.b}`, c.kappa, c.items])),
       p.task === 'pairwise' ? rewardModelRow(p.name, s.rewardModel) : null,
-      el('p', {}, ...['raw', 'trl', 'kto', 'ranking', 'rating'].flatMap((f) => [el('a', { href: `/api/admin/projects/${encodeURIComponent(p.name)}/export?format=${f}`, text: `export ${f}` }), ' '])),
+      el('p', {}, ...['raw', 'trl', 'kto', 'ranking', 'rating', 'spans'].flatMap((f) => [el('a', { href: `/api/admin/projects/${encodeURIComponent(p.name)}/export?format=${f}`, text: `export ${f}` }), ' '])),
       importForm(p.name)));
   }
   const create = form([['name', 'Project name'], ['task', 'Task type (pairwise, ranking, rating, correction, critique, spans)'], ['overlap', 'Overlap', 'number'], ['guidelines', 'Guidelines']], 'Create project', async (v) => {

@@ -117,7 +117,7 @@ export const feedbackCommands: Record<string, Command> = {
     },
   },
   'feedback export': {
-    summary: 'a project\'s labels as JSON Lines for training: trl (pairs) | kto | ranking | rating | raw (every label, with annotator, strength, time, shown order, guideline version, critique)',
+    summary: 'a project\'s labels as JSON Lines for training: trl (pairs) | kto | ranking | rating | spans (fine-grained) | raw (every label, with annotator, strength, time, shown order, guideline version, critique)',
     options: [
       DB, PROJECT,
       { name: 'format', type: 'string', default: 'raw', help: EXPORT_FORMATS.join(' | ') },

@@ -85,7 +85,7 @@ function storeImport(store: FeedbackStore, projectName: string, file: string, ra
 }
 
 /** The export formats: `raw` (every label, losslessly) and one per trainer's data format. */
-export const EXPORT_FORMATS = ['raw', 'trl', 'kto', 'ranking', 'rating'] as const;
+export const EXPORT_FORMATS = ['raw', 'trl', 'kto', 'ranking', 'rating', 'spans'] as const;
 /** An export format's name. */
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
@@ -118,6 +118,12 @@ const CONVERTERS: Record<Exclude<ExportFormat, 'raw'>, (l: LabelRow, t: Texts, a
     // The ranking format is a total order: ties keep the candidates' own order (the raw export keeps them).
     const order = ranks.map((r, i) => [r, i] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]).map(([, i]) => i);
     return [{ prompt: t.prompt, responses: t.texts, ranking: order, ties: new Set(ranks).size < ranks.length }];
+  },
+  spans: (l, t) => {
+    // Fine-grained feedback: character spans [start, end) of the response marked +1 (good) or −1 (bad);
+    // per-token labels follow from a tokenizer's offsets (unlabelled tokens masked).
+    if (l.task !== 'spans') return [];
+    return [{ prompt: t.prompt, response: t.texts[0], spans: (l.label as TaskLabels['spans']).spans }];
   },
   rating: (l, t, axis, scale) => {
     if (l.task !== 'rating') return [];

@@ -118,6 +118,7 @@ test('every task type: canonical labels, corrections as candidates, gold scoring
   assert.deepEqual(exportRows(store, 'ranking', 'trl').map((r) => [r.chosen, r.rejected]), [['r0 text', 'r1'], ['r0 text', 'r2']], 'implied pairs, the tie left out');
   assert.deepEqual(exportRows(store, 'correction', 'trl').map((r) => [r.chosen, r.rejected]), [['a better story', 'r0 text']]);
   assert.deepEqual(exportRows(store, 'rating', 'kto').map((r) => r.label), [true]);
+  assert.deepEqual(exportRows(store, 'spans', 'spans').map((r) => [r.response, r.spans]), [['r0 text', [{ start: 0, end: 1, polarity: 1 }, { start: 2, end: 4, polarity: -1 }]]]);
   assert.deepEqual(exportRows(store, 'rating', 'rating', { axis: 'harmless' }).map((r) => [r.score, r.scale]), [[5, [1, 5]]]);
   assert.equal(exportRows(store, 'critique', 'raw')[0]!.label && (exportRows(store, 'critique', 'raw')[0]!.label as { text: string }).text, 'too short');
 
