@@ -27,12 +27,11 @@ const key = (project: string) => `reward-check:${project}`;
 
 /** The project's last reward-model check, or null before any. */
 export function rewardCheck(store: FeedbackStore, project: string): RewardCheck | null {
-  const row = store.db.prepare('SELECT value FROM meta WHERE key = ?').get(key(project)) as { value: string } | undefined;
-  return row ? (JSON.parse(row.value) as RewardCheck) : null;
+  return store.getMeta<RewardCheck>(key(project));
 }
 
 function save(store: FeedbackStore, project: string, c: RewardCheck): void {
-  store.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key(project), JSON.stringify(c));
+  store.setMeta(key(project), c);
 }
 
 /**
@@ -73,6 +72,8 @@ export function startRewardCheck(store: FeedbackStore, project: string, set: rea
 
 /** Marks checks left 'running' by a server that stopped (a restart) as failed, so new ones can start. */
 export function failInterruptedChecks(store: FeedbackStore): void {
-  store.db.prepare(`UPDATE meta SET value = json_set(value, '$.state', 'failed', '$.error', 'interrupted by a server restart')
-    WHERE key LIKE 'reward-check:%' AND json_extract(value, '$.state') = 'running'`).run();
+  for (const k of store.metaKeys('reward-check:')) {
+    const c = store.getMeta<RewardCheck>(k)!;
+    if (c.state === 'running') store.setMeta(k, { ...c, state: 'failed', error: 'interrupted by a server restart' });
+  }
 }

@@ -218,8 +218,7 @@ function annotatorRoutes(app: FastifyInstance, store: FeedbackStore): void {
     const owner = store.labelOwner(Number(req.params.id));
     if (owner === null) throw new StoreError(404, `no label ${req.params.id}`);
     if (owner !== who.id && who.role !== 'admin') throw new StoreError(403, 'you can read only your own labels');
-    const row = store.db.prepare('SELECT id, task, answer, critique, created_at FROM labels WHERE id = ?').get(Number(req.params.id)) as Record<string, unknown>;
-    return { ...row, answer: JSON.parse(row.answer as string) };
+    return store.label(Number(req.params.id));
   });
 }
 
@@ -299,8 +298,7 @@ export interface RunningServer {
 export async function startFeedbackServer(opts: ServeOptions & { db: string; port?: number; host?: string }): Promise<RunningServer> {
   const store = new FeedbackStore(opts.db);
   try {
-    const hasAdmin = store.db.prepare("SELECT 1 FROM annotators WHERE role = 'admin'").get() !== undefined;
-    const adminInvite = hasAdmin ? null : `/?invite=${store.createInvite('admin', 24 * 3600)}`;
+    const adminInvite = store.hasAdmin() ? null : `/?invite=${store.createInvite('admin', 24 * 3600)}`;
     failInterruptedChecks(store);
     const app = await createFeedbackServer(store, opts);
     const host = opts.host ?? '127.0.0.1';

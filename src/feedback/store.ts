@@ -181,6 +181,26 @@ export class FeedbackStore {
     return (this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string }).value;
   }
 
+  /** A JSON value kept under `key` (app state such as the last reward-model check), or null. */
+  getMeta<T>(key: string): T | null {
+    const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+    return row ? (JSON.parse(row.value) as T) : null;
+  }
+
+  setMeta(key: string, value: unknown): void {
+    this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, JSON.stringify(value));
+  }
+
+  /** The keys of the kept values that start with `prefix`. */
+  metaKeys(prefix: string): string[] {
+    return (this.db.prepare('SELECT key FROM meta WHERE substr(key, 1, ?) = ?').all(prefix.length, prefix) as { key: string }[]).map((r) => r.key);
+  }
+
+  /** Whether any admin exists yet. */
+  hasAdmin(): boolean {
+    return this.db.prepare("SELECT 1 FROM annotators WHERE role = 'admin'").get() !== undefined;
+  }
+
   // ——— projects ———
 
   /** Creates a project; an unknown task type, bad overlap or setting is refused with nothing stored. */
@@ -498,6 +518,14 @@ export class FeedbackStore {
       goldCorrect: r.gold_correct === null ? null : r.gold_correct === 1, isGold: r.is_gold === 1, createdAt: r.created_at,
       selection: { rule: r.rule, probability: r.probability },
     }));
+  }
+
+  /** One label as its author sees it: the answer as given, the critique, when. */
+  label(labelId: number): { id: number; task: TaskType; answer: unknown; critique: string | null; createdAt: number } {
+    const r = this.db.prepare('SELECT id, task, answer, critique, created_at FROM labels WHERE id = ?').get(labelId) as
+      { id: number; task: TaskType; answer: string; critique: string | null; created_at: number } | undefined;
+    if (!r) throw new StoreError(404, `no label ${labelId}`);
+    return { id: r.id, task: r.task, answer: JSON.parse(r.answer), critique: r.critique, createdAt: r.created_at };
   }
 
   /** The owner of a label (for the web layer's check that annotators read only their own). */
