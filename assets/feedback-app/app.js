@@ -189,7 +189,7 @@ const TASKS = {
     },
   },
   ranking: {
-    keys: (a) => `1–${a.responses.length} pick a response, ↑/↓ move its rank (equal ranks are ties)`,
+    keys: (a) => `1–${a.responses.length} pick a response, ↑/↓ move its rank (equal ranks are ties); or drag a response onto another to take its place`,
     render(a) {
       const k = a.responses.length;
       const ranks = a.responses.map((_, i) => i + 1);
@@ -198,6 +198,22 @@ const TASKS = {
       const draw = () => cards.forEach((c, i) => {
         c.classList.toggle('selected', i === sel);
         c.querySelector('h3').textContent = `Response ${i + 1} — rank ${ranks[i]}`;
+      });
+      // Drag: the dragged response takes the target's place in the order (best first), the others close up;
+      // ranks become 1..K (a drag breaks ties; the keys make them).
+      cards.forEach((c, i) => {
+        c.setAttribute('draggable', 'true');
+        c.addEventListener('dragstart', (ev) => ev.dataTransfer.setData('text/plain', String(i)));
+        c.addEventListener('dragover', (ev) => ev.preventDefault());
+        c.addEventListener('drop', (ev) => {
+          ev.preventDefault();
+          const from = Number(ev.dataTransfer.getData('text/plain'));
+          const order = ranks.map((r, j) => [r, j]).sort((x, y) => x[0] - y[0] || x[1] - y[1]).map(([, j]) => j).filter((j) => j !== from);
+          order.splice(order.indexOf(i) + (ranks[from] < ranks[i] ? 1 : 0), 0, from);
+          order.forEach((j, pos) => (ranks[j] = pos + 1));
+          sel = from;
+          draw();
+        });
       });
       draw();
       return {

@@ -3,7 +3,7 @@
  * invite and creates a pairwise project and imports its items (with gold items) through the admin view;
  * two annotators join by invite and, with the keyboard only, label the same items in every task type
  * (pairwise with strength and a critique, ranking with a tie, Likert ratings with a thumb, a correction, a
- * critique, span highlighting). A model output carrying `<script>`, `<img onerror>` and a `javascript:`
+ * critique, span highlighting); a third ranks by drag. A model output carrying `<script>`, `<img onerror>` and a `javascript:`
  * link renders inert: no script runs, nothing is fetched from anywhere but the app. The admin view then
  * shows agreement and gold accuracy. Screenshots in test-artifacts/feedback-*.png.
  */
@@ -191,6 +191,22 @@ test('admin and two keyboard-only annotators through every task type; inert mode
   assert.ok(store.labels('rate').every((l) => (l.label as { thumb: string }).thumb === 'up'));
   assert.deepEqual(store.labels('fix').map((l) => (l.label as { text: string }).text), ['The cat sat on teh mat. (fixed)', 'The cat sat on teh mat. (fixed)']);
   assert.deepEqual(store.labels('span').map((l) => l.label), [0, 1].map(() => ({ spans: [{ start: 4, end: 13, polarity: -1 }] })));
+
+  // Ranking by drag (the mouse way): response 3 dropped onto response 1 takes its place at the top.
+  const dragProject = store.createProject({ name: 'drag', task: 'ranking', overlap: 1, settings: { goldRate: 0 } });
+  store.transaction(() => store.addItem(dragProject, 'drag prompt', ['p', 'q', 'r'].map((text) => ({ text }))));
+  const dragger = await open(`/?invite=${store.createInvite('annotator')}`);
+  await dragger.waitForSelector('main[data-state="signin"]');
+  await dragger.keyboard.type('dragger');
+  await dragger.keyboard.press('Enter');
+  await dragger.waitForSelector('main[data-state="home"]');
+  await dragger.keyboard.press('7');
+  await dragger.waitForSelector('main[data-state^="item-"]');
+  await dragger.dragAndDrop('.response:nth-child(3)', '.response:nth-child(1)');
+  assert.match((await dragger.textContent('.response:nth-child(3) h3'))!, /rank 1$/);
+  await dragger.keyboard.press('Control+Enter');
+  await dragger.waitForSelector('main[data-state="done"]');
+  assert.deepEqual(store.labels('drag')[0]!.answer, { ranks: [2, 3, 1] });
 
   // The admin view: gold accuracy 1 for both, Fleiss' κ and α over the three shared items.
   await admin.goto(url + '/');
