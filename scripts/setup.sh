@@ -12,7 +12,7 @@
 #      user configured it; where that does not serve the wheel, from PyTorch's CPU index (RLHF_TORCH_INDEX;
 #      empty: pip's own configuration only). Never the system Python. Skipped with RLHF_LIBTORCH=debian or LIBTORCH=/path
 #      (the addon then builds against that libtorch).
-#   3. npm ci, when package-lock.json changed since the last install;
+#   3. npm ci, when package-lock.json changed since the last install (better-sqlite3 built from source);
 #   4. the native addon, rebuilt only when its sources or the libtorch found changed;
 #   5. the TypeScript build (incremental).
 # Progress goes to stderr so that `--json` commands keep a clean stdout.
@@ -72,6 +72,15 @@ fi
 lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ ! -f node_modules/.rlhf-lock-hash ] || [ "$(cat node_modules/.rlhf-lock-hash)" != "$lock_hash" ]; then
   echo "[setup] npm ci"
+  # better-sqlite3 (the feedback app's database) compiles its addon from source (about a minute): its
+  # prebuilt binaries and Node's header tarball are downloads outside the npm registry. node-gyp takes the
+  # headers of the Node that runs this from its install prefix (Debian's nodejs: /usr/include/node); a
+  # Node without them (an nvm build has them) needs its -dev package, e.g. `apt-get install libnode-dev`.
+  node_prefix=$(dirname "$(dirname "$(node -p 'process.execPath')")")
+  if [ -z "${npm_config_nodedir:-}" ] && [ -f "$node_prefix/include/node/node_api.h" ]; then
+    export npm_config_nodedir=$node_prefix
+  fi
+  export npm_config_build_from_source=${npm_config_build_from_source:-true}
   npm ci --no-audit --no-fund --loglevel=error
   echo "$lock_hash" > node_modules/.rlhf-lock-hash
 fi

@@ -132,3 +132,21 @@ export type { DemoSummary } from './lab/demo-report.js';
 export { overoptimisationSweep, type SweepResult } from './lab/overoptimisation.js';
 export { LAB_EXPERIMENTS } from './lab/experiments.js';
 export type { Experiment, LabContext, LabOutcome } from './lab/experiment.js';
+
+// ---- the feedback app: human feedback collected (every task type), scored (agreement, gold) and exported into training
+export { type AlphaLevel, cohenKappa, fleissKappa, krippendorffAlpha } from './feedback/agreement.js';
+export { canonicalLabel, checkTaskType, LabelError, TASK_TYPES, type TaskLabels, type TaskSettings, type TaskSpec, type TaskType } from './feedback/tasks.js';
+export {
+  type Annotator as FeedbackAnnotator, type Assignment, type CandidateRow, FeedbackStore, type LabelRow, type NewCandidate, type NextResult, type Project,
+  PROJECT_DEFAULTS, type ProjectSettings, StoreError,
+} from './feedback/store.js';
+export { SELECTION_RULES, type SelectionFn, type SelectionRule, THOMPSON_ROUNDS } from './feedback/selection.js';
+export { type Agreement, agreement, type Behaviour, behaviour, type Reliability, reliability } from './feedback/quality.js';
+export { APP_PREFIX, appLines, EXPORT_FORMATS, type ExportFormat, exportRows, impliedPairs, importItems, importItemsFromText } from './feedback/io.js';
+export {
+  createFeedbackServer, hashPassword, renderMarkdown, type RunningServer as RunningFeedbackServer, type ServeOptions as FeedbackServeOptions, startFeedbackServer, verifyPassword,
+} from './app/server.js';
+export { type ApiResponse, FeedbackClient, type NextItem } from './app/client.js';
+export { generateItems, type GenerateItemsOptions } from './app/candidates.js';
+export { type RewardCheck, rewardCheck, startRewardCheck } from './app/reward-check.js';
+export { type AppAnnotatorOptions, appAnnotator, type AsyncAnnotator } from './rlhf/iterated/app-annotator.js';

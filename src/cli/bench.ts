@@ -1,7 +1,7 @@
 /** `rlhf bench …`: benchmarks against the Python PyTorch baseline, JSON out (bench/). */
 import type { Command } from './main.js';
 import { MAX_THREADS } from '../config.js';
-import type { OptionSpec } from './args.js';
+import { type OptionSpec, UsageError } from './args.js';
 
 const benchOptions: OptionSpec[] = [
   { name: 'reps', type: 'number', help: 'interleaved repetitions per case (ours, theirs, ours, …); default per bench (5 or 7; quick: 2)' },
@@ -56,6 +56,20 @@ export const benchCommands: Record<string, Command> = {
     async run(o) {
       const { runServeBench } = await import('../../bench/serve-model.js');
       return runServeBench({ reps: o.reps as number | undefined, threads: o.threads as number | undefined, quick: o.quick as boolean });
+    },
+  },
+  'bench serve': {
+    summary: 'the feedback app under load: scripted annotators over loopback at 10 and 50 concurrent (labels/s, p50/p99 latency, every acknowledged label counted)',
+    options: [
+      { name: 'seconds', type: 'number', default: 8, help: 'seconds per concurrency level (quick: 2)', min: 1, max: 120 },
+      { name: 'levels', type: 'string', default: '10,50', help: 'concurrent annotators per level, comma-separated (quick: 4)' },
+      { name: 'quick', type: 'boolean', default: false, help: 'one small level for 2 s: checks the machinery, measures nothing' },
+    ],
+    async run(o) {
+      const { runServeBench: runFeedbackServeBench } = await import('../../bench/serve.js');
+      const levels = (o.levels as string).split(',').map(Number);
+      if (levels.some((n) => !Number.isInteger(n) || n < 1 || n > 200)) throw new UsageError(`--levels must be integers in 1..200, got '${o.levels as string}'`);
+      return runFeedbackServeBench(o.quick ? { quick: true } : { levels, seconds: o.seconds as number });
     },
   },
   'bench engine': {

@@ -9,6 +9,7 @@ import { nearest } from '../config.js';
 import { formatOptions, InterruptedRun, type OptionSpec, type ParsedOptions, parseOptions, UsageError } from './args.js';
 import { benchCommands } from './bench.js';
 import { demoCommand, labOveroptimisationCommand } from './demo.js';
+import { feedbackCommands } from './feedback.js';
 import { labCommands } from './lab.js';
 import { infoCommand } from './info.js';
 import { iteratedCommands } from './iterated.js';
@@ -50,6 +51,7 @@ export const COMMANDS: Record<string, Command> = {
   ...benchCommands,
   ...serveCommands,
   ...labelCommands,
+  ...feedbackCommands,
 };
 
 function usage(): string {

@@ -75,6 +75,16 @@ function rawMeta(raw: JsonObject, ctx: ParseContext): RecordMeta {
   if (raw['confidence'] !== undefined) meta.confidence = num(raw['confidence'], 'confidence');
   const source = optStr(raw['source'], 'source');
   if (source !== undefined) meta.source = source;
+  if (raw['weight'] !== undefined) {
+    const w = num(raw['weight'], 'weight');
+    if (!(w > 0)) throw new RecordError(`expected a positive number, got ${w}`, 'weight');
+    meta.weight = w;
+  }
+  if (raw['margin'] !== undefined) {
+    const m = num(raw['margin'], 'margin');
+    if (!(m >= 0)) throw new RecordError(`expected a number ≥ 0, got ${m}`, 'margin');
+    meta.margin = m;
+  }
   return meta;
 }
 

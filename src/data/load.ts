@@ -4,6 +4,7 @@
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
+import { appLines, APP_PREFIX } from '../feedback/io.js';
 import { parseRecord, RecordError } from './formats.js';
 import type { ChatTemplateFn, FeedbackFormat, FeedbackRecord } from './types.js';
 
@@ -108,6 +109,7 @@ export async function* readLines(path: string, opts: { utf8?: Utf8Policy } = {})
 
 /**
  * The normalised records of a feedback file, in file order, read line by line. Blank lines are ignored.
+ * A path `app:FILE.sqlite#project` reads a feedback app's project directly (src/feedback/io.ts appLines).
  * A line that is not JSON or not a record of `format` throws a `FeedbackError` naming the file, the line
  * and the field at fault (`data.jsonl:17: field 'chosen': expected a string or a message list, got a
  * number`), or with `skipInvalid` is reported to `onInvalid` and skipped.
@@ -117,7 +119,9 @@ export async function* streamFeedback(path: string, opts: StreamOptions): AsyncG
   if (!(limit >= 0)) throw new Error(`limit must be a non-negative number, got ${opts.limit}`);
   if (limit === 0) return;
   let kept = 0;
-  for await (const { line, text } of readLines(path)) {
+  // `app:FILE.sqlite#project`: a feedback app's project, its labels exported in this format's shape.
+  const lines = path.startsWith(APP_PREFIX) ? appLines(path, opts.format) : readLines(path);
+  for await (const { line, text } of lines) {
     if (text.trim() === '') continue;
     let record: FeedbackRecord;
     try {

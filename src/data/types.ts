@@ -19,6 +19,10 @@ export interface RawMeta {
   confidence?: number;
   /** Where the record comes from (a dataset, batch or collection run). */
   source?: string;
+  /** A positive weight of the record in training (the feedback app exports its annotator's reliability). */
+  weight?: number;
+  /** The strength of a preference as a Bradley–Terry margin ≥ 0 (the feedback app's strength scale). */
+  margin?: number;
 }
 
 /**

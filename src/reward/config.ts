@@ -69,6 +69,10 @@ export interface RewardTrainConfig {
     type: RewardTrainLoss;
     /** Bradley–Terry margin (a constant; 0 = none). */
     margin: number;
+    /** Add each pair record's own `margin` (the feedback app's strength) to `margin`. */
+    recordMargins: boolean;
+    /** Weight each pair's loss by its record's `weight` (the feedback app's annotator reliability); records without one weigh 1. */
+    recordWeights: boolean;
     /** Label smoothing ε for the conservative BT loss. */
     labelSmoothing: number;
     /** TRL's reward-centring coefficient (0 = off); pairwise data only. */
@@ -95,7 +99,7 @@ export const REWARD_DEFAULTS: RewardTrainConfig = {
     heads: 1, headOnly: false,
     ensemble: { members: 0, bootstrap: true, aggregation: 'mean', lambda: 1 },
   },
-  loss: { type: 'bradley_terry', margin: 0, labelSmoothing: 0, centerCoef: 0, sigma: 1 },
+  loss: { type: 'bradley_terry', margin: 0, recordMargins: false, recordWeights: false, labelSmoothing: 0, centerCoef: 0, sigma: 1 },
   train: {
     epochs: 1, batchSize: 16, gradAccum: 1, optimizer: 'adamw', lr: 1e-3, weightDecay: 0.01, warmupSteps: 10, schedule: 'cosine',
     maxSteps: 0, clipGradNorm: 1, evalEvery: 0, checkpointEvery: 0, threads: 0, evalLimit: 512,
@@ -155,6 +159,8 @@ export const REWARD_SCHEMA: Schema<RewardTrainConfig> = {
   loss: {
     type: { doc: 'loss (src/reward/losses.ts)', oneOf: namesOf(LOSS_KINDS) },
     margin: { doc: 'Bradley–Terry margin', min: 0 },
+    recordMargins: { doc: "add each pair record's `margin` field (the feedback app's strength) to the margin (BT losses)" },
+    recordWeights: { doc: "weight each pair by its record's `weight` field (the feedback app's annotator reliability; BT losses)" },
     labelSmoothing: { doc: 'ε in [0, 0.5) for the label-smoothed BT loss', min: 0, below: 0.5 },
     centerCoef: { doc: "reward-centring coefficient (TRL's center_rewards_coefficient); pairs only", min: 0 },
     sigma: { doc: 'observation noise σ of the gaussian rating loss (standardised units)', min: 0 },

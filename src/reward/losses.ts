@@ -23,6 +23,18 @@ export interface PairwiseRewards {
    * annotators' preference strength ("significantly better" gets a larger margin). Default 0.
    */
   margin?: Tensor | number;
+  /**
+   * Optional per-pair weights w (B), e.g. each annotator's reliability: the loss becomes the weighted mean
+   * Σ_b w_b ℓ_b / Σ_b w_b (over heads too when the rewards are (B, H)). Default: the plain mean.
+   */
+  weights?: Tensor;
+}
+
+/** The mean of per-pair terms (B) or (B, H), weighted by `weights` (B) when given. */
+function pairMean(terms: Tensor, weights?: Tensor): Tensor {
+  if (!weights) return terms.mean();
+  const w = terms.ndim === 2 ? weights.unsqueeze(1) : weights; // (B, 1) against (B, H)
+  return terms.mul(w).sum().div(weights.sum().mul(terms.numel / terms.size(0)));
 }
 
 /** Δ = r⁺ − r⁻ − m, (B). */
@@ -42,7 +54,7 @@ function shiftedDelta({ chosen, rejected, margin }: PairwiseRewards): Tensor {
  * logSigmoid, which stays finite for large |Δ| where log(sigmoid(Δ)) underflows to −∞.
  */
 export function bradleyTerryLoss(x: PairwiseRewards): Tensor {
-  return shiftedDelta(x).logSigmoid().mean().neg();
+  return pairMean(shiftedDelta(x).logSigmoid(), x.weights).neg();
 }
 
 /**
@@ -62,7 +74,7 @@ export function labelSmoothedBtLoss(x: PairwiseRewards & { labelSmoothing: numbe
   const delta = shiftedDelta(x);
   const agree = delta.logSigmoid().mul(1 - eps); // (B)
   const flipped = delta.neg().logSigmoid().mul(eps); // (B)
-  return agree.add(flipped).mean().neg();
+  return pairMean(agree.add(flipped), x.weights).neg();
 }
 
 /** A batch of K-wise rankings for the Plackett–Luce loss. */

@@ -59,14 +59,25 @@ function forward(rm: RewardModel, seqs: readonly number[][]): Tensor {
   return rm.rewards(ids, mask);
 }
 
+/**
+ * A BT loss's margin and weights for a batch: the constant margin plus, with loss.recordMargins, each
+ * record's own (B, 1); with loss.recordWeights, each record's weight (B) (1 where it has none).
+ */
+function recordTerms(ctx: LossContext, batch: readonly TokenizedRecord[]): { margin: Tensor | number; weights?: Tensor } {
+  const margin = ctx.loss.recordMargins
+    ? tensor(Float32Array.from(batch, (p) => ctx.loss.margin + (p.record.meta.margin ?? 0)), { shape: [batch.length, 1] })
+    : ctx.loss.margin;
+  return ctx.loss.recordWeights ? { margin, weights: tensor(Float32Array.from(batch, (p) => p.record.meta.weight ?? 1)) } : { margin };
+}
+
 /** Pairs: chosen rows first, then rejected, one forward of 2B sequences. */
-function pairwise(loss: (chosen: Tensor, rejected: Tensor, ctx: LossContext) => Tensor): Objective {
+function pairwise(loss: (chosen: Tensor, rejected: Tensor, ctx: LossContext, batch: readonly TokenizedRecord[]) => Tensor): Objective {
   return (rm, batch, ctx) => {
     const b = batch.length;
     const r = forward(rm, [...batch.map((p) => p.seqs[0]!), ...batch.map((p) => p.seqs[1]!)]); // (2B, H)
     const chosen = r.narrow(0, 0, b);
     const rejected = r.narrow(0, b, b);
-    let l = loss(chosen, rejected, ctx);
+    let l = loss(chosen, rejected, ctx, batch);
     if (ctx.loss.centerCoef > 0) l = l.add(REWARD_LOSSES.centering({ chosen, rejected, coefficient: ctx.loss.centerCoef }));
     // Ties count ½, as pair accuracy does everywhere (src/reward/metrics.ts, src/rlhf/core/preference.ts).
     const wins = chosen.gt(rejected).float().add(chosen.eq(rejected).float().mul(0.5));
@@ -124,8 +135,8 @@ const gaussian: Objective = (rm, batch, ctx) => {
 
 /** The micro-batch loss of each loss.type. */
 const OBJECTIVES: Readonly<Record<RewardTrainLoss, Objective>> = {
-  bradley_terry: pairwise((chosen, rejected, ctx) => REWARD_LOSSES.bradley_terry({ chosen, rejected, margin: ctx.loss.margin })),
-  label_smoothed_bt: pairwise((chosen, rejected, ctx) => REWARD_LOSSES.label_smoothed_bt({ chosen, rejected, margin: ctx.loss.margin, labelSmoothing: ctx.loss.labelSmoothing })),
+  bradley_terry: pairwise((chosen, rejected, ctx, batch) => REWARD_LOSSES.bradley_terry({ chosen, rejected, ...recordTerms(ctx, batch) })),
+  label_smoothed_bt: pairwise((chosen, rejected, ctx, batch) => REWARD_LOSSES.label_smoothed_bt({ chosen, rejected, ...recordTerms(ctx, batch), labelSmoothing: ctx.loss.labelSmoothing })),
   plackett_luce: plackettLuce,
   gaussian,
 };

@@ -1,7 +1,7 @@
 /**
  * Layering holds: a module never imports from a layer above its own. The order (README, "Map of the
  * code") is
- *   base < tensor < nn < models = text < generate < data < reward < rlhf = serve < lab < cli < the package root
+ *   base < tensor < nn < models = text < generate < data = feedback < reward < rlhf = serve < lab = app < cli < the package root
  * where `base` is the top-level files every layer may use because they import no layer themselves:
  * src/atomic.ts (atomic writes, bounded reads), src/config.ts (config files and their schemas) and
  * src/run-dir.ts (run lock, metrics log, resume check), src/random.ts (the seeded PRNGs), src/stats.ts
@@ -32,10 +32,12 @@ const RANK: Readonly<Record<string, number>> = {
   text: 3,
   generate: 4,
   data: 5,
+  feedback: 5,
   reward: 6,
   rlhf: 7,
   serve: 7,
   lab: 8,
+  app: 8,
   cli: 9,
   root: 10,
 };
