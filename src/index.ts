@@ -25,8 +25,9 @@ export { DivergedError, InterruptedError } from './nn/train-loop.js';
 export * from './text/index.js';
 export type { CausalLM, ForwardOptions, ModelConfigCommon } from './models/common.js';
 export { KVCache } from './models/cache.js';
-export { LlamaForCausalLM, type LlamaConfig, parseLlamaConfig } from './models/llama.js';
-export { Gpt2LMHeadModel, type Gpt2Config, parseGpt2Config } from './models/gpt2.js';
+export { fusedDecodeFallback, LLAMA_FIELDS, LlamaForCausalLM, type LlamaConfig, parseLlamaConfig } from './models/llama.js';
+export type { FieldRule } from './models/config.js';
+export { GPT2_FIELDS, Gpt2LMHeadModel, type Gpt2Config, parseGpt2Config } from './models/gpt2.js';
 export { readLlama2c } from './models/llama2c.js';
 export { loadModel, saveModel, resolveModelDir } from './models/hub.js';
 

@@ -79,6 +79,21 @@ export function attentionBias(padMask: Tensor | null, batch: number, t: number, 
 }
 
 /**
+ * The bias of a sliding-window layer: `base` (the causal bias with padding, or causal alone when null)
+ * with −∞ added where key j lies W or more positions behind query i = past + t (HF's sliding_window_overlay,
+ * `kv_idx > q_idx − W`: a query sees its W most recent positions, itself included). Positions count cache
+ * slots, padding included, as transformers counts them. (B | 1, 1, T, L).
+ */
+export function windowBias(base: Tensor | null, t: number, past: number, window: number, like: Tensor): Tensor {
+  const l = past + t;
+  const device = like.device;
+  const q = arange(past, l, 1, { device }).unsqueeze(1); // (T, 1)
+  const k = arange(0, l, 1, { device }).unsqueeze(0); // (1, L)
+  const outside = k.le(q.sub(window)).reshape(1, 1, t, l); // (1, 1, T, L)
+  return (base ?? attentionBias(null, 1, t, past, like)).maskedFill(outside, -Infinity);
+}
+
+/**
  * Attention for the model families: q (B, nh, T, hs) over k/v (B, nkv, L, hs), nh = nkv · g, query head
  * h reading kv head ⌊h/g⌋ (HF's repeat_kv, without repeating anything). A `bias` from attentionBias
  * already holds the causal mask; without one, `causal` masks the future.

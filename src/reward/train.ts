@@ -138,7 +138,7 @@ function buildBackbone(cfg: RewardTrainConfig, tok: Tokenizer, gen: Generator): 
   const config: LlamaConfig = {
     architecture: 'llama', modelType: 'llama', vocabSize: tok.vocabSize, hiddenSize: s.hiddenSize, intermediateSize: s.intermediateSize,
     numLayers: s.layers, numHeads: s.heads, numKvHeads: s.heads, headDim: s.hiddenSize / s.heads, maxPositions: s.maxPositions,
-    rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: null, tieWordEmbeddings: true, qkvBias: false, oBias: false, mlpBias: false,
+    rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: null, tieWordEmbeddings: true, qkvBias: false, oBias: false, mlpBias: false, qkNorm: false, slidingWindow: null, slidingLayers: [],
     initializerRange: 0.02, bosTokenId: tok.bosId, eosTokenIds: [...tok.eosIds], padTokenId: tok.padId,
   };
   return new LlamaForCausalLM(config, { generator: gen });
