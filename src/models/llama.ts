@@ -303,9 +303,15 @@ export class LlamaForCausalLM extends Module implements CausalLM {
     return this.logits(h);
   }
 
-  /** Whether a decode step can take the fused path: switched on, no gradient, float32 weights on the CPU, an architecture it covers. */
+  /** Whether a decode step can take the fused path: switched on, no gradient, float32 weights on the CPU, an architecture it covers, no unmerged adapter. */
   private fusable(x: Tensor): boolean {
-    return fused && !isGradEnabled() && x.dtype === 'float32' && x.device === 'cpu' && fusedDecodeFallback(this.config) === null;
+    return fused && !isGradEnabled() && x.dtype === 'float32' && x.device === 'cpu' && fusedDecodeFallback(this.config) === null && !this.adapted();
+  }
+
+  /** Whether an active LoRA adapter changes a Linear the fused step reads only as a weight (merged adapters do not). */
+  private adapted(): boolean {
+    if (this.lm_head?.adapted) return true;
+    return this.model.layers.items.some(({ self_attn: a, mlp: m }) => [a.q_proj, a.k_proj, a.v_proj, a.o_proj, m.gate_proj, m.up_proj, m.down_proj].some((l) => l.adapted));
   }
 
   private decoderWeights(): DecoderLayerWeights[] {
