@@ -19,7 +19,7 @@ export {
   type RawTensor, type SafetensorsDtype,
 } from './nn/safetensors.js';
 export { OPTIMIZERS, type EpochTrainFields, type OptimizerName } from './nn/train-fields.js';
-export { applyLora, LORA_DEFAULTS, LoraAdapter, LoraAdapters, type LoraConfig } from './nn/lora.js';
+export { applyLora, LORA_DEFAULTS, LORA_FIELD_DEFAULTS, LoraAdapter, LoraAdapters, type LoraConfig, type LoraFields } from './nn/lora.js';
 export { DivergedError, InterruptedError } from './nn/train-loop.js';
 
 // ---- models and tokenizers
@@ -32,6 +32,7 @@ export { GPT2_FIELDS, Gpt2LMHeadModel, type Gpt2Config, parseGpt2Config } from '
 export { readLlama2c } from './models/llama2c.js';
 export { loadModel, saveModel, resolveModelDir } from './models/hub.js';
 export { loadPeftAdapter, PEFT_FIELDS, savePeftAdapter } from './models/peft.js';
+export { loadPolicy, type PolicyModel, referenceView, savePolicy } from './models/adapted.js';
 
 // ---- generation and scoring
 export { type Completion, completionBatch, type FinishReason, generate, type GenerateOptions, leftPad } from './generate/generate.js';

@@ -10,6 +10,7 @@
  * bit for bit: that is the reference of every trainer whose policy is LoRA, with no second copy of the weights.
  */
 import { dropout, type Generator as TorchGenerator, noGrad, normal_, scope, type Tensor, uniform_, zeros } from '../tensor/index.js';
+import type { Schema } from '../config.js';
 import { Linear } from './layers.js';
 import { Module } from './module.js';
 
@@ -173,4 +174,52 @@ export function randomizeLoraB(adapters: LoraAdapters, std: number, generator?: 
   noGrad(() => {
     for (const a of adapters.adapters.values()) normal_(a.lora_B.weight, 0, std, generator);
   });
+}
+
+/**
+ * The `lora:` block every trainer's config has (src/config.ts fields): r 0 (the default) trains the whole
+ * model; r > 0 trains LoRA adapters only on the frozen model, and the reference is the policy with its
+ * adapters disabled (no second copy of the weights).
+ */
+export interface LoraFields {
+  /** Rank of each adapter; 0 = no LoRA (full fine-tune). */
+  r: number;
+  /** α: the update is scaled by α / r (α / √r with rslora). */
+  alpha: number;
+  /** Dropout on each adapter's input while training. */
+  dropout: number;
+  /** Layer names to adapt (a layer matches its own name or any ending `.name`). */
+  targetModules: string[];
+  /** A regular expression the whole dotted layer name must match, used instead of targetModules when set. */
+  targetRegex: string;
+  /** rsLoRA (Kalajdzievski 2023): scale α / √r. */
+  rslora: boolean;
+}
+
+/** `lora:` off by default; with r set, LORA_DEFAULTS' α, dropout and targets. */
+export const LORA_FIELD_DEFAULTS: LoraFields = {
+  r: 0, alpha: LORA_DEFAULTS.alpha, dropout: 0, targetModules: [...(LORA_DEFAULTS.targetModules as string[])], targetRegex: '', rslora: false,
+};
+
+/** The schema of the `lora:` block. */
+export const LORA_SCHEMA: Schema<LoraFields> = {
+  r: { doc: 'LoRA rank (0 = train the whole model; > 0 = adapters only, the reference being the policy with adapters disabled)', integer: true, min: 0, max: 4096 },
+  alpha: { doc: 'LoRA α: the update is scaled by α / r', below: Number.POSITIVE_INFINITY, min: 1e-9 },
+  dropout: { doc: "dropout on the adapters' input while training", min: 0, below: 1 },
+  targetModules: { doc: 'Linear layer names to adapt (q_proj matches every …q_proj)', items: 'string' },
+  targetRegex: { doc: "regular expression over the whole dotted layer name, instead of targetModules ('' = use targetModules)" },
+  rslora: { doc: 'rsLoRA scaling α / √r' },
+};
+
+/** The LoraConfig a `lora:` block asks for, or null for a full fine-tune (r 0). */
+export function loraConfigOf(f: LoraFields): LoraConfig | null {
+  if (f.r === 0) return null;
+  if (f.targetRegex) {
+    try {
+      new RegExp(f.targetRegex);
+    } catch (e) {
+      throw new Error(`lora.targetRegex: ${(e as Error).message}`);
+    }
+  } else if (f.targetModules.length === 0) throw new Error('lora.targetModules is empty and lora.targetRegex unset: no layer to adapt');
+  return { r: f.r, alpha: f.alpha, dropout: f.dropout, targetModules: f.targetRegex || [...f.targetModules], useRslora: f.rslora };
 }

@@ -10,6 +10,7 @@
  */
 import { SEED_RANGE, type Schema } from '../../config.js';
 import { type EpochTrainFields, epochTrainSchema } from '../../nn/train-fields.js';
+import { LORA_FIELD_DEFAULTS, LORA_SCHEMA, type LoraFields } from '../../nn/lora.js';
 import { PAIR_FORMATS, PREFERENCE_TRAIN_DEFAULTS } from '../offline.js';
 
 /** The config of `rlhf train kto`: unpaired data, policy and reference, KTO's loss, optimisation. */
@@ -44,6 +45,8 @@ export interface KtoConfig {
     /** λ_U, the weight of undesirable completions. */
     undesirableWeight: number;
   };
+  /** LoRA adapters instead of the whole model (r > 0); the reference is then the policy with its adapters disabled. Saved merged in model/ and in PEFT's layout in adapter/. */
+  lora: LoraFields;
   train: EpochTrainFields;
 }
 
@@ -54,6 +57,7 @@ export const KTO_DEFAULTS: KtoConfig = {
   data: { path: '', format: 'binary', testPath: '', testFormat: 'pairwise', maxTokens: 256, limit: 0, skipInvalid: false },
   model: { policy: 'stories260k', reference: '' },
   loss: { beta: 0.1, desirableWeight: 1, undesirableWeight: 1 },
+  lora: LORA_FIELD_DEFAULTS,
   train: { ...PREFERENCE_TRAIN_DEFAULTS },
 };
 
@@ -79,6 +83,7 @@ export const KTO_SCHEMA: Schema<KtoConfig> = {
     desirableWeight: { doc: 'λ_D, the weight of desirable completions (Ethayarajh et al.: keep λ_D·n_D / (λ_U·n_U) in [1, 4/3])', min: 0 },
     undesirableWeight: { doc: 'λ_U, the weight of undesirable completions', min: 0 },
   },
+  lora: LORA_SCHEMA,
   train: epochTrainSchema({
     epochs: 'passes over the training completions',
     batchSize: 'completions per micro-batch',

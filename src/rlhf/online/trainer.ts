@@ -16,7 +16,10 @@ import { AdamW, cat, clipGradNorm, keep, manualSeed, noGrad, type Optimizer, sco
 import { loadCheckpoint, openMetricsLog, readCheckpointState, saveCheckpoint } from '../../nn/checkpoint.js';
 import type { Module } from '../../nn/module.js';
 import { lrAt } from '../../nn/schedule.js';
-import { loadModel, resolveModelDir, saveModel, tokenizerFiles } from '../../models/hub.js';
+import { loadModel, resolveModelDir, tokenizerFiles } from '../../models/hub.js';
+import { disposePolicy, loadPolicy, savePolicy, trainablePart } from '../../models/adapted.js';
+import type { LoraAdapters } from '../../nn/lora.js';
+import { referenceLoader } from '../offline.js';
 import type { CausalLM } from '../../models/common.js';
 import { loadTokenizer, type Tokenizer } from '../../text/index.js';
 import { epochOrder, guardFinite, InterruptedError } from '../../nn/train-loop.js';
@@ -105,6 +108,11 @@ export interface Run<C extends OnlineConfig> {
   cfg: C;
   tok: Tokenizer;
   policy: CausalLM;
+  /** The policy's LoRA adapters (cfg.lora.r > 0), else null: the whole policy trains. */
+  adapters: LoraAdapters | null;
+  /** What the optimiser trains of the policy and its checkpoint holds: the adapters, or the policy. */
+  trainable: Module;
+  /** The KL reference: a model of its own, or the LoRA policy with its adapters disabled. */
   reference: CausalLM;
   critic: Critic | null;
   spec: CriticSpec | null;
@@ -141,8 +149,9 @@ export function openRun<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>, rewa
     throw new Error(`model.reference ${cfg.model.reference} does not share the policy's tokenizer (${cfg.model.policy}): the KL needs both over the same tokens`);
   }
   const prompts = loadPrompts(cfg.data);
-  const policy = loadModel(policyDir);
-  const reference = loadModel(refDir).freeze().eval();
+  const p = loadPolicy(policyDir, cfg.lora, { seed: cfg.seed });
+  const policy = p.model;
+  const reference = referenceLoader(p, policyDir, (dir) => loadModel(dir).freeze())(refDir).eval();
   const spec = algo.critic(cfg);
   let critic: Critic | null = null;
   if (spec?.kind === 'head') critic = { head: new ValueHead(policy.config.hiddenSize), model: null };
@@ -153,12 +162,12 @@ export function openRun<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>, rewa
     critic = { head: null, model };
   }
   const criticModule: Module | null = critic?.head ?? critic?.model ?? null;
-  const groups = [{ params: policy.trainableParameters() }];
+  const groups = [{ params: trainablePart(p).trainableParameters() }];
   if (criticModule) groups.push({ params: criticModule.trainableParameters(), ...(spec!.lr > 0 ? { lr: spec!.lr } : {}) } as { params: Tensor[] });
   const opt = new AdamW(groups, { lr: cfg.train.lr, weightDecay: cfg.train.weightDecay });
   const kl = cfg.kl.target > 0 ? new AdaptiveKlController(cfg.kl.coef, cfg.kl.target, cfg.kl.horizon) : new FixedKlController(cfg.kl.coef);
   const reward = rewardOverride ? { name: rewardOverride.name, score: (x: Parameters<RewardSource['score']>[0]) => rewardOverride.score(x), dispose() {} } : makeReward(cfg, tok);
-  return { cfg, tok, policy, reference, critic, spec, reward, opt, kl, moments: new RunningMoments(), prompts };
+  return { cfg, tok, policy, adapters: p.adapters, trainable: trainablePart(p), reference, critic, spec, reward, opt, kl, moments: new RunningMoments(), prompts };
 }
 
 export function closeRun(r: Run<OnlineConfig>): void {
@@ -167,11 +176,11 @@ export function closeRun(r: Run<OnlineConfig>): void {
   r.critic?.head?.dispose();
   r.critic?.model?.dispose();
   r.reference.dispose();
-  r.policy.dispose();
+  disposePolicy({ model: r.policy, adapters: r.adapters });
 }
 
 function checkpointParts(r: Run<OnlineConfig>): { modules: Record<string, Module>; optimizers: Record<string, Optimizer> } {
-  const modules: Record<string, Module> = { policy: r.policy };
+  const modules: Record<string, Module> = { policy: r.trainable };
   if (r.critic?.head) modules.value_head = r.critic.head;
   if (r.critic?.model) modules.value_model = r.critic.model;
   return { modules, optimizers: { optimizer: r.opt } };
@@ -226,7 +235,7 @@ export function update<C extends OnlineConfig>(run: Run<C>, algo: Algorithm<C>, 
   const micro = t.microBatchSize || mini;
   const perStep = n / mini;
   const schedule = { kind: t.schedule, warmupSteps: t.warmupSteps, totalSteps: t.steps * t.epochs * perStep };
-  const params = [...policy.trainableParameters(), ...(critic?.head ?? critic?.model)?.trainableParameters() ?? []];
+  const params = [...run.trainable.trainableParameters(), ...(critic?.head ?? critic?.model)?.trainableParameters() ?? []];
   const lengths = r.completionIds.map((c) => c.length);
   const s: UpdateStats = { loss: 0, valueLoss: spec ? 0 : null, clipFraction: 0, approxKl: 0, gradNorm: 0, optimiserSteps: 0 };
   let tokensSeen = 0;
@@ -456,7 +465,9 @@ async function runOnline<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>, opt
     const final = resumedFrom === cfg.train.steps ? lastEval(join(cfg.out, 'metrics.jsonl'), step) : evaluate(run as Run<OnlineConfig>, step, opts, log);
     if (final) say(`step ${step}: ${describeEval(final)}`);
     save(step);
-    saveModel(run.policy, join(cfg.out, 'model'), { extraFiles: tokenizerFiles(resolveModelDir(cfg.model.policy)), metadata: { rlhf: `policy:${algo.name}` } });
+    savePolicy({ model: run.policy, adapters: run.adapters }, join(cfg.out, 'model'), {
+      extraFiles: tokenizerFiles(resolveModelDir(cfg.model.policy)), metadata: { rlhf: `policy:${algo.name}` }, adapterDir: join(cfg.out, 'adapter'), baseModel: cfg.model.policy,
+    });
     return { algorithm: algo.name, out: cfg.out, steps: step, resumedFrom, seconds: (Date.now() - start) / 1000, initial, final };
   } finally {
     closeRun(run as Run<OnlineConfig>);

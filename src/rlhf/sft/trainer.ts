@@ -13,7 +13,8 @@
  */
 import { join } from 'node:path';
 import { noGrad, scope, setNumThreads, type Tensor, tensor } from '../../tensor/index.js';
-import { loadModel, resolveModelDir, saveModel, tokenizerFiles } from '../../models/hub.js';
+import { resolveModelDir, tokenizerFiles } from '../../models/hub.js';
+import { disposePolicy, loadPolicy, savePolicy, trainablePart } from '../../models/adapted.js';
 import type { CausalLM } from '../../models/common.js';
 import { loadTokenizer } from '../../text/index.js';
 import { openPolicyRun, policyLoop, progressLine, StepPlan } from '../offline.js';
@@ -156,12 +157,13 @@ async function runSft(cfg: SftConfig, opts: SftRunOptions): Promise<SftRunSummar
   const t0 = Date.now();
   const say = progressLine('[train sft]', opts.progress);
   if (cfg.train.threads > 0) setNumThreads(cfg.train.threads);
-  const policy = loadModel(cfg.model.policy).train();
+  const p = loadPolicy(cfg.model.policy, cfg.lora, { seed: cfg.seed });
+  const policy = p.model.train();
   try {
     const eosId = cfg.data.appendEos ? policy.config.eosTokenIds[0] ?? null : null;
     const d = await prepareData(cfg, say, eosId);
     const plan = new StepPlan(d.rows.length, cfg.train, cfg.seed);
-    const run = openPolicyRun(cfg.out, cfg, policy, cfg.train, opts.fresh ?? false, say);
+    const run = openPolicyRun(cfg.out, cfg, trainablePart(p), cfg.train, opts.fresh ?? false, say);
     if (run.resumedFrom !== null) say(`resuming from step ${run.resumedFrom}`);
     const evaluate = (step: number, final: boolean) => {
       if (d.test.length === 0) return null;
@@ -172,7 +174,7 @@ async function runSft(cfg: SftConfig, opts: SftRunOptions): Promise<SftRunSummar
     };
     try {
       const step = await runEpochLoop({
-        ...policyLoop(run, policy, plan, cfg.train, { out: cfg.out, t0, say, signal: opts.signal }),
+        ...policyLoop(run, trainablePart(p), plan, cfg.train, { out: cfg.out, t0, say, signal: opts.signal }),
         // The loss of a step is normalised by all its micro-batches' completion tokens.
         step: (idx) => {
           const micro = idx.map((m) => m.map((i) => d.rows[i]!));
@@ -190,7 +192,7 @@ async function runSft(cfg: SftConfig, opts: SftRunOptions): Promise<SftRunSummar
         describe: (r) => `loss ${r.loss.toFixed(4)} tokens ${r.metrics.tokens as number} lr ${r.lr.toExponential(2)}`,
         evaluate: (step) => evaluate(step, false),
       });
-      saveModel(policy, join(cfg.out, 'model'), { extraFiles: tokenizerFiles(resolveModelDir(cfg.model.policy)) });
+      savePolicy(p, join(cfg.out, 'model'), { extraFiles: tokenizerFiles(resolveModelDir(cfg.model.policy)), adapterDir: join(cfg.out, 'adapter'), baseModel: cfg.model.policy });
       const final = evaluate(step, true);
       return {
         out: cfg.out, steps: step, resumedFrom: run.resumedFrom, seconds: (Date.now() - t0) / 1000,
@@ -200,6 +202,6 @@ async function runSft(cfg: SftConfig, opts: SftRunOptions): Promise<SftRunSummar
       run.opt.dispose();
     }
   } finally {
-    policy.dispose();
+    disposePolicy(p);
   }
 }
