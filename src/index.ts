@@ -37,7 +37,7 @@ export { loadPolicy, type PolicyModel, referenceView, savePolicy } from './model
 // ---- generation and scoring
 export { type Completion, completionBatch, type FinishReason, generate, type GenerateOptions, leftPad } from './generate/generate.js';
 export type { SamplingOptions } from './generate/sampling.js';
-export { scoreCompletions, type ScoredBatch, tokenLogprobs } from './generate/score.js';
+export { headLogprobs, logitsChunkBudget, scoreCompletions, type ScoredBatch, tokenLogprobs } from './generate/score.js';
 export { mulberry32, streamKey, uniformAt } from './random.js';
 export { mean, meanSe, pearson, standardError } from './stats.js';
 

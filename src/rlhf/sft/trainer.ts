@@ -16,6 +16,7 @@ import { noGrad, scope, setNumThreads, type Tensor, tensor } from '../../tensor/
 import { resolveModelDir, tokenizerFiles } from '../../models/hub.js';
 import { disposePolicy, loadPolicy, savePolicy, trainablePart } from '../../models/adapted.js';
 import type { CausalLM } from '../../models/common.js';
+import { headLogprobs } from '../../generate/score.js';
 import { loadTokenizer } from '../../text/index.js';
 import { openPolicyRun, policyLoop, progressLine, StepPlan } from '../offline.js';
 import { runEpochLoop } from '../../nn/train-loop.js';
@@ -79,10 +80,9 @@ export function collateRows(examples: readonly TokenizedExample[], rows: readonl
 
 /** Per-token log-probs (R, T−1) of a collated batch: column c is log p(ids[c+1] | its example's ids ≤ c). */
 export function rowLogprobs(model: CausalLM, batch: SftBatch): Tensor {
-  const logits = model.forward(batch.ids, { bias: batch.bias, positionIds: batch.positions }).float(); // (R, T, V)
+  const h = model.hidden(batch.ids, { bias: batch.bias, positionIds: batch.positions }); // (R, T, C)
   const t = batch.ids.size(1);
-  const pred = logits.narrow(1, 0, t - 1); // (R, T-1, V)
-  return pred.gather(-1, batch.ids.narrow(1, 1, t - 1).unsqueeze(-1)).squeeze(-1).sub(pred.logsumexp(-1));
+  return headLogprobs(model, h.narrow(1, 0, t - 1), batch.ids.narrow(1, 1, t - 1)).logprobs; // (R, T−1), the logits in chunks
 }
 
 /** The micro-batch's share of the step loss: −Σ (log-prob · weight) / tokenCount (the step's target count). */
