@@ -33,6 +33,7 @@ export { readLlama2c } from './models/llama2c.js';
 export { loadModel, saveModel, resolveModelDir } from './models/hub.js';
 export { loadPeftAdapter, PEFT_FIELDS, savePeftAdapter } from './models/peft.js';
 export { loadPolicy, type PolicyModel, referenceView, savePolicy } from './models/adapted.js';
+export { initModel, type InitModelResult, parameterCount, publishedConfigs } from './models/init.js';
 
 // ---- generation and scoring
 export { type Completion, completionBatch, type FinishReason, generate, type GenerateOptions, leftPad } from './generate/generate.js';

