@@ -10,7 +10,7 @@ import { applyLora, type LoraAdapters, type LoraFields, loraConfigOf } from '../
 import { Module } from '../nn/module.js';
 import { Generator, noGrad, scope, type Tensor } from '../tensor/index.js';
 import type { KVCache } from './cache.js';
-import type { CausalLM, ForwardOptions } from './common.js';
+import type { CausalLM, ForwardOptions, ModelStages } from './common.js';
 import { type AnyModelConfig, configToHf, loadModel, writeModelFiles } from './hub.js';
 import { savePeftAdapter } from './peft.js';
 
@@ -73,6 +73,11 @@ class AdaptersOff extends Module implements CausalLM {
   }
   newCache(batch: number, maxLen: number): KVCache {
     return this.policy.newCache(batch, maxLen);
+  }
+  stages(ids: Tensor, opts?: ForwardOptions): ModelStages {
+    const s = this.adapters.disabled(() => this.policy.stages(ids, opts));
+    const off = (f: (x: Tensor) => Tensor) => (x: Tensor) => this.adapters.disabled(() => f(x));
+    return { embed: () => this.adapters.disabled(() => s.embed()), blocks: s.blocks.map(off), finish: off(s.finish) };
   }
   override dispose(): void {}
 }

@@ -41,6 +41,22 @@ export interface CausalLM extends Module {
   logits(hidden: Tensor): Tensor;
   /** A KV cache sized for this model. */
   newCache(batch: number, maxLen: number): KVCache;
+  /** hidden() cut at its block boundaries, for gradient checkpointing (src/models/checkpointing.ts). */
+  stages(ids: Tensor, opts?: ForwardOptions): ModelStages;
+}
+
+/**
+ * A forward pass as its parts: hidden(ids) = finish(blocks[L−1](… blocks[0](embed()))). Each part reads
+ * only its input and constants (positions, masks), so it can run again with the same result: what
+ * recomputing a block in backward needs.
+ */
+export interface ModelStages {
+  /** The embeddings (B, T, C). */
+  embed(): Tensor;
+  /** Each transformer block: (B, T, C) → (B, T, C). */
+  blocks: ((x: Tensor) => Tensor)[];
+  /** The final norm: the hidden states hidden() returns. */
+  finish(x: Tensor): Tensor;
 }
 
 /** The facts about any architecture that the layers above need. */

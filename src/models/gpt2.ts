@@ -9,11 +9,11 @@
  * log-probabilities differ between rollout and update for the same weights. reorder_and_upcast_attn is
  * ignored too: it only changes the precision of 16-bit attention scores, not what is computed.
  */
-import { type DType, type Generator, linear, normal_, scope, type Tensor, zeros } from '../tensor/index.js';
+import { type DType, type Generator, linear, noGrad, normal_, scope, type Tensor, zeros } from '../tensor/index.js';
 import { Embedding, LayerNorm, Linear } from '../nn/layers.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { KVCache } from './cache.js';
-import { biasFor, type CausalLM, type ForwardOptions, groupedAttention, type ModelConfigCommon, forwardInputs } from './common.js';
+import { biasFor, type CausalLM, type ForwardOptions, groupedAttention, type ModelConfigCommon, type ModelStages, forwardInputs } from './common.js';
 import { checkFields, ConfigReader, type FieldRule, onlyValue } from './config.js';
 
 /** GPT-2's config.json fields (Hugging Face names). */
@@ -213,6 +213,15 @@ export class Gpt2LMHeadModel extends Module implements CausalLM {
     for (const block of h.items) x = block.forward(x, bias, cache);
     cache?.advance(t);
     return ln_f.forward(x);
+  }
+
+  stages(ids: Tensor, opts: ForwardOptions = {}): ModelStages {
+    if (opts.cache) throw new Error('stages(): a forward with a KV cache cannot be cut into recomputable blocks');
+    const { b, t, past, positions } = forwardInputs(ids, this.config, opts);
+    const { wte, wpe, h, ln_f } = this.transformer;
+    const embed = () => wte.forward(ids).add(wpe.forward(positions)); // (B, T, C)
+    const bias = biasFor(opts, b, t, past, noGrad(embed));
+    return { embed, blocks: h.items.map((block) => (x: Tensor) => block.forward(x, bias, null)), finish: (x) => ln_f.forward(x) };
   }
 
   forward(ids: Tensor, opts: ForwardOptions = {}): Tensor {

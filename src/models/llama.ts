@@ -6,12 +6,12 @@
  * `model.safetensors` loads by key copy. Every config.json field is honoured or refused by name
  * (LLAMA_FIELDS).
  */
-import { decoderStep, type DecoderLayerWeights, type Generator, isGradEnabled, type Tensor, type DType } from '../tensor/index.js';
+import { decoderStep, type DecoderLayerWeights, type Generator, isGradEnabled, noGrad, type Tensor, type DType } from '../tensor/index.js';
 import { Linear, Embedding, RMSNorm } from '../nn/layers.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { Rotary, ropeInverseFrequencies, type RopeScaling } from '../nn/rotary.js';
 import { KVCache } from './cache.js';
-import { biasFor, type CausalLM, forwardInputs, type ForwardOptions, groupedAttention, type ModelConfigCommon, windowBias } from './common.js';
+import { biasFor, type CausalLM, forwardInputs, type ForwardOptions, groupedAttention, type ModelConfigCommon, type ModelStages, windowBias } from './common.js';
 import { checkFields, ConfigReader, type FieldRule, onlyValue } from './config.js';
 
 /** Llama / Mistral / Qwen2 config.json fields (Hugging Face names), rope_scaling included. */
@@ -269,6 +269,22 @@ export class LlamaForCausalLM extends Module implements CausalLM {
 
   hidden(ids: Tensor, opts: ForwardOptions = {}): Tensor {
     return this.decode(ids, opts, false);
+  }
+
+  stages(ids: Tensor, opts: ForwardOptions = {}): ModelStages {
+    if (opts.cache) throw new Error('stages(): a forward with a KV cache cannot be cut into recomputable blocks');
+    const { b, t, past, positions } = forwardInputs(ids, this.config, opts);
+    const c = this.config;
+    const rope = this.model.rotary.tables(positions);
+    const embed = () => this.model.embed_tokens.forward(ids); // (B, T, C)
+    const like = noGrad(embed);
+    const bias = biasFor(opts, b, t, past, like);
+    const windowed = c.slidingWindow !== null && c.slidingLayers.some((on) => on) ? windowBias(bias, t, past, c.slidingWindow, like) : null;
+    return {
+      embed,
+      blocks: this.model.layers.items.map((layer, i) => (x: Tensor) => layer.forward(x, rope, c.slidingLayers[i] ? windowed : bias, i, null)),
+      finish: (x) => this.model.norm.forward(x),
+    };
   }
 
   forward(ids: Tensor, opts: ForwardOptions = {}): Tensor {

@@ -12,7 +12,7 @@
 import { mean } from '../../stats.js';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AdamW, cat, clipGradNorm, keep, manualSeed, noGrad, type Optimizer, scope, setNumThreads, type Tensor, tensor } from '../../tensor/index.js';
+import { AdamW, cat, clipGradNorm, keep, manualSeed, memory, noGrad, type Optimizer, resetPeakMemory, scope, setNumThreads, type Tensor, tensor } from '../../tensor/index.js';
 import { loadCheckpoint, openMetricsLog, readCheckpointState, saveCheckpoint } from '../../nn/checkpoint.js';
 import type { Module } from '../../nn/module.js';
 import { lrAt } from '../../nn/schedule.js';
@@ -358,8 +358,11 @@ const std = (xs: readonly number[]): number => Math.sqrt(mean(xs.map((x) => (x -
 /** One RL step: rollout → score → advantages → update; returns its metrics row. */
 export function rlStep<C extends OnlineConfig>(run: Run<C>, algo: Algorithm<C>, step: number): Record<string, unknown> {
   const t0 = performance.now();
+  // Each phase's peak native bytes: the peak restarts at each phase's start (src/tensor/lifetime.ts).
+  resetPeakMemory();
   const samples = sample(run.policy, run.tok, stepPrompts(run, step), settings(run.cfg), stepSeed(run.cfg.seed, step));
   const t1 = performance.now();
+  const peakBytes = { generation: resetPeakAfter(), scoring: 0, update: 0 };
   const r = scoreRollout(samples, run.policy, run.reference, run.critic, run.reward, { oldFromUpdate: oldFromUpdate(run.cfg, algo as Algorithm<OnlineConfig>, samples.promptIds.length) });
   try {
     const tb = performance.now();
@@ -373,8 +376,10 @@ export function rlStep<C extends OnlineConfig>(run: Run<C>, algo: Algorithm<C>, 
     });
     const ev = returns && r.oldValues ? explainedVariance(r.oldValues, returns, r.batch.actionMask) : null;
     const t2 = performance.now();
+    peakBytes.scoring = resetPeakAfter();
     const u = update(run, algo, r, advantages, returns, step, klCoef);
     const t3 = performance.now();
+    peakBytes.update = memory().nativePeakBytes;
     const kls = sequenceKl(r.oldLogProbs, r.refLogProbs, r.batch.actionMask); // after the update: it may fill oldLogProbs
     advantages.dispose();
     returns?.dispose();
@@ -389,6 +394,7 @@ export function rlStep<C extends OnlineConfig>(run: Run<C>, algo: Algorithm<C>, 
       loss: u.loss, valueLoss: u.valueLoss, explainedVariance: ev, clipFraction: u.clipFraction, approxKl: u.approxKl, gradNorm: u.gradNorm,
       tokensPerSecond: { generation: tokens / ((t1 - t0) / 1000), scoring: tokens / ((t2 - t1) / 1000), update: (tokens * run.cfg.train.epochs) / ((t3 - t2) / 1000) },
       seconds: { generation: (t1 - t0) / 1000, scoring: (t2 - t1) / 1000 - (baseline ? baselineSeconds : 0), update: (t3 - t2) / 1000, ...(baseline ? { baseline: baselineSeconds } : {}) },
+      peakBytes,
     };
   } finally {
     disposeScored(r);
@@ -396,6 +402,13 @@ export function rlStep<C extends OnlineConfig>(run: Run<C>, algo: Algorithm<C>, 
 }
 
 const distinct2 = (texts: readonly string[]): number => distinctTokenN(texts, 2);
+
+/** The peak native bytes since the last reset; the peak then restarts from now. */
+function resetPeakAfter(): number {
+  const peak = memory().nativePeakBytes;
+  resetPeakMemory();
+  return peak;
+}
 
 export { InterruptedError };
 

@@ -38,6 +38,8 @@ export interface SftConfig {
   model: {
     /** The policy to fine-tune: a model directory or 'stories260k'. */
     policy: string;
+    /** Recompute each transformer block in backward (the same gradients, activation memory of one block; one more forward). */
+    gradientCheckpointing: boolean;
   };
   /** LoRA adapters instead of the whole model (r > 0); saved merged in model/ and in PEFT's layout in adapter/. */
   lora: LoraFields;
@@ -53,7 +55,7 @@ export const SFT_DEFAULTS: SftConfig = {
     path: '', testPath: '', format: 'completion', splitSeed: 0, splitRatio: 1, splitKey: 'record', skipInvalid: false,
     maxTokens: 256, limit: 0, appendEos: true, packing: false,
   },
-  model: { policy: 'stories260k' },
+  model: { policy: 'stories260k', gradientCheckpointing: false },
   lora: LORA_FIELD_DEFAULTS,
   train: {
     epochs: 1, batchSize: 8, gradAccum: 1, optimizer: 'adamw', lr: 1e-4, weightDecay: 0, warmupSteps: 10, schedule: 'cosine',
@@ -83,6 +85,7 @@ export const SFT_SCHEMA: Schema<SftConfig> = {
   },
   model: {
     policy: { doc: "model directory or 'stories260k': the weights to fine-tune, and the tokenizer" },
+    gradientCheckpointing: { doc: 'recompute each transformer block in backward: the same gradients, one block\'s activations held instead of all, one more forward of the blocks' },
   },
   lora: LORA_SCHEMA,
   train: epochTrainSchema({

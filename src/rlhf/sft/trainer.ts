@@ -17,6 +17,7 @@ import { resolveModelDir, tokenizerFiles } from '../../models/hub.js';
 import { disposePolicy, loadPolicy, savePolicy, trainablePart } from '../../models/adapted.js';
 import type { CausalLM } from '../../models/common.js';
 import { headLogprobs } from '../../generate/score.js';
+import { checkpointedBackward } from '../../models/checkpointing.js';
 import { loadTokenizer } from '../../text/index.js';
 import { openPolicyRun, policyLoop, progressLine, StepPlan } from '../offline.js';
 import { runEpochLoop } from '../../nn/train-loop.js';
@@ -79,15 +80,26 @@ export function collateRows(examples: readonly TokenizedExample[], rows: readonl
 }
 
 /** Per-token log-probs (R, T−1) of a collated batch: column c is log p(ids[c+1] | its example's ids ≤ c). */
-export function rowLogprobs(model: CausalLM, batch: SftBatch): Tensor {
-  const h = model.hidden(batch.ids, { bias: batch.bias, positionIds: batch.positions }); // (R, T, C)
+export function rowLogprobs(model: CausalLM, batch: SftBatch, hidden?: Tensor): Tensor {
+  const h = hidden ?? model.hidden(batch.ids, { bias: batch.bias, positionIds: batch.positions }); // (R, T, C)
   const t = batch.ids.size(1);
   return headLogprobs(model, h.narrow(1, 0, t - 1), batch.ids.narrow(1, 1, t - 1)).logprobs; // (R, T−1), the logits in chunks
 }
 
-/** The micro-batch's share of the step loss: −Σ (log-prob · weight) / tokenCount (the step's target count). */
-export function sftLoss(model: CausalLM, batch: SftBatch, tokenCount: number): Tensor {
-  return rowLogprobs(model, batch).mul(batch.weights).sum().neg().div(Math.max(1, tokenCount));
+/** The micro-batch's share of the step loss: −Σ (log-prob · weight) / tokenCount (the step's target count); from `hidden` when given. */
+export function sftLoss(model: CausalLM, batch: SftBatch, tokenCount: number, hidden?: Tensor): Tensor {
+  return rowLogprobs(model, batch, hidden).mul(batch.weights).sum().neg().div(Math.max(1, tokenCount));
+}
+
+/**
+ * Forward and backward of a micro-batch's loss; returns the loss. With `checkpointing` the blocks are
+ * recomputed in backward (src/models/checkpointing.ts): the same gradients, less activation memory.
+ */
+function sftBackward(model: CausalLM, batch: SftBatch, tokenCount: number, checkpointing: boolean): number {
+  if (checkpointing) return checkpointedBackward(model, batch.ids, { bias: batch.bias, positionIds: batch.positions }, (h) => sftLoss(model, batch, tokenCount, h));
+  const l = sftLoss(model, batch, tokenCount);
+  l.backward();
+  return l.item();
 }
 
 /** Mean negative log-likelihood per completion token of held-out examples (no gradient). */
@@ -182,9 +194,7 @@ async function runSft(cfg: SftConfig, opts: SftRunOptions): Promise<SftRunSummar
           let loss = 0;
           for (const rows of micro) {
             scope(() => {
-              const l = sftLoss(policy, collateRows(d.train, rows), tokens);
-              l.backward();
-              loss += l.item();
+              loss += sftBackward(policy, collateRows(d.train, rows), tokens, cfg.model.gradientCheckpointing);
             });
           }
           return { loss, metrics: { tokens } };
