@@ -210,7 +210,10 @@ export class Gpt2LMHeadModel extends Module implements CausalLM {
     let x = wte.forward(ids).add(wpe.forward(positions)); // (B, T, C)
     // Without padding or a cache, the causal flag alone masks (no bias tensor to build).
     const bias = biasFor(opts, b, t, past, x);
-    for (const block of h.items) x = block.forward(x, bias, cache);
+    for (const block of h.items) {
+      const input = x;
+      x = scope(() => block.forward(input, bias, cache)); // the block's temporaries freed as it ends
+    }
     cache?.advance(t);
     return ln_f.forward(x);
   }

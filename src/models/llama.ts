@@ -6,7 +6,7 @@
  * `model.safetensors` loads by key copy. Every config.json field is honoured or refused by name
  * (LLAMA_FIELDS).
  */
-import { decoderStep, type DecoderLayerWeights, type Generator, isGradEnabled, noGrad, type Tensor, type DType } from '../tensor/index.js';
+import { decoderStep, type DecoderLayerWeights, type Generator, isGradEnabled, noGrad, scope, type Tensor, type DType } from '../tensor/index.js';
 import { Linear, Embedding, RMSNorm } from '../nn/layers.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { Rotary, ropeInverseFrequencies, type RopeScaling } from '../nn/rotary.js';
@@ -309,8 +309,11 @@ export class LlamaForCausalLM extends Module implements CausalLM {
       cache.advance(1);
       return head ? out.view(b, 1, c.vocabSize) : this.model.norm.forward(out.view(b, 1, c.hiddenSize));
     }
+    // Each layer in its own scope: its temporaries are freed as it ends, not when the caller's scope does
+    // (without a graph that is most of a forward's memory; with one, autograd keeps what backward needs).
     this.model.layers.items.forEach((layer, i) => {
-      x = layer.forward(x, rope, c.slidingLayers[i] ? windowed : bias, i, cache);
+      const input = x;
+      x = scope(() => layer.forward(input, rope, c.slidingLayers[i] ? windowed : bias, i, cache));
     });
     cache?.advance(t);
     let h = this.model.norm.forward(x);
