@@ -109,6 +109,7 @@ async function rmWorkload(work: string, s: Shared, baseline: PythonBaseline, thr
     architecture: 'llama', modelType: 'llama', vocabSize: tok.vocabSize, hiddenSize: 64, intermediateSize: 172, numLayers: 2, numHeads: 4, numKvHeads: 4,
     headDim: 16, maxPositions: 256, rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: null, tieWordEmbeddings: true, qkvBias: false, oBias: false,
     mlpBias: false, initializerRange: 0.02, bosTokenId: tok.bosId, eosTokenIds: [...tok.eosIds], padTokenId: tok.padId,
+    qkNorm: false, slidingWindow: null, slidingLayers: [false, false],
   }, { generator: gen });
   saveModel(lm, backbone, { extraFiles: tokenizerFiles(tokDir) });
   lm.dispose();

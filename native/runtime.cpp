@@ -73,6 +73,12 @@ static Napi::Value nativeBytes(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// resetPeakBytes(): the peak restarts from the bytes held now, so a phase's peak can be read after it.
+static Napi::Value resetPeakBytes(const Napi::CallbackInfo& info) {
+  g_peak.store(g_bytes.load());
+  return info.Env().Undefined();
+}
+
 // ---- threads ---------------------------------------------------------------------------------------
 // torch::set_num_threads does not bound OpenBLAS's own pool, so we set both (found with dlsym: the BLAS
 // is whatever libtorch loaded, and may not be OpenBLAS at all).
@@ -182,6 +188,7 @@ void registerRuntime(Napi::Env env, Exports exports) {
   // rethrow() reports only what_without_backtrace(), so fetch none: a failed op then costs microseconds.
   c10::SetStackTraceFetcher([] { return std::string(); });
   RLHF_EXPORT("nativeBytes", nativeBytes);
+  RLHF_EXPORT("resetPeakBytes", resetPeakBytes);
   RLHF_EXPORT("setNumThreads", setNumThreads);
   RLHF_EXPORT("getNumThreads", getNumThreads);
   RLHF_EXPORT("blasInfo", blasInfo);

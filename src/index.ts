@@ -19,21 +19,26 @@ export {
   type RawTensor, type SafetensorsDtype,
 } from './nn/safetensors.js';
 export { OPTIMIZERS, type EpochTrainFields, type OptimizerName } from './nn/train-fields.js';
+export { applyLora, LORA_DEFAULTS, LORA_FIELD_DEFAULTS, LoraAdapter, LoraAdapters, type LoraConfig, type LoraFields } from './nn/lora.js';
 export { DivergedError, InterruptedError } from './nn/train-loop.js';
 
 // ---- models and tokenizers
 export * from './text/index.js';
 export type { CausalLM, ForwardOptions, ModelConfigCommon } from './models/common.js';
 export { KVCache } from './models/cache.js';
-export { LlamaForCausalLM, type LlamaConfig, parseLlamaConfig } from './models/llama.js';
-export { Gpt2LMHeadModel, type Gpt2Config, parseGpt2Config } from './models/gpt2.js';
+export { fusedDecodeFallback, LLAMA_FIELDS, LlamaForCausalLM, type LlamaConfig, parseLlamaConfig } from './models/llama.js';
+export type { FieldRule } from './models/config.js';
+export { GPT2_FIELDS, Gpt2LMHeadModel, type Gpt2Config, parseGpt2Config } from './models/gpt2.js';
 export { readLlama2c } from './models/llama2c.js';
 export { loadModel, saveModel, resolveModelDir } from './models/hub.js';
+export { loadPeftAdapter, PEFT_FIELDS, savePeftAdapter } from './models/peft.js';
+export { loadPolicy, type PolicyModel, referenceView, savePolicy } from './models/adapted.js';
+export { initModel, type InitModelResult, parameterCount, publishedConfigs } from './models/init.js';
 
 // ---- generation and scoring
 export { type Completion, completionBatch, type FinishReason, generate, type GenerateOptions, leftPad } from './generate/generate.js';
 export type { SamplingOptions } from './generate/sampling.js';
-export { scoreCompletions, type ScoredBatch, tokenLogprobs } from './generate/score.js';
+export { headLogprobs, logitsChunkBudget, scoreCompletions, type ScoredBatch, tokenLogprobs } from './generate/score.js';
 export { mulberry32, streamKey, uniformAt } from './random.js';
 export { mean, meanSe, pearson, standardError } from './stats.js';
 

@@ -4,6 +4,7 @@ import { generate } from '../generate/generate.js';
 import { tokenLogprobs } from '../generate/score.js';
 import { loadModel, resolveModelDir, saveModel } from '../models/hub.js';
 import { readLlama2c } from '../models/llama2c.js';
+import { initModel, publishedConfigs } from '../models/init.js';
 import { LlamaForCausalLM } from '../models/llama.js';
 import { dispose, noGrad, scope, tensor } from '../tensor/index.js';
 import { cannotFit, loadTokenizer, type Tokenizer } from '../text/index.js';
@@ -38,6 +39,21 @@ interface GenerateOutput {
 }
 
 export const modelCommands: Record<string, Command> = {
+  'init-model': {
+    summary: 'write a random-weight Hugging Face directory of a published config (assets/configs) with its real tokenizer',
+    options: [
+      { name: 'config', type: 'string', help: `a published config (${publishedConfigs().join(', ')}) or a config.json path (required)` },
+      { name: 'out', type: 'string', help: 'output directory (required; replaced atomically)' },
+      seedOption('seed', 'seed of the weights'),
+      { name: 'tokenizer', type: 'string', default: '', help: "a tokenizer directory or a packaged tokenizer's name ('' = the config's model_type's packaged one)" },
+    ],
+    async run(o) {
+      for (const k of ['config', 'out']) if (!o[k]) throw new UsageError(`--${k} is required`);
+      const tokenizer = (o.tokenizer as string) || undefined;
+      return initModel(o.config as string, o.out as string, { seed: o.seed as number, ...(tokenizer ? { tokenizer } : {}) });
+    },
+  },
+
   'convert llama2c': {
     summary: "convert a llama2.c checkpoint (legacy or v1) and its tokenizer.bin to a Hugging Face-layout directory",
     options: [

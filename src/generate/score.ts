@@ -3,22 +3,62 @@
  * the inner loop of PPO, GRPO and DPO. Sequences are left-padded; the result is aligned so that column
  * j scores token j+1.
  */
-import { type Tensor, tensor } from '../tensor/index.js';
+import { cat, scope, type Tensor, tensor } from '../tensor/index.js';
 import type { CausalLM } from '../models/common.js';
 import { leftPad, positionsFromMask } from './generate.js';
 
+let logitsBudget = 256 * 2 ** 20;
+/**
+ * The most bytes of float32 logits headLogprobs holds at once (default 256 MiB): positions are taken in
+ * chunks of ⌊budget / (4 · B · V)⌋. At Qwen3's 151,936-token vocabulary the logits of 64 × 128 tokens are
+ * 5 GB; in chunks a no-gradient pass (scoring, the reference) never holds more than the budget. `bytes`
+ * sets it; returns the value in force.
+ */
+export function logitsChunkBudget(bytes?: number): number {
+  if (bytes !== undefined) {
+    if (!(Number.isFinite(bytes) && bytes > 0)) throw new Error(`logits chunk budget must be a positive number of bytes, got ${bytes}`);
+    logitsBudget = bytes;
+  }
+  return logitsBudget;
+}
+
+/**
+ * log p(targets) (B, T) from final hidden states h (B, T, C) through the model's LM head, and with
+ * `entropy` each position's entropy H = logsumexp(z) − Σ softmax(z)·z, computed over chunks of positions
+ * (logitsChunkBudget) so the (B, T, V) logits are never whole: gather(z) − logsumexp(z), no log-softmax.
+ * Under autograd each chunk's logits stay saved for the backward pass (recomputing them there is not built),
+ * but the log-softmax and softmax temporaries are a chunk's at a time.
+ */
+export function headLogprobs(model: CausalLM, h: Tensor, targets: Tensor, opts: { entropy?: boolean } = {}): { logprobs: Tensor; entropy: Tensor | null } {
+  const [b, t] = h.shape as [number, number];
+  const chunk = Math.max(1, Math.floor(logitsBudget / (4 * b * model.config.vocabSize)));
+  const lps: Tensor[] = [];
+  const hs: Tensor[] = [];
+  for (let s = 0; s < t; s += chunk) {
+    const n = Math.min(chunk, t - s);
+    const [lp, ent] = scope(() => {
+      const z = model.logits(h.narrow(1, s, n)).float(); // (B, n, V)
+      const lse = z.logsumexp(-1); // (B, n)
+      const logp = z.gather(-1, targets.narrow(1, s, n).unsqueeze(-1)).squeeze(-1).sub(lse);
+      return [logp, opts.entropy ? lse.sub(z.softmax(-1).mul(z).sum(-1)) : null] as const;
+    });
+    lps.push(lp);
+    if (ent) hs.push(ent);
+  }
+  const join = (xs: Tensor[]) => (xs.length === 1 ? xs[0]! : cat(xs, 1));
+  return { logprobs: join(lps), entropy: opts.entropy ? join(hs) : null };
+}
+
 /**
  * Per-token log-probs of `ids` (B, T) under the model: (B, T−1), entry [b, j] = log p(ids[b, j+1] |
- * ids[b, ≤j]). Computed as gather(logits) − logsumexp(logits), without materialising a (B, T, V)
- * log-softmax. Padding positions get garbage: multiply by a mask.
+ * ids[b, ≤j]), through headLogprobs (chunks of positions, no whole logits). Padding positions get
+ * garbage: multiply by a mask.
  */
 export function tokenLogprobs(model: CausalLM, ids: Tensor, mask: Tensor | null): Tensor {
   const positions = mask ? positionsFromMask(mask) : null;
-  const logits = model.forward(ids, { attentionMask: mask, positionIds: positions }).float(); // (B, T, V)
+  const h = model.hidden(ids, { attentionMask: mask, positionIds: positions }); // (B, T, C)
   const t = ids.size(1);
-  const pred = logits.narrow(1, 0, t - 1); // (B, T-1, V)
-  const target = ids.narrow(1, 1, t - 1).unsqueeze(-1); // (B, T-1, 1)
-  return pred.gather(-1, target).squeeze(-1).sub(pred.logsumexp(-1));
+  return headLogprobs(model, h.narrow(1, 0, t - 1), ids.narrow(1, 1, t - 1)).logprobs; // (B, T−1)
 }
 
 /** Teacher-forced log-probs of completion tokens (B, A) and their mask. */

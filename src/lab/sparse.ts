@@ -202,12 +202,12 @@ function gradientNoise(pcfg: PpoConfig, reward: SyncRewardSource, checkpoint: st
   const algo = ppoAlgorithm(pcfg);
   const run = openRun(pcfg, algo, reward);
   try {
-    if (checkpoint) loadCheckpoint(checkpoint, { modules: { policy: run.policy, ...(run.critic?.head ? { value_head: run.critic.head } : {}) }, optimizers: {} });
+    if (checkpoint) loadCheckpoint(checkpoint, { modules: { policy: run.trainable, ...(run.critic?.head ? { value_head: run.critic.head } : {}) }, optimizers: {} });
     const s = sample(run.policy, run.tok, Array.from({ length: n }, () => run.prompts[0]!), settings(pcfg), seed);
     const r = scoredRollout(s, run.policy, run.reference, run.critic, reward.score(s));
     try {
       const adv = scope(() => algo.advantages(r, r.reward.rewards, pcfg.kl.coef, pcfg).advantages.detach().clone());
-      const params = run.policy.trainableParameters();
+      const params = run.trainable.trainableParameters();
       const size = params.reduce((a, p) => a + p.numel, 0);
       const sum = new Float64Array(size);
       let sumSq = 0;

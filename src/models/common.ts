@@ -41,6 +41,22 @@ export interface CausalLM extends Module {
   logits(hidden: Tensor): Tensor;
   /** A KV cache sized for this model. */
   newCache(batch: number, maxLen: number): KVCache;
+  /** hidden() cut at its block boundaries, for gradient checkpointing (src/models/checkpointing.ts). */
+  stages(ids: Tensor, opts?: ForwardOptions): ModelStages;
+}
+
+/**
+ * A forward pass as its parts: hidden(ids) = finish(blocks[L−1](… blocks[0](embed()))). Each part reads
+ * only its input and constants (positions, masks), so it can run again with the same result: what
+ * recomputing a block in backward needs.
+ */
+export interface ModelStages {
+  /** The embeddings (B, T, C). */
+  embed(): Tensor;
+  /** Each transformer block: (B, T, C) → (B, T, C). */
+  blocks: ((x: Tensor) => Tensor)[];
+  /** The final norm: the hidden states hidden() returns. */
+  finish(x: Tensor): Tensor;
 }
 
 /** The facts about any architecture that the layers above need. */
@@ -76,6 +92,21 @@ export function attentionBias(padMask: Tensor | null, batch: number, t: number, 
     allowed = allowed.logicalAnd(real).logicalOr(k.eq(q).reshape(1, 1, t, l)); // (B, 1, T, L)
   }
   return full(allowed.shape, 0, { dtype: like.dtype, device }).maskedFill(allowed.logicalNot(), -Infinity);
+}
+
+/**
+ * The bias of a sliding-window layer: `base` (the causal bias with padding, or causal alone when null)
+ * with −∞ added where key j lies W or more positions behind query i = past + t (HF's sliding_window_overlay,
+ * `kv_idx > q_idx − W`: a query sees its W most recent positions, itself included). Positions count cache
+ * slots, padding included, as transformers counts them. (B | 1, 1, T, L).
+ */
+export function windowBias(base: Tensor | null, t: number, past: number, window: number, like: Tensor): Tensor {
+  const l = past + t;
+  const device = like.device;
+  const q = arange(past, l, 1, { device }).unsqueeze(1); // (T, 1)
+  const k = arange(0, l, 1, { device }).unsqueeze(0); // (1, L)
+  const outside = k.le(q.sub(window)).reshape(1, 1, t, l); // (1, 1, T, L)
+  return (base ?? attentionBias(null, 1, t, past, like)).maskedFill(outside, -Infinity);
 }
 
 /**

@@ -68,3 +68,41 @@ export class ConfigReader {
     return v;
   }
 }
+
+/**
+ * What rlhf-ts does with one config.json field: `honoured` (the model code reads it), `metadata` (it
+ * changes nothing that is computed: names, dtype of the published file, labels), or a function that
+ * returns why a value is refused (null when the value is one the model code matches).
+ */
+export type FieldRule = 'honoured' | 'metadata' | ((value: unknown) => string | null);
+
+/** Fields any Hugging Face config may carry that change nothing rlhf-ts computes (PreTrainedConfig's own, ours). */
+export const METADATA_FIELDS: Readonly<Record<string, FieldRule>> = Object.fromEntries(
+  ['_name_or_path', 'architectures', 'model_type', 'transformers_version', 'torch_dtype', 'dtype', 'use_cache', 'id2label',
+    'label2id', 'num_labels', 'problem_type', 'output_attentions', 'output_hidden_states', 'return_dict', 'chunk_size_feed_forward',
+    'tokenizer_class', 'task_specific_params', 'finetuning_task', 'rlhf_reward', 'bos_token_id', 'eos_token_id', 'pad_token_id',
+    'initializer_range'].map((f) => [f, 'metadata' as const]),
+);
+
+/** A rule refusing every value but `ok` (and absence): for switches whose other setting the model code does not implement. */
+export function onlyValue(ok: unknown, what: string): FieldRule {
+  return (v) => (v === undefined || v === null || v === ok ? null : `${JSON.stringify(v)} is not implemented (${what}); only ${JSON.stringify(ok)} is`);
+}
+
+/**
+ * Every field of `raw` must be in `rules` (or METADATA_FIELDS): an unknown one, or a value a rule refuses,
+ * is an error naming the file and the field, so a config the model code would silently misread (Mistral's
+ * `sliding_window` run as plain causal attention, once) cannot load.
+ */
+export function checkFields(raw: Record<string, unknown>, source: string, family: string, rules: Readonly<Record<string, FieldRule>>): void {
+  for (const [field, value] of Object.entries(raw)) {
+    const rule = rules[field] ?? METADATA_FIELDS[field];
+    if (rule === undefined) {
+      throw new Error(`${source}: field '${field}' is not implemented for ${family} models (remove it only if it does not change what the model computes)`);
+    }
+    if (typeof rule === 'function') {
+      const why = rule(value);
+      if (why !== null) throw new Error(`${source}: field '${field}': ${why}`);
+    }
+  }
+}

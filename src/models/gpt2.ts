@@ -9,12 +9,12 @@
  * log-probabilities differ between rollout and update for the same weights. reorder_and_upcast_attn is
  * ignored too: it only changes the precision of 16-bit attention scores, not what is computed.
  */
-import { type DType, type Generator, linear, normal_, scope, type Tensor, zeros } from '../tensor/index.js';
+import { type DType, type Generator, linear, noGrad, normal_, scope, type Tensor, zeros } from '../tensor/index.js';
 import { Embedding, LayerNorm, Linear } from '../nn/layers.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { KVCache } from './cache.js';
-import { biasFor, type CausalLM, type ForwardOptions, groupedAttention, type ModelConfigCommon, forwardInputs } from './common.js';
-import { ConfigReader } from './config.js';
+import { biasFor, type CausalLM, type ForwardOptions, groupedAttention, type ModelConfigCommon, type ModelStages, forwardInputs } from './common.js';
+import { checkFields, ConfigReader, type FieldRule, onlyValue } from './config.js';
 
 /** GPT-2's config.json fields (Hugging Face names). */
 export interface Gpt2Config extends ModelConfigCommon {
@@ -41,9 +41,23 @@ export interface Gpt2Config extends ModelConfigCommon {
 
 const GELU: Record<string, 'tanh' | 'none'> = { gelu_new: 'tanh', gelu_pytorch_tanh: 'tanh', gelu: 'none' };
 
-/** Reads a Hugging Face GPT-2 config.json object; errors name the missing/bad field. */
+/**
+ * What each GPT-2 config.json field does (transformers' GPT2Config); anything else is refused by name. The
+ * dropouts and reorder_and_upcast_attn are accepted and not applied (see the file's comment); the
+ * summary_* fields configure GPT2DoubleHeadsModel's head, not the LM.
+ */
+export const GPT2_FIELDS: Readonly<Record<string, FieldRule>> = {
+  ...Object.fromEntries(['vocab_size', 'n_embd', 'n_head', 'n_layer', 'n_positions', 'n_inner', 'activation_function', 'layer_norm_epsilon',
+    'tie_word_embeddings', 'scale_attn_weights', 'scale_attn_by_inverse_layer_idx'].map((f) => [f, 'honoured' as FieldRule])),
+  ...Object.fromEntries(['n_ctx', 'resid_pdrop', 'embd_pdrop', 'attn_pdrop', 'reorder_and_upcast_attn', 'summary_type', 'summary_use_proj',
+    'summary_activation', 'summary_proj_to_labels', 'summary_first_dropout'].map((f) => [f, 'metadata' as FieldRule])),
+  add_cross_attention: onlyValue(false, 'cross-attention to an encoder'),
+};
+
+/** Reads a Hugging Face GPT-2 config.json object; errors name the missing/bad/unimplemented field. */
 export function parseGpt2Config(raw: Record<string, unknown>, source = 'config.json'): Gpt2Config {
   const r = new ConfigReader(raw, source);
+  checkFields(raw, source, 'GPT-2', GPT2_FIELDS);
   const hidden = r.int('n_embd');
   const heads = r.int('n_head');
   if (hidden % heads !== 0) r.fail('n_head', `${heads} does not divide n_embd ${hidden}`);
@@ -196,9 +210,21 @@ export class Gpt2LMHeadModel extends Module implements CausalLM {
     let x = wte.forward(ids).add(wpe.forward(positions)); // (B, T, C)
     // Without padding or a cache, the causal flag alone masks (no bias tensor to build).
     const bias = biasFor(opts, b, t, past, x);
-    for (const block of h.items) x = block.forward(x, bias, cache);
+    for (const block of h.items) {
+      const input = x;
+      x = scope(() => block.forward(input, bias, cache)); // the block's temporaries freed as it ends
+    }
     cache?.advance(t);
     return ln_f.forward(x);
+  }
+
+  stages(ids: Tensor, opts: ForwardOptions = {}): ModelStages {
+    if (opts.cache) throw new Error('stages(): a forward with a KV cache cannot be cut into recomputable blocks');
+    const { b, t, past, positions } = forwardInputs(ids, this.config, opts);
+    const { wte, wpe, h, ln_f } = this.transformer;
+    const embed = () => wte.forward(ids).add(wpe.forward(positions)); // (B, T, C)
+    const bias = biasFor(opts, b, t, past, noGrad(embed));
+    return { embed, blocks: h.items.map((block) => (x: Tensor) => block.forward(x, bias, null)), finish: (x) => ln_f.forward(x) };
   }
 
   forward(ids: Tensor, opts: ForwardOptions = {}): Tensor {

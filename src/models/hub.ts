@@ -6,7 +6,7 @@
 import { chmodSync, existsSync, readFileSync, writeFileSync, copyFileSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { dispose, type Tensor } from '../tensor/index.js';
+import { dispose, type Generator, type Tensor } from '../tensor/index.js';
 import { fromRaw, toRaw } from '../nn/serialize.js';
 import { readSafetensorsFile, readSafetensorsIndex, SAFETENSORS_INDEX_FILE, writeSafetensorsFile, type RawTensor } from '../nn/safetensors.js';
 import type { CausalLM } from './common.js';
@@ -37,19 +37,34 @@ export function resolveModelDir(name: string): string {
   return dir;
 }
 
-const LLAMA_TYPES = new Set(['llama', 'mistral', 'qwen2', 'smollm']);
+/** Hugging Face's causal-LM class name per Llama-family model_type (what config.json's `architectures` says). */
+const LLAMA_ARCHITECTURES: Readonly<Record<string, string>> = {
+  llama: 'LlamaForCausalLM', smollm: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM',
+};
 
-/** Parses config.json into a typed config, dispatching on model_type / architectures. */
+/** Parses config.json into a typed config, dispatching on model_type (or, without one, architectures). */
 export function parseConfig(raw: Record<string, unknown>, source: string): AnyModelConfig {
   const type = typeof raw.model_type === 'string' ? raw.model_type : undefined;
   const arch = Array.isArray(raw.architectures) ? String(raw.architectures[0]) : undefined;
-  if ((type && LLAMA_TYPES.has(type)) || arch === 'LlamaForCausalLM' || arch === 'Qwen2ForCausalLM' || arch === 'MistralForCausalLM') return parseLlamaConfig(raw, source);
+  const llamaType = type ?? Object.entries(LLAMA_ARCHITECTURES).find(([, a]) => a === arch)?.[0];
+  if (llamaType && LLAMA_ARCHITECTURES[llamaType]) return parseLlamaConfig({ ...raw, model_type: llamaType }, source);
   if (type === 'gpt2' || arch === 'GPT2LMHeadModel') return parseGpt2Config(raw, source);
-  throw new Error(`${source}: unknown architecture (model_type ${JSON.stringify(raw.model_type)}, architectures ${JSON.stringify(raw.architectures)}); supported: llama, mistral, qwen2, gpt2`);
+  throw new Error(`${source}: unknown architecture (model_type ${JSON.stringify(raw.model_type)}, architectures ${JSON.stringify(raw.architectures)}); supported: ${Object.keys(LLAMA_ARCHITECTURES).join(', ')}, gpt2`);
 }
 
-export function buildModel(config: AnyModelConfig): CausalLM {
-  return config.architecture === 'llama' ? new LlamaForCausalLM(config) : new Gpt2LMHeadModel(config);
+/** The Llama-family fields that only some model types have, in HF's names, written only where the type has them. */
+function llamaTypeFields(c: LlamaConfig): Record<string, unknown> {
+  const window = c.slidingWindow;
+  if (c.modelType === 'mistral') return { sliding_window: window };
+  const bias = { attention_bias: c.oBias };
+  if (!c.modelType.startsWith('qwen')) return { ...bias, mlp_bias: c.mlpBias };
+  const types = window === null ? {} : { layer_types: c.slidingLayers.map((on) => (on ? 'sliding_attention' : 'full_attention')) };
+  return { ...(c.modelType === 'qwen3' ? bias : {}), use_sliding_window: window !== null, sliding_window: window, ...types };
+}
+
+/** A model of `config` with fresh weights (HF's init: normal(0, initializer_range), unit norms), from `generator` when given. */
+export function buildModel(config: AnyModelConfig, opts: { generator?: Generator } = {}): CausalLM {
+  return config.architecture === 'llama' ? new LlamaForCausalLM(config, opts) : new Gpt2LMHeadModel(config, opts);
 }
 
 export function readJson(path: string): Record<string, unknown> {
@@ -155,12 +170,12 @@ export function configToHf(c: AnyModelConfig): Record<string, unknown> {
   const eos = c.eosTokenIds.length === 1 ? c.eosTokenIds[0] : c.eosTokenIds;
   if (c.architecture === 'llama') {
     return {
-      architectures: [c.modelType === 'qwen2' ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM'], model_type: c.modelType,
+      architectures: [LLAMA_ARCHITECTURES[c.modelType] ?? 'LlamaForCausalLM'], model_type: c.modelType,
       vocab_size: c.vocabSize, hidden_size: c.hiddenSize, intermediate_size: c.intermediateSize,
       num_hidden_layers: c.numLayers, num_attention_heads: c.numHeads, num_key_value_heads: c.numKvHeads,
       head_dim: c.headDim, max_position_embeddings: c.maxPositions, rms_norm_eps: c.rmsNormEps, rope_theta: c.ropeTheta,
-      rope_scaling: c.ropeScaling, tie_word_embeddings: c.tieWordEmbeddings,
-      attention_bias: c.oBias, mlp_bias: c.mlpBias, hidden_act: 'silu', initializer_range: c.initializerRange,
+      rope_scaling: c.ropeScaling, tie_word_embeddings: c.tieWordEmbeddings, ...llamaTypeFields(c),
+      hidden_act: 'silu', initializer_range: c.initializerRange,
       bos_token_id: c.bosTokenId, eos_token_id: eos, pad_token_id: c.padTokenId, torch_dtype: 'float32',
     };
   }

@@ -52,7 +52,7 @@ export function llama2cConfig(h: Llama2cHeader): LlamaConfig {
     architecture: 'llama', modelType: 'llama', vocabSize: h.vocabSize, hiddenSize: h.dim, intermediateSize: h.hiddenDim,
     numLayers: h.nLayers, numHeads: h.nHeads, numKvHeads: h.nKvHeads, headDim: h.dim / h.nHeads, maxPositions: h.seqLen,
     rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: null, tieWordEmbeddings: h.sharedClassifier, qkvBias: false, oBias: false,
-    mlpBias: false, initializerRange: 0.02, bosTokenId: 1, eosTokenIds: [1, 2], padTokenId: null,
+    mlpBias: false, qkNorm: false, slidingWindow: null, slidingLayers: [], initializerRange: 0.02, bosTokenId: 1, eosTokenIds: [1, 2], padTokenId: null,
   };
 }
 

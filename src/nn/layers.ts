@@ -15,10 +15,20 @@ export interface InitOptions {
   generator?: Generator;
 }
 
-/** y = x Wᵀ + b, W (out, in). */
+/** A low-rank update a Linear adds to its output (src/nn/lora.ts); not a child, so the layer's state dict stays the base's. */
+export interface LinearAdapter {
+  /** Whether the update is added now (false while adapters are disabled, or merged into the weight). */
+  readonly active: boolean;
+  /** The update for input x (..., in): (..., out). */
+  forward(x: Tensor): Tensor;
+}
+
+/** y = x Wᵀ + b, W (out, in), plus an attached adapter's update while it is active. */
 export class Linear extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
+  /** A LoRA adapter attached by src/nn/lora.ts (null: none). */
+  adapter: LinearAdapter | null = null;
   constructor(readonly inFeatures: number, readonly outFeatures: number, opts: InitOptions & { bias?: boolean } = {}) {
     super();
     const dtype = opts.dtype ?? 'float32';
@@ -26,7 +36,12 @@ export class Linear extends Module {
     this.bias = opts.bias ?? true ? this.param('bias', zeros([outFeatures], { dtype })) : null;
   }
   forward(x: Tensor): Tensor {
-    return linear(x, this.weight, this.bias);
+    const y = linear(x, this.weight, this.bias);
+    return this.adapter?.active ? y.add(this.adapter.forward(x)) : y;
+  }
+  /** Whether the output is more than x Wᵀ + b now (fused native paths that read the weight must not run). */
+  get adapted(): boolean {
+    return this.adapter?.active ?? false;
   }
 }
 

@@ -13,7 +13,7 @@
  * dtype then name first; we leave the order to the caller).
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 
 /** The safetensors dtype names this reader and writer handle. */
@@ -53,19 +53,28 @@ export const SAFETENSORS_INDEX_FILE = 'model.safetensors.index.json';
  * (or metadata key) at fault where there is one.
  */
 export function parseSafetensors(buf: Uint8Array, source = '<buffer>'): SafetensorsContents {
+  return parseSafetensorsFrom(buf.length, (from, to) => buf.subarray(from, to), source);
+}
+
+/**
+ * parseSafetensors over `size` bytes that `read(from, to)` returns piece by piece: a file over Node's 2 GiB
+ * buffer limit (a 0.6B-parameter float32 model is 2.4 GB) is read one tensor at a time.
+ */
+function parseSafetensorsFrom(size: number, read: (from: number, to: number) => Uint8Array, source: string): SafetensorsContents {
   function fail(msg: string): never {
     throw new Error(`safetensors ${source}: ${msg}`);
   }
-  if (buf.length < 8) fail(`${buf.length} bytes is too short for the 8-byte header length`);
-  const n = new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getBigUint64(0, true);
-  if (n > BigInt(buf.length - 8)) fail(`header length ${n} runs past the end of the ${buf.length}-byte file`);
+  if (size < 8) fail(`${size} bytes is too short for the 8-byte header length`);
+  const first = read(0, 8);
+  const n = new DataView(first.buffer, first.byteOffset, first.byteLength).getBigUint64(0, true);
+  if (n > BigInt(size - 8)) fail(`header length ${n} runs past the end of the ${size}-byte file`);
   if (n > MAX_HEADER_BYTES) fail(`header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
   const dataStart = 8 + Number(n);
-  const dataLen = buf.length - dataStart;
+  const dataLen = size - dataStart;
 
   let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(8, dataStart)));
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(read(8, dataStart)));
   } catch (e) {
     fail(`header is not valid UTF-8 JSON (${(e as Error).message})`);
   }
@@ -111,7 +120,7 @@ export function parseSafetensors(buf: Uint8Array, source = '<buffer>'): Safetens
     const at = `tensor ${JSON.stringify(key)}: data_offsets [${begin}, ${end}]`;
     if (begin < cursor) fail(`${at} overlap tensor ${JSON.stringify(previous)}, which ends at ${cursor}`);
     if (begin > cursor) fail(`${at} leave a gap after byte ${cursor}; tensors must tile the data buffer`);
-    tensors.set(key, { dtype, shape, data: buf.subarray(dataStart + begin, dataStart + end) });
+    tensors.set(key, { dtype, shape, data: read(dataStart + begin, dataStart + end) });
     cursor = end;
     previous = key;
   }
@@ -119,10 +128,34 @@ export function parseSafetensors(buf: Uint8Array, source = '<buffer>'): Safetens
   return { metadata, tensors };
 }
 
-/** Reads and parses a file; tensor data are views of one buffer holding the whole file. */
-export function readSafetensorsFile(path: string): SafetensorsContents {
-  const b = readFileSync(path);
-  return parseSafetensors(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), path);
+/** Files up to this size are read whole (tensor data are views of one buffer); larger ones tensor by tensor. */
+export const WHOLE_FILE_LIMIT = 1 << 30;
+
+/**
+ * Reads and parses a file. Up to `wholeFileLimit` bytes (default WHOLE_FILE_LIMIT) the tensor data are views
+ * of one buffer holding the whole file; above it each tensor is read into a buffer of its own, so files over
+ * Node's 2 GiB buffer limit load (one tensor must still fit in one buffer).
+ */
+export function readSafetensorsFile(path: string, wholeFileLimit = WHOLE_FILE_LIMIT): SafetensorsContents {
+  const size = statSync(path).size;
+  if (size <= wholeFileLimit) {
+    const b = readFileSync(path);
+    return parseSafetensors(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), path);
+  }
+  const fd = openSync(path, 'r');
+  try {
+    return parseSafetensorsFrom(size, (from, to) => {
+      const out = Buffer.allocUnsafe(to - from);
+      for (let done = 0; done < out.length; ) {
+        const got = readSync(fd, out, done, out.length - done, from + done);
+        if (got === 0) throw new Error(`safetensors ${path}: file ended at byte ${from + done} while reading to ${to}`);
+        done += got;
+      }
+      return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+    }, path);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export interface SafetensorsIndexContents {

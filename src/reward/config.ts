@@ -5,6 +5,7 @@
 import { LOGGING_DEFAULTS, LOGGING_SCHEMA, type LoggingFields } from '../tensorboard.js';
 import { namesOf, SEED_RANGE, type Schema } from '../config.js';
 import { type EpochTrainFields, epochTrainSchema } from '../nn/train-fields.js';
+import { LORA_FIELD_DEFAULTS, LORA_SCHEMA, type LoraFields } from '../nn/lora.js';
 import { type AggregatorName, ENSEMBLE_AGGREGATORS } from './ensemble.js';
 import { FORMAT_KINDS, formatKind, type RewardFormat, type RewardRecordKind } from './pairs.js';
 import { SPLIT_KEYS, type SplitKey } from '../data/split.js';
@@ -80,6 +81,8 @@ export interface RewardTrainConfig {
     /** Observation noise σ of the gaussian rating loss, in standardised rating units. */
     sigma: number;
   };
+  /** LoRA adapters on the backbone (r > 0) with the score head trained in full; the model is saved merged. */
+  lora: LoraFields;
   train: EpochTrainFields & {
     /** Held-out records used by periodic evaluation (0 = all). */
     evalLimit: number;
@@ -100,6 +103,7 @@ export const REWARD_DEFAULTS: RewardTrainConfig = {
     ensemble: { members: 0, bootstrap: true, aggregation: 'mean', lambda: 1 },
   },
   loss: { type: 'bradley_terry', margin: 0, recordMargins: false, recordWeights: false, labelSmoothing: 0, centerCoef: 0, sigma: 1 },
+  lora: LORA_FIELD_DEFAULTS,
   train: {
     epochs: 1, batchSize: 16, gradAccum: 1, optimizer: 'adamw', lr: 1e-3, weightDecay: 0.01, warmupSteps: 10, schedule: 'cosine',
     maxSteps: 0, clipGradNorm: 1, evalEvery: 0, checkpointEvery: 0, threads: 0, evalLimit: 512,
@@ -165,6 +169,7 @@ export const REWARD_SCHEMA: Schema<RewardTrainConfig> = {
     centerCoef: { doc: "reward-centring coefficient (TRL's center_rewards_coefficient); pairs only", min: 0 },
     sigma: { doc: 'observation noise σ of the gaussian rating loss (standardised units)', min: 0 },
   },
+  lora: LORA_SCHEMA,
   train: {
     ...epochTrainSchema({
       epochs: 'passes over the training records',

@@ -16,6 +16,8 @@ import { join } from 'node:path';
 import { type Optimizer, Generator, manualSeed, scope, setNumThreads, tensor, type Tensor } from '../tensor/index.js';
 import { epochOptimizer } from '../nn/train-fields.js';
 import { loadCheckpoint, saveCheckpoint } from '../nn/checkpoint.js';
+import { applyLora, type LoraAdapters, loraConfigOf } from '../nn/lora.js';
+import type { Module } from '../nn/module.js';
 import { runEpochLoop, StepPlan } from '../nn/train-loop.js';
 import { checkResumeConfig, openMetricsLog, recoverRunDir, withRunLock } from '../run-dir.js';
 import { leftPad } from '../generate/generate.js';
@@ -150,7 +152,7 @@ function buildBackbone(cfg: RewardTrainConfig, tok: Tokenizer, gen: Generator): 
   const config: LlamaConfig = {
     architecture: 'llama', modelType: 'llama', vocabSize: tok.vocabSize, hiddenSize: s.hiddenSize, intermediateSize: s.intermediateSize,
     numLayers: s.layers, numHeads: s.heads, numKvHeads: s.heads, headDim: s.hiddenSize / s.heads, maxPositions: s.maxPositions,
-    rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: null, tieWordEmbeddings: true, qkvBias: false, oBias: false, mlpBias: false,
+    rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: null, tieWordEmbeddings: true, qkvBias: false, oBias: false, mlpBias: false, qkNorm: false, slidingWindow: null, slidingLayers: [],
     initializerRange: 0.02, bosTokenId: tok.bosId, eosTokenIds: [...tok.eosIds], padTokenId: tok.padId,
   };
   return new LlamaForCausalLM(config, { generator: gen });
@@ -164,12 +166,17 @@ interface TrainerState {
 }
 
 /** Writes the resumable state atomically: model and optimiser tensors, the step, the config. */
-function saveRunCheckpoint(dir: string, rm: RewardModel, opt: Optimizer, state: TrainerState): void {
-  saveCheckpoint(dir, { modules: { model: rm }, optimizers: { optimizer: opt } }, state);
+function saveRunCheckpoint(dir: string, run: Pick<OpenRun, 'rm' | 'adapters' | 'opt'>, state: TrainerState): void {
+  saveCheckpoint(dir, checkpointParts(run), state);
 }
 
-function loadRunCheckpoint(dir: string, rm: RewardModel, opt: Optimizer): number {
-  return loadCheckpoint<TrainerState>(dir, { modules: { model: rm }, optimizers: { optimizer: opt } }).step;
+function loadRunCheckpoint(dir: string, run: Pick<OpenRun, 'rm' | 'adapters' | 'opt'>): number {
+  return loadCheckpoint<TrainerState>(dir, checkpointParts(run)).step;
+}
+
+/** The model (its head, and a full backbone when it trains), its LoRA adapters when it has them, the optimiser. */
+function checkpointParts(run: Pick<OpenRun, 'rm' | 'adapters' | 'opt'>): { modules: Record<string, Module>; optimizers: { optimizer: Optimizer } } {
+  return { modules: { model: run.rm, ...(run.adapters ? { adapters: run.adapters } : {}) }, optimizers: { optimizer: run.opt } };
 }
 
 /** Mean and sample standard deviation of the (aggregated) rewards of the first 256 training records' responses. */
@@ -237,6 +244,8 @@ export interface RewardRunOptions {
 /** A run's model and optimiser, the step they are at, and its metrics log. */
 interface OpenRun {
   rm: RewardModel;
+  /** LoRA adapters on the backbone (cfg.lora.r > 0; the score head trains in full beside them), else null. */
+  adapters: LoraAdapters | null;
   opt: Optimizer;
   resumedFrom: number | null;
   logMetrics: (m: Record<string, unknown>) => void;
@@ -254,9 +263,13 @@ function openRewardRun(d: RunData, run: ModelRun, fresh: boolean, say: (line: st
   for (const l of recoverRunDir(run.out)) say(l);
   const gen = new Generator(run.seed);
   const rm = new RewardModel(buildBackbone(cfg, d.tok, gen), { heads: cfg.model.heads }, { generator: gen });
+  const lora = loraConfigOf(cfg.lora);
+  if (lora && cfg.model.headOnly) throw new Error('model.headOnly and lora.r > 0 exclude each other: the first freezes the backbone the second adapts');
+  // LoRA targets the backbone's layers (the score head is no target: it trains in full).
+  const adapters = lora ? applyLora(rm, lora, { generator: gen }) : null;
   gen.dispose();
-  if (cfg.model.headOnly) rm.freeze((n) => !n.startsWith('score.'));
-  const opt = epochOptimizer(rm.trainableParameters(), cfg.train);
+  if (cfg.model.headOnly || adapters) rm.freeze((n) => !n.startsWith('score.')).unfreeze((n) => n.startsWith('score.'));
+  const opt = epochOptimizer([...rm.trainableParameters(), ...(adapters?.trainableParameters() ?? [])], cfg.train);
   let resumedFrom: number | null = null;
   const ckpt = join(run.out, 'checkpoint');
   if (!fresh && existsSync(join(ckpt, 'trainer.json'))) {
@@ -265,12 +278,13 @@ function openRewardRun(d: RunData, run: ModelRun, fresh: boolean, say: (line: st
       checkResumeConfig(run.out, { ...saved.config, member: saved.member ?? null }, { ...cfg, member: run.member });
     } catch (e) {
       opt.dispose();
+      adapters?.detach();
       rm.dispose();
       throw e;
     }
-    resumedFrom = loadRunCheckpoint(ckpt, rm, opt);
+    resumedFrom = loadRunCheckpoint(ckpt, { rm, adapters, opt });
   }
-  return { rm, opt, resumedFrom, logMetrics: openMetricsLog(join(run.out, 'metrics.jsonl'), resumedFrom, say, tensorBoardFor(memberLogging(cfg, run.member), resumedFrom)) };
+  return { rm, adapters, opt, resumedFrom, logMetrics: openMetricsLog(join(run.out, 'metrics.jsonl'), resumedFrom, say, tensorBoardFor(memberLogging(cfg, run.member), resumedFrom)) };
 }
 
 /** An ensemble member logs TensorBoard events to its own subdirectory, member-K (one run per member). */
@@ -283,7 +297,8 @@ async function fitRewardModel(d: RunData, run: ModelRun, opts: RewardRunOptions,
   const { cfg } = d;
   const tag = run.member === null ? '[train rm]' : `[train rm member ${run.member}]`;
   const say = (l: string) => (opts.progress ?? ((x: string) => process.stderr.write(x + '\n')))(`${tag} ${l}`);
-  const { rm, opt, resumedFrom, logMetrics } = openRewardRun(d, run, opts.fresh ?? false, say);
+  const open = openRewardRun(d, run, opts.fresh ?? false, say);
+  const { rm, adapters, opt, resumedFrom, logMetrics } = open;
   if (resumedFrom !== null) say(`resuming from step ${resumedFrom}`);
   const plan = new StepPlan(run.train.length, cfg.train, run.seed);
   const ckpt = join(run.out, 'checkpoint');
@@ -296,7 +311,7 @@ async function fitRewardModel(d: RunData, run: ModelRun, opts: RewardRunOptions,
   const evalSet = cfg.train.evalLimit > 0 ? d.test.slice(0, cfg.train.evalLimit) : d.test;
   try {
     const step = await runEpochLoop({
-      plan, opt, params: () => rm.trainableParameters(), train: cfg.train, resumedFrom,
+      plan, opt, params: () => [...rm.trainableParameters(), ...(adapters?.trainableParameters() ?? [])], train: cfg.train, resumedFrom,
       // Each micro-batch's mean loss weighs 1/gradAccum; the logged loss is their mean.
       step: (micro) => {
         let lossSum = 0;
@@ -320,11 +335,12 @@ async function fitRewardModel(d: RunData, run: ModelRun, opts: RewardRunOptions,
         logMetrics({ step, eval: evalRow(e) });
         say(`eval at step ${step}: ${describeHeldOut(e)}`);
       },
-      checkpoint: (step) => saveRunCheckpoint(ckpt, rm, opt, state(step)),
+      checkpoint: (step) => saveRunCheckpoint(ckpt, open, state(step)),
       log: logMetrics, say, out: run.out, t0, ...(opts.signal ? { signal: opts.signal } : {}),
     });
 
     // ---- reward statistics on a reference set (training responses), for normalisation in RL; save; evaluate
+    adapters?.merge(); // training is over: the saved model and what follows are the merged weights
     const { mean, std } = referenceStats(scorer, run.train);
     rm.head.mean = mean;
     rm.head.std = std;
@@ -338,6 +354,7 @@ async function fitRewardModel(d: RunData, run: ModelRun, opts: RewardRunOptions,
     };
   } finally {
     opt.dispose();
+    adapters?.detach();
     rm.dispose();
   }
 }

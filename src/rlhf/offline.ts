@@ -11,6 +11,9 @@ import { join } from 'node:path';
 import type { Optimizer } from '../tensor/index.js';
 import { type CheckpointParts, loadCheckpoint, saveCheckpoint } from '../nn/checkpoint.js';
 import type { CausalLM } from '../models/common.js';
+import type { Module } from '../nn/module.js';
+import { disposePolicy, loadPolicy, type PolicyModel, referenceView } from '../models/adapted.js';
+import { type LoraFields, loraConfigOf } from '../nn/lora.js';
 import { epochOptimizer, type EpochTrainFields } from '../nn/train-fields.js';
 import type { EpochLoop, StepPlan } from '../nn/train-loop.js';
 import { checkResumeConfig, openMetricsLog, recoverRunDir } from '../run-dir.js';
@@ -41,8 +44,11 @@ interface TrainerState<C> {
   config: C;
 }
 
-/** The checkpoint's parts (src/nn/checkpoint.ts): the policy as model.safetensors, the optimiser (AdamW or SGD) as optimizer.safetensors. */
-function parts(model: CausalLM, opt: Optimizer): CheckpointParts {
+/**
+ * The checkpoint's parts (src/nn/checkpoint.ts): what trains as model.safetensors (the policy, or its LoRA
+ * adapters alone: src/models/adapted.ts trainablePart), the optimiser (AdamW or SGD) as optimizer.safetensors.
+ */
+function parts(model: Module, opt: Optimizer): CheckpointParts {
   return { modules: { model }, optimizers: { optimizer: opt } };
 }
 
@@ -70,11 +76,11 @@ export interface OpenRun {
 }
 
 /**
- * Creates the optimiser (train.optimizer) over the policy and, unless `fresh`, loads out/checkpoint when it was
+ * Creates the optimiser (train.optimizer) over what trains (the policy, or its adapters) and, unless `fresh`, loads out/checkpoint when it was
  * written by this exact configuration (any other is refused, naming --fresh). metrics.jsonl is cut back
  * to the rows the checkpoint covers: later ones belong to the interrupted run.
  */
-export function openPolicyRun<C>(out: string, config: C, policy: CausalLM, t: EpochTrainFields, fresh: boolean, say?: (line: string) => void): OpenRun {
+export function openPolicyRun<C>(out: string, config: C, policy: Module, t: EpochTrainFields, fresh: boolean, say?: (line: string) => void): OpenRun {
   mkdirSync(out, { recursive: true });
   const opt = epochOptimizer(policy.trainableParameters(), t);
   const ckpt = join(out, 'checkpoint');
@@ -93,7 +99,7 @@ export function openPolicyRun<C>(out: string, config: C, policy: CausalLM, t: Ep
 }
 
 /** The parts of the epoch loop (src/nn/train-loop.ts) a policy run opened by openPolicyRun fixes; the trainer adds its step, line and evaluation. */
-export function policyLoop(run: OpenRun, policy: CausalLM, plan: StepPlan, t: EpochTrainFields, o: { out: string; t0: number; say: (line: string) => void; signal?: AbortSignal | undefined }): Omit<EpochLoop, 'step' | 'describe' | 'evaluate'> {
+export function policyLoop(run: OpenRun, policy: Module, plan: StepPlan, t: EpochTrainFields, o: { out: string; t0: number; say: (line: string) => void; signal?: AbortSignal | undefined }): Omit<EpochLoop, 'step' | 'describe' | 'evaluate'> {
   return {
     plan, opt: run.opt, params: () => policy.trainableParameters(), train: t, resumedFrom: run.resumedFrom,
     checkpoint: run.checkpoint, log: run.logMetrics, say: o.say, out: o.out, t0: o.t0, ...(o.signal ? { signal: o.signal } : {}),
@@ -104,4 +110,31 @@ export function policyLoop(run: OpenRun, policy: CausalLM, plan: StepPlan, t: Ep
 export function progressLine(tag: string, progress?: (line: string) => void): (line: string) => void {
   const out = progress ?? ((l: string) => process.stderr.write(l + '\n'));
   return (l) => out(`${tag} ${l}`);
+}
+
+/**
+ * How a trainer gets its reference model from a directory: the LoRA policy with its adapters disabled when
+ * the reference is the policy's own directory (no second copy of the weights), else `load`.
+ */
+export function referenceLoader(policy: PolicyModel | null, policyDir: string, load: (dir: string) => CausalLM): (dir: string) => CausalLM {
+  return (dir) => (policy?.adapters && dir === policyDir ? referenceView(policy)! : load(dir));
+}
+
+/**
+ * Loads the policy (with LoRA adapters when `lora.r > 0`) and runs `withReference` (what the trainer needs
+ * from its reference, given how to load one), in the order that keeps memory lowest: a LoRA policy first,
+ * since its adapters disabled are the reference; otherwise the reference's work first, the reference freed
+ * before the policy is loaded, so two models never share memory.
+ */
+export function policyAndReference<R>(policyDir: string, lora: LoraFields, o: { seed: number; load: (dir: string) => CausalLM }, withReference: (load: (dir: string) => CausalLM) => R): { policy: PolicyModel; ref: R } {
+  const open = () => loadPolicy(policyDir, lora, { seed: o.seed, load: o.load });
+  const first = loraConfigOf(lora) ? open() : null;
+  let ref: R;
+  try {
+    ref = withReference(referenceLoader(first, policyDir, o.load));
+  } catch (e) {
+    if (first) disposePolicy(first);
+    throw e;
+  }
+  return { policy: first ?? open(), ref };
 }

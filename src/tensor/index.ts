@@ -1,6 +1,6 @@
 /** rlhf-ts tensors: libtorch's tensors, autograd and optimisers from TypeScript. */
 export { type Device, type DType, DTYPES, isFloating } from './dtype.js';
-export { dispose, keep, memory, scope } from './lifetime.js';
+export { dispose, keep, memory, peakDuring, resetPeakMemory, scope } from './lifetime.js';
 export { type NestedArray, type Dims, Tensor, type TensorOrScalar, type ValuesIndices } from './tensor.js';
 export * from './create.js';
 export * from './functional.js';

@@ -127,6 +127,23 @@ export function memory(): { liveTensors: number; nativeBytes: number; nativePeak
   return { liveTensors: native.liveTensors(), nativeBytes: b.cpu, nativePeakBytes: b.cpuPeak };
 }
 
+/**
+ * Restarts the peak of memory().nativePeakBytes from the bytes held now, so the peak read after a phase
+ * (generation, scoring, an update) is that phase's. Returns the bytes held at the reset.
+ */
+export function resetPeakMemory(): number {
+  native.resetPeakBytes();
+  return native.nativeBytes().cpu;
+}
+
+/** Runs `fn` and returns its result with the peak native bytes during it (above what was held before: `extra`). */
+export function peakDuring<T>(fn: () => T): { result: T; peakBytes: number; extraBytes: number } {
+  const before = resetPeakMemory();
+  const result = fn();
+  const peak = native.nativeBytes().cpuPeak;
+  return { result, peakBytes: peak, extraBytes: peak - before };
+}
+
 /** Disposes every tensor in a (possibly nested) array or object. */
 export function dispose(v: unknown): void {
   const s = new Set<Tracked>();

@@ -136,6 +136,7 @@ export interface NativeAddon {
   clipGradNorm(hs: H[], maxNorm: number, normType: number): number;
   // runtime.cpp
   nativeBytes(): { cpu: number; cpuPeak: number };
+  resetPeakBytes(): void;
   setNumThreads(torch: number, blas: number): void;
   getNumThreads(): { torch: number; interop: number; blas: number | null };
   blasInfo(): { kind: 'openblas' | 'reference' | 'mkl' | 'unknown'; config: string | null; coreType: string | null; libraries: string[] };

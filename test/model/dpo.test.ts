@@ -137,7 +137,7 @@ describe('DPO on stories260K sentiment pairs', () => {
     const m = new LlamaForCausalLM({
       architecture: 'llama', modelType: 'llama', vocabSize: 50257, hiddenSize: 8, intermediateSize: 16, numLayers: 1, numHeads: 2,
       numKvHeads: 2, headDim: 4, maxPositions: 64, rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: null, tieWordEmbeddings: true,
-      qkvBias: false, oBias: false, mlpBias: false, initializerRange: 0.02, bosTokenId: 50256, eosTokenIds: [50256], padTokenId: null,
+      qkvBias: false, oBias: false, mlpBias: false, qkNorm: false, slidingWindow: null, slidingLayers: [], initializerRange: 0.02, bosTokenId: 50256, eosTokenIds: [50256], padTokenId: null,
     }, { generator: gen });
     gen.dispose();
     saveModel(m, refDir, { extraFiles: ['vocab.json', 'merges.txt'].map((f) => join(ROOT, 'assets', 'gpt2-bpe', f)) });

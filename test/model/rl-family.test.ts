@@ -184,7 +184,7 @@ describe('small runs: AFINN sentiment up by ≥ 3 s.e. at KL ≤ 20 without coll
 /** metrics.jsonl rows without wall-clock fields. */
 function trajectory(out: string): unknown[] {
   return readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => {
-    const { seconds: _s, tokensPerSecond: _t, ...rest } = JSON.parse(l) as Record<string, unknown>;
+    const { seconds: _s, tokensPerSecond: _t, peakBytes: _p, ...rest } = JSON.parse(l) as Record<string, unknown>;
     return rest;
   });
 }

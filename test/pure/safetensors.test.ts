@@ -51,6 +51,16 @@ describe('reading the all-dtypes fixture', () => {
   const bytes = new Uint8Array(readFileSync(FIXTURE));
   const { metadata, tensors } = readSafetensorsFile(FIXTURE);
 
+  test('a file read tensor by tensor (as one over 1 GiB is: Node buffers stop at 2 GiB) gives the same tensors', () => {
+    const piecewise = readSafetensorsFile(FIXTURE, 0);
+    assert.deepEqual(piecewise.metadata, metadata);
+    assert.deepEqual([...piecewise.tensors.keys()], [...tensors.keys()]);
+    for (const [k, t] of tensors) assert.deepEqual({ ...piecewise.tensors.get(k)!, data: [...piecewise.tensors.get(k)!.data] }, { ...t, data: [...t.data] }, k);
+    const cut = join(scratch, 'truncated.safetensors');
+    writeFileSync(cut, bytes.subarray(0, bytes.length - 3));
+    assert.throws(() => readSafetensorsFile(cut, 0), /truncated\.safetensors: .*run past the .*-byte data buffer|not covered/);
+  });
+
   test('covers every dtype, in file order, with __metadata__', () => {
     assert.deepEqual(metadata, expected.metadata);
     assert.deepEqual([...tensors.keys()], Object.keys(expected.tensors));

@@ -14,6 +14,7 @@ import { SPLIT_KEYS, type SplitKey } from '../../data/split.js';
 import { namesOf, SEED_RANGE, type Schema } from '../../config.js';
 import { PREFERENCE_LOSSES, REFERENCE_FREE, type PreferenceLossType } from '../core/preference.js';
 import { type EpochTrainFields, epochTrainSchema } from '../../nn/train-fields.js';
+import { LORA_FIELD_DEFAULTS, LORA_SCHEMA, type LoraFields } from '../../nn/lora.js';
 
 /** The config of `rlhf train dpo` and the paired family (loss.type): data, policy and reference, loss, optimisation. */
 export interface DpoConfig {
@@ -50,6 +51,8 @@ export interface DpoConfig {
     /** λ, the weight of ORPO's odds-ratio term next to its SFT loss. */
     orpoLambda: number;
   };
+  /** LoRA adapters instead of the whole model (r > 0); the reference is then the policy with its adapters disabled. Saved merged in model/ and in PEFT's layout in adapter/. */
+  lora: LoraFields;
   train: EpochTrainFields;
   /** TensorBoard event files (src/tensorboard.ts). */
   logging: LoggingFields;
@@ -62,6 +65,7 @@ export const DPO_DEFAULTS: DpoConfig = {
   data: { path: '', testPath: '', format: 'pairwise', splitSeed: 0, splitRatio: 0.8, splitKey: 'record', maxTokens: 256, limit: 0, skipInvalid: false },
   model: { policy: 'stories260k', reference: '' },
   loss: { type: 'sigmoid', beta: 0.1, labelSmoothing: 0, simpoGamma: 1, orpoLambda: 0.1 },
+  lora: LORA_FIELD_DEFAULTS,
   train: { ...PREFERENCE_TRAIN_DEFAULTS },
   logging: { ...LOGGING_DEFAULTS },
 };
@@ -114,6 +118,7 @@ export const DPO_SCHEMA: Schema<DpoConfig> = {
     simpoGamma: { doc: "γ, SimPO's target margin between β·log π(c)/|c| and β·log π(r)/|r| (loss.type simpo)", min: 0 },
     orpoLambda: { doc: "λ, weight of ORPO's odds-ratio term next to the SFT loss on the chosen response (loss.type orpo; Hong et al. use 0.1)", min: 0 },
   },
+  lora: LORA_SCHEMA,
   train: epochTrainSchema({
     epochs: 'passes over the training pairs',
     batchSize: 'pairs per micro-batch (2× sequences through the policy)',

@@ -15,12 +15,13 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { scope, setNumThreads } from '../../tensor/index.js';
-import { loadModel, resolveModelDir, saveModel, tokenizerFiles } from '../../models/hub.js';
+import { loadModel, resolveModelDir, tokenizerFiles } from '../../models/hub.js';
+import { disposePolicy, savePolicy, trainablePart } from '../../models/adapted.js';
 import type { CausalLM } from '../../models/common.js';
 import { loadTokenizer, type Tokenizer } from '../../text/index.js';
 import { loadRewardRecords } from '../../reward/pairs.js';
 import { PREFERENCE_LOSSES, REFERENCE_FREE } from '../core/preference.js';
-import { type OfflineRunOptions, openPolicyRun, policyLoop, progressLine, resumable, StepPlan } from '../offline.js';
+import { type OfflineRunOptions, openPolicyRun, policyLoop, policyAndReference, progressLine, resumable, StepPlan } from '../offline.js';
 import {
   checkTokenizers, evaluatePolicyPairs, impliedPairs, pairCompletions, pairLossBatch, pairSequenceLogprobs, type PairEval,
   referenceLogprobs, rewardStats, tokenPairs, type TokenPair, wrongShapeError,
@@ -114,11 +115,10 @@ async function runDpo(cfg: DpoConfig, opts: DpoRunOptions): Promise<DpoRunSummar
   const plan = new StepPlan(d.train.length, cfg.train, cfg.seed);
   resumable(cfg.out, cfg, opts.fresh ?? false, say); // refuse another configuration's directory before writing to it
   mkdirSync(cfg.out, { recursive: true });
-  const ref = pairReference(cfg, refDir, d.train, d.test, say, load);
-
-  const policy = load(policyDir).train();
+  const { policy: p, ref } = policyAndReference(policyDir, cfg.lora, { seed: cfg.seed, load }, (loadRef) => pairReference(cfg, refDir, d.train, d.test, say, loadRef));
+  const policy = p.model.train();
   try {
-    const run = openPolicyRun(cfg.out, cfg, policy, cfg.train, opts.fresh ?? false, say);
+    const run = openPolicyRun(cfg.out, cfg, trainablePart(p), cfg.train, opts.fresh ?? false, say);
     if (run.resumedFrom !== null) say(`resuming from step ${run.resumedFrom}`);
     const lossFn = PREFERENCE_LOSSES[cfg.loss.type];
     const evaluate = (step: number, final: boolean): DpoEval | null => {
@@ -130,7 +130,7 @@ async function runDpo(cfg: DpoConfig, opts: DpoRunOptions): Promise<DpoRunSummar
     };
     try {
       const step = await runEpochLoop({
-        ...policyLoop(run, policy, plan, cfg.train, { out: cfg.out, t0, say, signal: opts.signal }),
+        ...policyLoop(run, trainablePart(p), plan, cfg.train, { out: cfg.out, t0, say, signal: opts.signal }),
         // The loss of a step is a mean over all its micro-batches' pairs.
         step: (micro) => {
           const pairsInStep = micro.reduce((n, m) => n + m.length, 0);
@@ -154,7 +154,7 @@ async function runDpo(cfg: DpoConfig, opts: DpoRunOptions): Promise<DpoRunSummar
         describe: (r) => `loss ${r.loss.toFixed(4)} acc ${(r.metrics.accuracy as number).toFixed(3)} margin ${(r.metrics.margin as number).toFixed(4)} lr ${r.lr.toExponential(2)}`,
         evaluate: (step) => evaluate(step, false),
       });
-      saveModel(policy, join(cfg.out, 'model'), { extraFiles: tokenizerFiles(policyDir) });
+      savePolicy(p, join(cfg.out, 'model'), { extraFiles: tokenizerFiles(policyDir), adapterDir: join(cfg.out, 'adapter'), baseModel: cfg.model.policy });
       const final = evaluate(step, true);
       if (final) writeAtomic(join(cfg.out, 'eval.json'), JSON.stringify(final, null, 2));
       return {
@@ -165,6 +165,6 @@ async function runDpo(cfg: DpoConfig, opts: DpoRunOptions): Promise<DpoRunSummar
       run.opt.dispose();
     }
   } finally {
-    policy.dispose();
+    disposePolicy(p);
   }
 }

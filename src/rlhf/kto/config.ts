@@ -11,6 +11,7 @@
 import { LOGGING_DEFAULTS, LOGGING_SCHEMA, type LoggingFields } from '../../tensorboard.js';
 import { SEED_RANGE, type Schema } from '../../config.js';
 import { type EpochTrainFields, epochTrainSchema } from '../../nn/train-fields.js';
+import { LORA_FIELD_DEFAULTS, LORA_SCHEMA, type LoraFields } from '../../nn/lora.js';
 import { PAIR_FORMATS, PREFERENCE_TRAIN_DEFAULTS } from '../offline.js';
 
 /** The config of `rlhf train kto`: unpaired data, policy and reference, KTO's loss, optimisation. */
@@ -45,6 +46,8 @@ export interface KtoConfig {
     /** λ_U, the weight of undesirable completions. */
     undesirableWeight: number;
   };
+  /** LoRA adapters instead of the whole model (r > 0); the reference is then the policy with its adapters disabled. Saved merged in model/ and in PEFT's layout in adapter/. */
+  lora: LoraFields;
   train: EpochTrainFields;
   /** TensorBoard event files (src/tensorboard.ts). */
   logging: LoggingFields;
@@ -57,6 +60,7 @@ export const KTO_DEFAULTS: KtoConfig = {
   data: { path: '', format: 'binary', testPath: '', testFormat: 'pairwise', maxTokens: 256, limit: 0, skipInvalid: false },
   model: { policy: 'stories260k', reference: '' },
   loss: { beta: 0.1, desirableWeight: 1, undesirableWeight: 1 },
+  lora: LORA_FIELD_DEFAULTS,
   train: { ...PREFERENCE_TRAIN_DEFAULTS },
   logging: { ...LOGGING_DEFAULTS },
 };
@@ -83,6 +87,7 @@ export const KTO_SCHEMA: Schema<KtoConfig> = {
     desirableWeight: { doc: 'λ_D, the weight of desirable completions (Ethayarajh et al.: keep λ_D·n_D / (λ_U·n_U) in [1, 4/3])', min: 0 },
     undesirableWeight: { doc: 'λ_U, the weight of undesirable completions', min: 0 },
   },
+  lora: LORA_SCHEMA,
   train: epochTrainSchema({
     epochs: 'passes over the training completions',
     batchSize: 'completions per micro-batch',

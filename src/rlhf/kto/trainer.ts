@@ -12,14 +12,15 @@ import { mean } from '../../stats.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { scope, setNumThreads, tensor } from '../../tensor/index.js';
-import { loadModel, resolveModelDir, saveModel, tokenizerFiles } from '../../models/hub.js';
+import { loadModel, resolveModelDir, tokenizerFiles } from '../../models/hub.js';
+import { disposePolicy, savePolicy, trainablePart } from '../../models/adapted.js';
 import type { CausalLM } from '../../models/common.js';
 import { scoreCompletions } from '../../generate/score.js';
 import { cannotFit, loadTokenizer, type Tokenizer } from '../../text/index.js';
 import { loadFeedback, type BinaryRecord } from '../../data/index.js';
 import { loadRewardRecords } from '../../reward/pairs.js';
 import { ktoLoss, ktoReferencePoint, PREFERENCE_LOSSES } from '../core/preference.js';
-import { type OfflineRunOptions, openPolicyRun, policyLoop, progressLine, resumable, StepPlan } from '../offline.js';
+import { type OfflineRunOptions, openPolicyRun, policyAndReference, policyLoop, progressLine, resumable, StepPlan } from '../offline.js';
 import { runEpochLoop } from '../../nn/train-loop.js';
 import { withRunLock } from '../../run-dir.js';
 import {
@@ -126,12 +127,12 @@ async function runKto(cfg: KtoConfig, opts: OfflineRunOptions): Promise<KtoRunSu
   resumable(cfg.out, cfg, opts.fresh ?? false, say); // refuse another configuration's directory before writing to it
   mkdirSync(cfg.out, { recursive: true });
   const test = pairCompletions(d.test);
-  const ref = referenceLogprobs(cfg.out, refDir, { train: d.train, testChosen: test.chosen, testRejected: test.rejected }, cfg.train.batchSize, say, load);
+  const { policy: p, ref } = policyAndReference(policyDir, cfg.lora, { seed: cfg.seed, load }, (loadRef) =>
+    referenceLogprobs(cfg.out, refDir, { train: d.train, testChosen: test.chosen, testRejected: test.rejected }, cfg.train.batchSize, say, loadRef));
   const refTest = { chosen: ref.logprobs.testChosen, rejected: ref.logprobs.testRejected };
-
-  const policy: CausalLM = load(policyDir).train();
+  const policy: CausalLM = p.model.train();
   try {
-    const run = openPolicyRun(cfg.out, cfg, policy, cfg.train, opts.fresh ?? false, say);
+    const run = openPolicyRun(cfg.out, cfg, trainablePart(p), cfg.train, opts.fresh ?? false, say);
     if (run.resumedFrom !== null) say(`resuming from step ${run.resumedFrom}`);
     const evaluate = (step: number, final: boolean): PairEval | null => {
       if (d.test.length === 0) return null;
@@ -142,7 +143,7 @@ async function runKto(cfg: KtoConfig, opts: OfflineRunOptions): Promise<KtoRunSu
     };
     try {
       const step = await runEpochLoop({
-        ...policyLoop(run, policy, plan, cfg.train, { out: cfg.out, t0, say, signal: opts.signal }),
+        ...policyLoop(run, trainablePart(p), plan, cfg.train, { out: cfg.out, t0, say, signal: opts.signal }),
         // The loss of a step is a mean over all its micro-batches' completions.
         step: (micro) => {
           const inStep = micro.reduce((n, m) => n + m.length, 0);
@@ -173,7 +174,7 @@ async function runKto(cfg: KtoConfig, opts: OfflineRunOptions): Promise<KtoRunSu
         },
         evaluate: (step) => evaluate(step, false),
       });
-      saveModel(policy, join(cfg.out, 'model'), { extraFiles: tokenizerFiles(policyDir) });
+      savePolicy(p, join(cfg.out, 'model'), { extraFiles: tokenizerFiles(policyDir), adapterDir: join(cfg.out, 'adapter'), baseModel: cfg.model.policy });
       const final = evaluate(step, true);
       if (final) writeAtomic(join(cfg.out, 'eval.json'), JSON.stringify(final, null, 2));
       return {
@@ -184,6 +185,6 @@ async function runKto(cfg: KtoConfig, opts: OfflineRunOptions): Promise<KtoRunSu
       run.opt.dispose();
     }
   } finally {
-    policy.dispose();
+    disposePolicy(p);
   }
 }

@@ -18,6 +18,7 @@ import { Linear } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
 import type { CausalLM } from '../../models/common.js';
 import { leftPad, positionsFromMask } from '../../generate/generate.js';
+import { headLogprobs } from '../../generate/score.js';
 import type { RewardModel } from '../../reward/model.js';
 
 /** A rollout's sequences as model inputs (see the glossary). */
@@ -97,12 +98,11 @@ export interface ActorOutput {
 export function actorForward(policy: CausalLM, batch: ActionBatch, opts: { valueHead?: ValueHead | null; entropy?: boolean } = {}): ActorOutput {
   const h = policy.hidden(batch.ids, { attentionMask: batch.attentionMask, positionIds: batch.positions }); // (B, T, C)
   const ha = atActions(h, batch); // (B, A, C)
-  const logits = policy.logits(ha).float(); // (B, A, V)
-  const lse = logits.logsumexp(-1); // (B, A)
-  const logProbs = logits.gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1).sub(lse).mul(batch.actionMask);
+  // The LM head over chunks of actions: the (B, A, V) logits are never whole (src/generate/score.ts).
+  const head = headLogprobs(policy, ha, batch.actions, { entropy: opts.entropy ?? false });
+  const logProbs = head.logprobs.mul(batch.actionMask); // (B, A)
   const values = opts.valueHead ? opts.valueHead.forward(ha).mul(batch.actionMask) : null;
-  // H = logsumexp(l) − Σ softmax(l)·l
-  const entropy = opts.entropy ? lse.sub(logits.softmax(-1).mul(logits).sum(-1)).mul(batch.actionMask) : null;
+  const entropy = head.entropy ? head.entropy.mul(batch.actionMask) : null;
   return { logProbs, values, entropy };
 }
 

@@ -10,6 +10,7 @@ import { SCHEDULES, type ScheduleKind } from '../../nn/schedule.js';
 import { KL_ESTIMATORS, type KlEstimator } from '../core/advantages.js';
 import { LOSS_NORMALISATIONS, type LossNormalisation } from '../core/losses.js';
 import { THREADS_FIELD } from '../../nn/train-fields.js';
+import { LORA_FIELD_DEFAULTS, LORA_SCHEMA, type LoraFields } from '../../nn/lora.js';
 
 /** Where PPO's critic lives: a value head on the policy's backbone, or a separate model. */
 export const CRITIC_KINDS = ['head', 'separate'] as const;
@@ -27,6 +28,8 @@ export interface OnlineConfig {
     /** The frozen reference for the KL penalty ('' = the policy's initial weights). */
     reference: string;
   };
+  /** LoRA adapters instead of the whole policy (r > 0): the KL reference is then the policy with its adapters disabled, a value head trains in full on the shared backbone. */
+  lora: LoraFields;
   data: {
     /** Prompts: a JSONL file of {"prompt": …} or a text file, one prompt per line ('' = `prompts`). */
     path: string;
@@ -115,6 +118,7 @@ export const ONLINE_DEFAULTS: OnlineConfig = {
   seed: 0,
   out: 'runs/policy',
   model: { policy: 'stories260k', reference: '' },
+  lora: LORA_FIELD_DEFAULTS,
   data: { path: '', prompts: [''] },
   reward: { sources: ['function:afinn_comparative'], weights: [], dense: false, clip: 0, normalise: false, missingEosPenalty: 0, lengthPenalty: 0, lengthTarget: 0 },
   rollout: { prompts: 16, samplesPerPrompt: 4, maxNewTokens: 48, temperature: 1, topK: 0, topP: 1, ignoreEos: false },
@@ -135,6 +139,7 @@ export const ONLINE_SCHEMA: Schema<OnlineConfig> = {
     policy: { doc: "initial policy: 'stories260k' or a model directory" },
     reference: { doc: "frozen KL reference ('' = the initial policy)" },
   },
+  lora: LORA_SCHEMA,
   data: {
     path: { doc: "prompts file: JSONL {\"prompt\": …} or text, one per line ('' = data.prompts)" },
     prompts: { doc: "inline prompts, cycled ('' = BOS only)", items: 'string' },

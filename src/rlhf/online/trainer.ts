@@ -13,11 +13,14 @@ import { mean } from '../../stats.js';
 import { tensorBoardFor } from '../../tensorboard.js';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AdamW, cat, clipGradNorm, keep, manualSeed, noGrad, type Optimizer, scope, setNumThreads, type Tensor, tensor } from '../../tensor/index.js';
+import { AdamW, cat, clipGradNorm, keep, manualSeed, memory, noGrad, type Optimizer, resetPeakMemory, scope, setNumThreads, type Tensor, tensor } from '../../tensor/index.js';
 import { loadCheckpoint, openMetricsLog, readCheckpointState, saveCheckpoint } from '../../nn/checkpoint.js';
 import type { Module } from '../../nn/module.js';
 import { lrAt } from '../../nn/schedule.js';
-import { loadModel, resolveModelDir, saveModel, tokenizerFiles } from '../../models/hub.js';
+import { loadModel, resolveModelDir, tokenizerFiles } from '../../models/hub.js';
+import { disposePolicy, loadPolicy, savePolicy, trainablePart } from '../../models/adapted.js';
+import type { LoraAdapters } from '../../nn/lora.js';
+import { referenceLoader } from '../offline.js';
 import type { CausalLM } from '../../models/common.js';
 import { loadTokenizer, type Tokenizer } from '../../text/index.js';
 import { epochOrder, guardFinite, InterruptedError } from '../../nn/train-loop.js';
@@ -106,6 +109,11 @@ export interface Run<C extends OnlineConfig> {
   cfg: C;
   tok: Tokenizer;
   policy: CausalLM;
+  /** The policy's LoRA adapters (cfg.lora.r > 0), else null: the whole policy trains. */
+  adapters: LoraAdapters | null;
+  /** What the optimiser trains of the policy and its checkpoint holds: the adapters, or the policy. */
+  trainable: Module;
+  /** The KL reference: a model of its own, or the LoRA policy with its adapters disabled. */
   reference: CausalLM;
   critic: Critic | null;
   spec: CriticSpec | null;
@@ -142,8 +150,9 @@ export function openRun<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>, rewa
     throw new Error(`model.reference ${cfg.model.reference} does not share the policy's tokenizer (${cfg.model.policy}): the KL needs both over the same tokens`);
   }
   const prompts = loadPrompts(cfg.data);
-  const policy = loadModel(policyDir);
-  const reference = loadModel(refDir).freeze().eval();
+  const p = loadPolicy(policyDir, cfg.lora, { seed: cfg.seed });
+  const policy = p.model;
+  const reference = referenceLoader(p, policyDir, (dir) => loadModel(dir).freeze())(refDir).eval();
   const spec = algo.critic(cfg);
   let critic: Critic | null = null;
   if (spec?.kind === 'head') critic = { head: new ValueHead(policy.config.hiddenSize), model: null };
@@ -154,12 +163,12 @@ export function openRun<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>, rewa
     critic = { head: null, model };
   }
   const criticModule: Module | null = critic?.head ?? critic?.model ?? null;
-  const groups = [{ params: policy.trainableParameters() }];
+  const groups = [{ params: trainablePart(p).trainableParameters() }];
   if (criticModule) groups.push({ params: criticModule.trainableParameters(), ...(spec!.lr > 0 ? { lr: spec!.lr } : {}) } as { params: Tensor[] });
   const opt = new AdamW(groups, { lr: cfg.train.lr, weightDecay: cfg.train.weightDecay });
   const kl = cfg.kl.target > 0 ? new AdaptiveKlController(cfg.kl.coef, cfg.kl.target, cfg.kl.horizon) : new FixedKlController(cfg.kl.coef);
   const reward: RewardSource = rewardOverride ? { name: rewardOverride.name, score: (x) => rewardOverride.score(x), ready: async () => rewardOverride.ready?.(), dispose() {} } : makeReward(cfg, tok);
-  return { cfg, tok, policy, reference, critic, spec, reward, opt, kl, moments: new RunningMoments(), prompts };
+  return { cfg, tok, policy, adapters: p.adapters, trainable: trainablePart(p), reference, critic, spec, reward, opt, kl, moments: new RunningMoments(), prompts };
 }
 
 export function closeRun(r: Run<OnlineConfig>): void {
@@ -168,11 +177,11 @@ export function closeRun(r: Run<OnlineConfig>): void {
   r.critic?.head?.dispose();
   r.critic?.model?.dispose();
   r.reference.dispose();
-  r.policy.dispose();
+  disposePolicy({ model: r.policy, adapters: r.adapters });
 }
 
 function checkpointParts(r: Run<OnlineConfig>): { modules: Record<string, Module>; optimizers: Record<string, Optimizer> } {
-  const modules: Record<string, Module> = { policy: r.policy };
+  const modules: Record<string, Module> = { policy: r.trainable };
   if (r.critic?.head) modules.value_head = r.critic.head;
   if (r.critic?.model) modules.value_model = r.critic.model;
   return { modules, optimizers: { optimizer: r.opt } };
@@ -227,7 +236,7 @@ export function update<C extends OnlineConfig>(run: Run<C>, algo: Algorithm<C>, 
   const micro = t.microBatchSize || mini;
   const perStep = n / mini;
   const schedule = { kind: t.schedule, warmupSteps: t.warmupSteps, totalSteps: t.steps * t.epochs * perStep };
-  const params = [...policy.trainableParameters(), ...(critic?.head ?? critic?.model)?.trainableParameters() ?? []];
+  const params = [...run.trainable.trainableParameters(), ...(critic?.head ?? critic?.model)?.trainableParameters() ?? []];
   const lengths = r.completionIds.map((c) => c.length);
   const s: UpdateStats = { loss: 0, valueLoss: spec ? 0 : null, clipFraction: 0, approxKl: 0, gradNorm: 0, optimiserSteps: 0 };
   let tokensSeen = 0;
@@ -350,8 +359,11 @@ const std = (xs: readonly number[]): number => Math.sqrt(mean(xs.map((x) => (x -
 /** One RL step: rollout → score → advantages → update; returns its metrics row. */
 export async function rlStep<C extends OnlineConfig>(run: Run<C>, algo: Algorithm<C>, step: number): Promise<Record<string, unknown>> {
   const t0 = performance.now();
+  // Each phase's peak native bytes: the peak restarts at each phase's start (src/tensor/lifetime.ts).
+  resetPeakMemory();
   const samples = sample(run.policy, run.tok, stepPrompts(run, step), settings(run.cfg), stepSeed(run.cfg.seed, step));
   const t1 = performance.now();
+  const peakBytes = { generation: resetPeakAfter(), scoring: 0, update: 0 };
   const r = await scoreRollout(samples, run.policy, run.reference, run.critic, run.reward, { oldFromUpdate: oldFromUpdate(run.cfg, algo as Algorithm<OnlineConfig>, samples.promptIds.length) });
   try {
     const tb = performance.now();
@@ -365,8 +377,10 @@ export async function rlStep<C extends OnlineConfig>(run: Run<C>, algo: Algorith
     });
     const ev = returns && r.oldValues ? explainedVariance(r.oldValues, returns, r.batch.actionMask) : null;
     const t2 = performance.now();
+    peakBytes.scoring = resetPeakAfter();
     const u = update(run, algo, r, advantages, returns, step, klCoef);
     const t3 = performance.now();
+    peakBytes.update = memory().nativePeakBytes;
     const kls = sequenceKl(r.oldLogProbs, r.refLogProbs, r.batch.actionMask); // after the update: it may fill oldLogProbs
     advantages.dispose();
     returns?.dispose();
@@ -381,6 +395,7 @@ export async function rlStep<C extends OnlineConfig>(run: Run<C>, algo: Algorith
       loss: u.loss, valueLoss: u.valueLoss, explainedVariance: ev, clipFraction: u.clipFraction, approxKl: u.approxKl, gradNorm: u.gradNorm,
       tokensPerSecond: { generation: tokens / ((t1 - t0) / 1000), scoring: tokens / ((t2 - t1) / 1000), update: (tokens * run.cfg.train.epochs) / ((t3 - t2) / 1000) },
       seconds: { generation: (t1 - t0) / 1000, scoring: (t2 - t1) / 1000 - (baseline ? baselineSeconds : 0), update: (t3 - t2) / 1000, ...(baseline ? { baseline: baselineSeconds } : {}) },
+      peakBytes,
     };
   } finally {
     disposeScored(r);
@@ -388,6 +403,13 @@ export async function rlStep<C extends OnlineConfig>(run: Run<C>, algo: Algorith
 }
 
 const distinct2 = (texts: readonly string[]): number => distinctTokenN(texts, 2);
+
+/** The peak native bytes since the last reset; the peak then restarts from now. */
+function resetPeakAfter(): number {
+  const peak = memory().nativePeakBytes;
+  resetPeakMemory();
+  return peak;
+}
 
 export { InterruptedError };
 
@@ -466,7 +488,9 @@ async function runOnline<C extends OnlineConfig>(cfg: C, algo: Algorithm<C>, opt
     const final = resumedFrom === cfg.train.steps ? lastEval(join(cfg.out, 'metrics.jsonl'), step) : await evalAt(step);
     if (final) say(`step ${step}: ${describeEval(final)}`);
     save(step);
-    saveModel(run.policy, join(cfg.out, 'model'), { extraFiles: tokenizerFiles(resolveModelDir(cfg.model.policy)), metadata: { rlhf: `policy:${algo.name}` } });
+    savePolicy({ model: run.policy, adapters: run.adapters }, join(cfg.out, 'model'), {
+      extraFiles: tokenizerFiles(resolveModelDir(cfg.model.policy)), metadata: { rlhf: `policy:${algo.name}` }, adapterDir: join(cfg.out, 'adapter'), baseModel: cfg.model.policy,
+    });
     return { algorithm: algo.name, out: cfg.out, steps: step, resumedFrom, seconds: (Date.now() - start) / 1000, initial, final };
   } finally {
     closeRun(run as Run<OnlineConfig>);

@@ -97,7 +97,7 @@ export function roundSftConfig(cfg: RaftConfig, round: number, policy: string, m
     seed: cfg.seed + round,
     out: join(dir, 'sft'),
     data: { ...SFT_DEFAULTS.data, path: join(dir, 'winners.jsonl'), format: 'completion', splitRatio: 1, maxTokens, appendEos: cfg.raft.appendEos },
-    model: { policy },
+    model: { ...SFT_DEFAULTS.model, policy },
     train: { ...SFT_DEFAULTS.train, ...cfg.sft, maxSteps: 0, evalEvery: 0, checkpointEvery: 0, threads: cfg.train.threads },
   };
 }

@@ -10,6 +10,7 @@ import { LOGGING_DEFAULTS, LOGGING_SCHEMA, type LoggingFields } from '../../tens
 import { SPLIT_KEYS, type SplitKey } from '../../data/split.js';
 import { SEED_RANGE, type Schema } from '../../config.js';
 import { type EpochTrainFields, epochTrainSchema } from '../../nn/train-fields.js';
+import { LORA_FIELD_DEFAULTS, LORA_SCHEMA, type LoraFields } from '../../nn/lora.js';
 
 /** The config of `rlhf train sft`: data, the policy, completion-only loss and packing, optimisation. */
 export interface SftConfig {
@@ -38,7 +39,11 @@ export interface SftConfig {
   model: {
     /** The policy to fine-tune: a model directory or 'stories260k'. */
     policy: string;
+    /** Recompute each transformer block in backward (the same gradients, activation memory of one block; one more forward). */
+    gradientCheckpointing: boolean;
   };
+  /** LoRA adapters instead of the whole model (r > 0); saved merged in model/ and in PEFT's layout in adapter/. */
+  lora: LoraFields;
   /** batchSize counts rows (examples, or packed rows with data.packing); evalEvery is the held-out loss. */
   train: EpochTrainFields;
   /** TensorBoard event files (src/tensorboard.ts). */
@@ -53,7 +58,8 @@ export const SFT_DEFAULTS: SftConfig = {
     path: '', testPath: '', format: 'completion', splitSeed: 0, splitRatio: 1, splitKey: 'record', skipInvalid: false,
     maxTokens: 256, limit: 0, appendEos: true, packing: false,
   },
-  model: { policy: 'stories260k' },
+  model: { policy: 'stories260k', gradientCheckpointing: false },
+  lora: LORA_FIELD_DEFAULTS,
   train: {
     epochs: 1, batchSize: 8, gradAccum: 1, optimizer: 'adamw', lr: 1e-4, weightDecay: 0, warmupSteps: 10, schedule: 'cosine',
     maxSteps: 0, clipGradNorm: 1, evalEvery: 0, checkpointEvery: 0, threads: 0,
@@ -83,7 +89,9 @@ export const SFT_SCHEMA: Schema<SftConfig> = {
   },
   model: {
     policy: { doc: "model directory or 'stories260k': the weights to fine-tune, and the tokenizer" },
+    gradientCheckpointing: { doc: 'recompute each transformer block in backward: the same gradients, one block\'s activations held instead of all, one more forward of the blocks' },
   },
+  lora: LORA_SCHEMA,
   train: epochTrainSchema({
     epochs: 'passes over the training examples',
     batchSize: 'rows per micro-batch (an example, or a packed row)',

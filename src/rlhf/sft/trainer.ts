@@ -13,8 +13,11 @@
  */
 import { join } from 'node:path';
 import { noGrad, scope, setNumThreads, type Tensor, tensor } from '../../tensor/index.js';
-import { loadModel, resolveModelDir, saveModel, tokenizerFiles } from '../../models/hub.js';
+import { resolveModelDir, tokenizerFiles } from '../../models/hub.js';
+import { disposePolicy, loadPolicy, savePolicy, trainablePart } from '../../models/adapted.js';
 import type { CausalLM } from '../../models/common.js';
+import { headLogprobs } from '../../generate/score.js';
+import { checkpointedBackward } from '../../models/checkpointing.js';
 import { loadTokenizer } from '../../text/index.js';
 import { openPolicyRun, policyLoop, progressLine, StepPlan } from '../offline.js';
 import { runEpochLoop } from '../../nn/train-loop.js';
@@ -77,16 +80,26 @@ export function collateRows(examples: readonly TokenizedExample[], rows: readonl
 }
 
 /** Per-token log-probs (R, T−1) of a collated batch: column c is log p(ids[c+1] | its example's ids ≤ c). */
-export function rowLogprobs(model: CausalLM, batch: SftBatch): Tensor {
-  const logits = model.forward(batch.ids, { bias: batch.bias, positionIds: batch.positions }).float(); // (R, T, V)
+export function rowLogprobs(model: CausalLM, batch: SftBatch, hidden?: Tensor): Tensor {
+  const h = hidden ?? model.hidden(batch.ids, { bias: batch.bias, positionIds: batch.positions }); // (R, T, C)
   const t = batch.ids.size(1);
-  const pred = logits.narrow(1, 0, t - 1); // (R, T-1, V)
-  return pred.gather(-1, batch.ids.narrow(1, 1, t - 1).unsqueeze(-1)).squeeze(-1).sub(pred.logsumexp(-1));
+  return headLogprobs(model, h.narrow(1, 0, t - 1), batch.ids.narrow(1, 1, t - 1)).logprobs; // (R, T−1), the logits in chunks
 }
 
-/** The micro-batch's share of the step loss: −Σ (log-prob · weight) / tokenCount (the step's target count). */
-export function sftLoss(model: CausalLM, batch: SftBatch, tokenCount: number): Tensor {
-  return rowLogprobs(model, batch).mul(batch.weights).sum().neg().div(Math.max(1, tokenCount));
+/** The micro-batch's share of the step loss: −Σ (log-prob · weight) / tokenCount (the step's target count); from `hidden` when given. */
+export function sftLoss(model: CausalLM, batch: SftBatch, tokenCount: number, hidden?: Tensor): Tensor {
+  return rowLogprobs(model, batch, hidden).mul(batch.weights).sum().neg().div(Math.max(1, tokenCount));
+}
+
+/**
+ * Forward and backward of a micro-batch's loss; returns the loss. With `checkpointing` the blocks are
+ * recomputed in backward (src/models/checkpointing.ts): the same gradients, less activation memory.
+ */
+function sftBackward(model: CausalLM, batch: SftBatch, tokenCount: number, checkpointing: boolean): number {
+  if (checkpointing) return checkpointedBackward(model, batch.ids, { bias: batch.bias, positionIds: batch.positions }, (h) => sftLoss(model, batch, tokenCount, h));
+  const l = sftLoss(model, batch, tokenCount);
+  l.backward();
+  return l.item();
 }
 
 /** Mean negative log-likelihood per completion token of held-out examples (no gradient). */
@@ -156,12 +169,13 @@ async function runSft(cfg: SftConfig, opts: SftRunOptions): Promise<SftRunSummar
   const t0 = Date.now();
   const say = progressLine('[train sft]', opts.progress);
   if (cfg.train.threads > 0) setNumThreads(cfg.train.threads);
-  const policy = loadModel(cfg.model.policy).train();
+  const p = loadPolicy(cfg.model.policy, cfg.lora, { seed: cfg.seed });
+  const policy = p.model.train();
   try {
     const eosId = cfg.data.appendEos ? policy.config.eosTokenIds[0] ?? null : null;
     const d = await prepareData(cfg, say, eosId);
     const plan = new StepPlan(d.rows.length, cfg.train, cfg.seed);
-    const run = openPolicyRun(cfg.out, cfg, policy, cfg.train, opts.fresh ?? false, say);
+    const run = openPolicyRun(cfg.out, cfg, trainablePart(p), cfg.train, opts.fresh ?? false, say);
     if (run.resumedFrom !== null) say(`resuming from step ${run.resumedFrom}`);
     const evaluate = (step: number, final: boolean) => {
       if (d.test.length === 0) return null;
@@ -172,7 +186,7 @@ async function runSft(cfg: SftConfig, opts: SftRunOptions): Promise<SftRunSummar
     };
     try {
       const step = await runEpochLoop({
-        ...policyLoop(run, policy, plan, cfg.train, { out: cfg.out, t0, say, signal: opts.signal }),
+        ...policyLoop(run, trainablePart(p), plan, cfg.train, { out: cfg.out, t0, say, signal: opts.signal }),
         // The loss of a step is normalised by all its micro-batches' completion tokens.
         step: (idx) => {
           const micro = idx.map((m) => m.map((i) => d.rows[i]!));
@@ -180,9 +194,7 @@ async function runSft(cfg: SftConfig, opts: SftRunOptions): Promise<SftRunSummar
           let loss = 0;
           for (const rows of micro) {
             scope(() => {
-              const l = sftLoss(policy, collateRows(d.train, rows), tokens);
-              l.backward();
-              loss += l.item();
+              loss += sftBackward(policy, collateRows(d.train, rows), tokens, cfg.model.gradientCheckpointing);
             });
           }
           return { loss, metrics: { tokens } };
@@ -190,7 +202,7 @@ async function runSft(cfg: SftConfig, opts: SftRunOptions): Promise<SftRunSummar
         describe: (r) => `loss ${r.loss.toFixed(4)} tokens ${r.metrics.tokens as number} lr ${r.lr.toExponential(2)}`,
         evaluate: (step) => evaluate(step, false),
       });
-      saveModel(policy, join(cfg.out, 'model'), { extraFiles: tokenizerFiles(resolveModelDir(cfg.model.policy)) });
+      savePolicy(p, join(cfg.out, 'model'), { extraFiles: tokenizerFiles(resolveModelDir(cfg.model.policy)), adapterDir: join(cfg.out, 'adapter'), baseModel: cfg.model.policy });
       const final = evaluate(step, true);
       return {
         out: cfg.out, steps: step, resumedFrom: run.resumedFrom, seconds: (Date.now() - t0) / 1000,
@@ -200,6 +212,6 @@ async function runSft(cfg: SftConfig, opts: SftRunOptions): Promise<SftRunSummar
       run.opt.dispose();
     }
   } finally {
-    policy.dispose();
+    disposePolicy(p);
   }
 }
