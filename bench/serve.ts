@@ -48,7 +48,8 @@ const quantile = (xs: number[], q: number): number => {
   return s.length === 0 ? Number.NaN : s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
 };
 
-function startServer(db: string): Promise<{ child: ChildProcess; url: string }> {
+/** `rlhf feedback serve` on DB in a child process (rate limits raised for load), resolved once it listens. */
+export function startServer(db: string): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(process.execPath, [join(packageRoot(), 'bin', 'rlhf.js'), 'feedback', 'serve', '--db', db, '--port', '0', '--rate-limit', '1000000', '--auth-rate-limit', '10000'],
     { stdio: ['ignore', 'ignore', 'pipe'] });
   return new Promise((resolve, reject) => {

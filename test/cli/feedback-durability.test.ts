@@ -6,17 +6,16 @@
  * is marked done and every done assignment has its label.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { startServer as startFeedbackServer } from '../../bench/serve.js';
 import { FeedbackClient } from '../../src/app/client.js';
 import { importItems } from '../../src/feedback/io.js';
 import { FeedbackStore } from '../../src/feedback/store.js';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const dir = mkdtempSync(join(tmpdir(), 'rlhf-feedback-kill-'));
 const children: ChildProcess[] = [];
 after(() => {
@@ -25,19 +24,10 @@ after(() => {
 });
 
 /** Starts the server on a free port; resolves with its URL once it says it is listening. */
-function startServer(db: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [join(ROOT, 'bin', 'rlhf.js'), 'feedback', 'serve', '--db', db, '--port', '0', '--rate-limit', '100000', '--auth-rate-limit', '10000'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    let err = '';
-    child.stderr!.on('data', (d: Buffer) => {
-      err += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(err);
-      if (m) resolve({ child, url: m[1]! });
-    });
-    child.on('exit', (code) => reject(new Error(`server exited (${code}) before listening: ${err}`)));
-    setTimeout(() => reject(new Error(`server not listening after 30 s: ${err}`)), 30_000).unref();
-  });
+async function startServer(db: string): Promise<{ child: ChildProcess; url: string }> {
+  const started = startFeedbackServer(db);
+  started.then(({ child }) => children.push(child), () => {});
+  return started;
 }
 
 test('kill -9 while labelling loses no acknowledged label and leaves no half-written row', async () => {
