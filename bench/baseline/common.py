@@ -93,9 +93,13 @@ def reply(obj):
     sys.stdout.flush()
 
 
-def serve(cases):
+def serve(cases, whole_command=False, quiet_stdout=False, finish=None):
     """Answers commands until stdin closes. `cases` maps a name to fn(iters) -> seconds (or a dict, for
-    answers that are not timings, such as a parity check's loss)."""
+    answers that are not timings, such as a parity check's loss); with `whole_command` each case gets the
+    whole command (its settings and data) instead of an iteration count. `quiet_stdout` sends what a case
+    prints to stderr (stdout carries answers only); `finish(answer)` may add to a dict answer."""
+    import contextlib
+
     for line in sys.stdin:
         if not line.strip():
             continue
@@ -105,8 +109,10 @@ def serve(cases):
             if fn is None:
                 reply({"error": f"unknown case {cmd.get('case')!r}; known: {', '.join(cases)}"})
                 continue
-            r = fn(int(cmd.get("iters", 1)))
-            reply(r if isinstance(r, dict) else {"seconds": r})
+            with contextlib.redirect_stdout(sys.stderr) if quiet_stdout else contextlib.nullcontext():
+                r = fn(cmd) if whole_command else fn(int(cmd.get("iters", 1)))
+            r = r if isinstance(r, dict) else {"seconds": r}
+            reply(finish(r) if finish else r)
         except Exception as e:  # one bad command must not lose the process: report it and go on
             reply({"error": f"{type(e).__name__}: {e}"})
 

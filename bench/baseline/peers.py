@@ -27,7 +27,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import hello, reply, start  # noqa: E402
+from common import hello, reply, serve, start  # noqa: E402
 
 torch, threads = start()
 INSTALL = "TRL is not installed for this torch: run scripts/setup-peers.sh (installs trl==1.13.0 and transformers into .venv-peers/)"
@@ -270,27 +270,11 @@ def versions(_cmd):
             "datasets": datasets.__version__, "torch": torch.__version__}
 
 
-def serve(cases):
-    """common.serve's loop, but each case gets the whole command (its settings and data), not an iteration count."""
-    import contextlib
-    import json
-
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        try:
-            cmd = json.loads(line)
-            fn = cases.get(cmd.get("case"))
-            if fn is None:
-                reply({"error": f"unknown case {cmd.get('case')!r}; known: {', '.join(cases)}"})
-                continue
-            with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its logs: stdout carries answers only
-                out = fn(cmd)
-            # What the run left libtorch's pool at (accelerate or the Trainer must not have changed it).
-            reply({**out, "threadsAfter": torch.get_num_threads()} if "stepSeconds" in out else out)
-        except Exception as e:  # one failed run must not lose the process: report it and go on
-            reply({"error": f"{type(e).__name__}: {e}"})
+def with_threads_after(out):
+    """What a run left libtorch's pool at (accelerate or the Trainer must not have changed it)."""
+    return {**out, "threadsAfter": torch.get_num_threads()} if "stepSeconds" in out else out
 
 
 hello(torch)
-serve({"rm": rm, "dpo": dpo, "grpo": grpo, "tokenizer": tokenizer_check, "reward": reward_check, "versions": versions})
+serve({"rm": rm, "dpo": dpo, "grpo": grpo, "tokenizer": tokenizer_check, "reward": reward_check, "versions": versions},
+      whole_command=True, quiet_stdout=True, finish=with_threads_after)

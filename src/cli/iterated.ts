@@ -8,7 +8,7 @@
 import { describeSchema, loadConfig, type Schema } from '../config.js';
 import { annotatePairs } from '../lab/annotators.js';
 import { goldReward } from '../lab/gold.js';
-import { Judge, parseJudgeSpec } from '../reward/judge.js';
+import { pairwiseJudge } from '../reward/judge.js';
 import { type Annotator, judgeAnnotator } from '../rlhf/iterated/annotator.js';
 import { appAnnotator } from '../rlhf/iterated/app-annotator.js';
 import { ITERATED_DEFAULTS, ITERATED_SCHEMA, type IteratedConfig } from '../rlhf/iterated/config.js';
@@ -78,7 +78,7 @@ export const iteratedCommands: Record<string, Command> = {
       const who = app.enabled
         ? appAnnotator({ db: app.db, project: app.project, pollSeconds: app.pollSeconds })
         : annotator.rlaifJudge
-          ? judgeAnnotator(new Judge({ ...parseJudgeSpec(annotator.rlaifJudge.replace(/^judge:/, '')), mode: 'pairwise' }))
+          ? judgeAnnotator(pairwiseJudge(annotator.rlaifJudge))
           : goldAnnotator(annotator.rationality);
       return withInterrupt((signal) => trainIterated(cfg, who, { signal, evaluate: (texts) => texts.map(goldReward) }));
     },

@@ -1,7 +1,7 @@
 /** `rlhf label --judge SPEC --data FILE --out FILE`: pairs labelled offline by an LLM judge (RLAIF) → pairwise JSONL. */
 import { readFileSync } from 'node:fs';
 import { writeAtomic } from '../atomic.js';
-import { Judge, judgePairs, parseJudgeSpec, type UnlabelledPair } from '../reward/judge.js';
+import { judgePairs, pairwiseJudge, type UnlabelledPair } from '../reward/judge.js';
 import { UsageError } from './args.js';
 import type { Command } from './main.js';
 
@@ -30,7 +30,7 @@ export const labelCommands: Record<string, Command> = {
     ],
     async run(o) {
       for (const k of ['judge', 'data', 'out']) if (!o[k]) throw new UsageError(`--${k} is required`);
-      const judge = new Judge({ ...parseJudgeSpec((o.judge as string).replace(/^judge:/, '')), mode: 'pairwise' });
+      const judge = pairwiseJudge(o.judge as string);
       const pairs = readUnlabelledPairs(o.data as string);
       const { labels, ties } = await judgePairs(judge, pairs);
       writeAtomic(o.out as string, labels.map((l) => JSON.stringify(l) + '\n').join(''));

@@ -88,6 +88,11 @@ export function parsePreference(verdict: string): 'A' | 'B' | 'tie' | null {
   return bare.size === 1 ? ([...bare][0] as 'A' | 'B') : null;
 }
 
+/** A pairwise judge from a whole `judge:BASE_URL#options` spec (the labeller of `rlhf label` and RLAIF rounds). */
+export function pairwiseJudge(spec: string): Judge {
+  return new Judge({ ...parseJudgeSpec(spec.replace(/^judge:/, '')), mode: 'pairwise' });
+}
+
 /** Parses a `judge:` spec's argument (BASE_URL#options); unknown options name the known ones. */
 export function parseJudgeSpec(arg: string): JudgeOptions {
   const hash = arg.indexOf('#');
